@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# socialnet developer entry point.
+#
+#   ./dev.sh up     run the whole stack on this machine (PostgreSQL, Redis, NGINX, services)
+#   ./dev.sh test   run every test against real PostgreSQL, Redis and NGINX
+#   ./dev.sh bench  seed 10,000 users / 100,000 posts and benchmark the timeline
+#
+# Each command installs the Debian packages it needs (apt-get, as root) and says so.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+
+RUN_DIR=${SOCIALNET_RUN_DIR:-/tmp/socialnet-$(id -u)}
+mkdir -p "$RUN_DIR"
+chmod 755 "$RUN_DIR"
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+ensure_packages() {
+    local missing=()
+    [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || missing+=(postgresql)
+    [ -f "$(ls -d /usr/share/postgresql/*/extension 2>/dev/null | tail -n 1)/pg_trgm.control" ] || missing+=(postgresql-contrib)
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx-light)
+    if [ ${#missing[@]} -gt 0 ]; then
+        [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
+        say "installing Debian packages: ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    command -v cargo >/dev/null || die "cargo is not installed; install Rust from rustup.rs"
+}
+
+# as_pg CMD...: PostgreSQL refuses to run as root, so root runs it as `postgres`.
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres DIR PORT: a throwaway cluster with trust auth on loopback.
+start_postgres() {
+    local dir=$1 port=$2 bin; bin=$(pg_bin)
+    if [ ! -f "$dir/PG_VERSION" ]; then
+        say "creating a PostgreSQL cluster in $dir"
+        mkdir -p "$dir"
+        [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+        as_pg "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
+    fi
+    say "starting PostgreSQL on 127.0.0.1:$port"
+    as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -o \
+        "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null || { tail -n 20 "$dir/server.log" >&2; die "PostgreSQL did not start (log above)"; }
+}
+
+stop_postgres() {
+    local dir=$1
+    [ -f "$dir/postmaster.pid" ] && as_pg "$(pg_bin)/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
+}
+
+# start_redis PORT PIDFILE
+start_redis() {
+    say "starting Redis on 127.0.0.1:$1"
+    redis-server --port "$1" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+        --pidfile "$2" --logfile "$RUN_DIR/redis-$1.log" >/dev/null
+    for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+    die "Redis did not start on port $1 (log: $RUN_DIR/redis-$1.log)"
+}
+
+stop_redis() { [ -f "$1" ] && kill "$(cat "$1")" 2>/dev/null || true; }
+
+cmd_test() {
+    ensure_packages
+    local pg_dir="$RUN_DIR/test-pg" pg_port=${TEST_PG_PORT:-55432} redis_port=${TEST_REDIS_PORT:-56379}
+    stop_postgres "$pg_dir"; rm -rf "$pg_dir"
+    stop_redis "$RUN_DIR/test-redis.pid"
+    trap 'stop_postgres "'"$pg_dir"'"; stop_redis "'"$RUN_DIR"'/test-redis.pid"' EXIT
+    start_postgres "$pg_dir" "$pg_port"
+    start_redis "$redis_port" "$RUN_DIR/test-redis.pid"
+    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+    export TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
+    say "building the workspace and its tests (once)"
+    cargo build --workspace --all-targets --locked
+    say "running every test (PostgreSQL, Redis and NGINX are real)"
+    cargo test --workspace --locked "$@"
+}
+
+case "${1:-help}" in
+    test) shift; cmd_test "$@" ;;
+    up) shift; ensure_packages; cargo build --release --locked -p socialctl -p auth -p profile -p feed
+        exec target/release/socialctl up --runtime local "$@" ;;
+    bench) shift; ensure_packages; cargo build --release --locked -p socialctl -p auth -p profile -p feed
+        exec target/release/socialctl bench "$@" ;;
+    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,72 @@
+#![doc = include_str!("../README.md")]
+//! Auth: accounts, argon2id passwords, EdDSA access tokens, rotating refresh tokens,
+//! sessions, login rate limits, and OAuth2 login (GitHub, Google, built-in dev provider).
+
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod password;
+pub mod ratelimit;
+pub mod routes;
+pub mod sessions;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use common::{Cache, Db, server};
+
+pub use state::{AppState, Settings};
+
+/// The database schema, applied at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Every route, in reading order, with the standard layers.
+pub fn app(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(routes::accounts::router())
+        .merge(routes::jwks::router())
+        .merge(routes::oauth::router())
+        .merge(routes::dev_idp::router())
+        .merge(server::ops_routes(OPENAPI))
+        .with_state(state);
+    server::finish(routes)
+}
+
+/// Builds the state from config: connects, migrates, loads the signing key.
+pub async fn state(config: &config::Config) -> anyhow::Result<AppState> {
+    let db = Db::connect(&config.database_url, config.db_pool, &MIGRATOR).await?;
+    let cache = Cache::new(&config.redis_url, "auth:")?;
+    let (signer, jwks) = keys::load(&db).await?;
+    let (providers, unconfigured) = routes::oauth::providers_from(config);
+    Ok(AppState {
+        db,
+        cache,
+        http: telemetry::HttpClient::new(Duration::from_secs(10)),
+        signer: Arc::new(signer),
+        jwks: Arc::new(jwks),
+        settings: Arc::new(Settings {
+            profile_url: config.profile_url.clone(),
+            public_url: config.public_url.clone(),
+            access_ttl_secs: config.access_ttl_secs,
+            refresh_ttl_secs: config.refresh_ttl_secs,
+            login_ip_limit: config.login_ip_limit,
+            login_account_limit: config.login_account_limit,
+            login_window_secs: config.login_window_secs,
+            dev_idp: config.dev_idp,
+            unconfigured,
+        }),
+        providers: Arc::new(providers),
+    })
+}
+
+/// Connects to PostgreSQL and Redis and serves until shutdown.
+pub async fn run(config: config::Config) -> anyhow::Result<()> {
+    let state = state(&config).await?;
+    let listener = server::bind(config.listen).await?;
+    server::serve(listener, app(state)).await
+}

@@ -1,0 +1,189 @@
+//! Register, log in, refresh, log out.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use common::{ApiError, Json};
+use http::StatusCode;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::ClientIp;
+use crate::error::Result;
+use crate::sessions::{self, TokenResponse};
+use crate::{AppState, password, ratelimit};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/register", post(register))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub username: String,
+    pub password: String,
+    pub email: Option<String>,
+}
+
+/// Path segments under /api/profiles that are not usernames.
+const RESERVED: &[&str] = &["me", "search", "admin", "api"];
+
+pub(crate) fn check_username(u: &str) -> Result<()> {
+    let ok_chars = u
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !(3..=30).contains(&u.len()) || !ok_chars {
+        return Err(ApiError::validation(
+            "username must be 3 to 30 characters of a-z, 0-9 and _",
+        ));
+    }
+    if RESERVED.contains(&u) {
+        return Err(ApiError::validation(format!(
+            "the username {u:?} is reserved"
+        )));
+    }
+    Ok(())
+}
+
+const INSERT_USER: &str =
+    "INSERT INTO users (id, username, email, password_hash) VALUES ($1, $2, $3, $4)";
+
+async fn register(
+    State(state): State<AppState>,
+    Json(r): Json<Registration>,
+) -> Result<(StatusCode, Json<TokenResponse>)> {
+    check_username(&r.username)?;
+    common::error::check_len("password", &r.password, 8, 128)?;
+    if let Some(e) = &r.email
+        && (!e.contains('@') || e.len() > 254)
+    {
+        return Err(ApiError::validation(
+            "email must be an address like name@example.org",
+        ));
+    }
+    let hash = password::hash(r.password).await?;
+    let id = Uuid::now_v7();
+    let db = &state.db;
+    db.spans
+        .run(
+            INSERT_USER,
+            sqlx::query(INSERT_USER)
+                .bind(id)
+                .bind(&r.username)
+                .bind(&r.email)
+                .bind(&hash)
+                .execute(&db.pool),
+        )
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => {
+                ApiError::Conflict("that username or email is already taken".into())
+            }
+            other => other,
+        })?;
+    let tokens = sessions::start(&state, id, &r.username).await?;
+    create_profile(&state, &tokens.access_token).await;
+    Ok((StatusCode::CREATED, Json(tokens)))
+}
+
+/// Asks profile to create the new user's profile, as the new user. A failure is logged,
+/// not returned: the account exists, and profile creates the row on the user's first
+/// profile write anyway.
+pub(crate) async fn create_profile(state: &AppState, access_token: &str) {
+    let url = format!(
+        "{}/api/profiles/me",
+        state.settings.profile_url.trim_end_matches('/')
+    );
+    let req = state
+        .http
+        .reqwest()
+        .patch(url)
+        .bearer_auth(access_token)
+        .json(&serde_json::json!({}));
+    match state.http.send(req).await {
+        Ok(res) if res.status().is_success() => {}
+        Ok(res) => tracing::warn!(
+            status = res.status().as_u16(),
+            "profile refused to create the new profile"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "profile unreachable; the profile is created on first use")
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+}
+
+const FIND_USER: &str = "SELECT id, password_hash FROM users WHERE username = $1";
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(l): Json<Login>,
+) -> Result<Json<TokenResponse>> {
+    if l.username.is_empty()
+        || l.password.is_empty()
+        || l.username.len() > 64
+        || l.password.len() > 128
+    {
+        return Err(ApiError::validation("username and password are required"));
+    }
+    ratelimit::check_login(&state, &ip, &l.username).await?;
+    let db = &state.db;
+    let row: Option<(Uuid, Option<String>)> = db
+        .spans
+        .run(
+            FIND_USER,
+            sqlx::query_as(FIND_USER)
+                .bind(&l.username)
+                .fetch_optional(&db.pool),
+        )
+        .await?;
+    let (id, hash) = match row {
+        Some((id, h)) => (Some(id), h),
+        None => (None, None),
+    };
+    let ok = password::verify(l.password, hash).await;
+    match (ok, id) {
+        (true, Some(id)) => Ok(Json(sessions::start(&state, id, &l.username).await?)),
+        _ => Err(ApiError::Unauthorized("wrong username or password".into())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    Json(r): Json<RefreshRequest>,
+) -> Result<Json<TokenResponse>> {
+    if r.refresh_token.is_empty() || r.refresh_token.len() > 256 {
+        return Err(ApiError::validation("refresh_token is required"));
+    }
+    Ok(Json(sessions::rotate(&state, &r.refresh_token).await?))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    Json(r): Json<RefreshRequest>,
+) -> Result<StatusCode> {
+    if r.refresh_token.len() > 256 {
+        return Err(ApiError::validation(
+            "refresh_token is too long to be one of ours",
+        ));
+    }
+    sessions::revoke(&state, &r.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,220 @@
+//! A small built-in OAuth2 identity provider for offline workshop rooms.
+//!
+//! It speaks the same authorization-code + PKCE protocol as GitHub or Google, so the
+//! login flow — redirects, code exchange, user lookup — is identical in the trace; only
+//! the "who are you" step is a one-field form (or `login_hint`) instead of a password.
+//! Never enable it on a system that faces the internet (`AUTH_DEV_IDP=false`).
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use common::{ApiError, Form, Json, Query};
+use serde::{Deserialize, Serialize};
+
+use super::oauth::pkce_challenge;
+use crate::AppState;
+use crate::error::Result;
+
+pub const CLIENT_ID: &str = "socialnet-dev";
+pub const CLIENT_SECRET: &str = "socialnet-dev-secret";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/dev-idp/authorize", get(authorize))
+        .route("/api/auth/dev-idp/token", post(token))
+        .route("/api/auth/dev-idp/userinfo", get(userinfo))
+}
+
+fn enabled(state: &AppState) -> Result<()> {
+    if state.settings.dev_idp {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(
+            "the development identity provider is switched off (AUTH_DEV_IDP=false)".into(),
+        ))
+    }
+}
+
+fn store_down(e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "dev idp store unavailable");
+    ApiError::Unavailable("the identity provider's store is unavailable; retry shortly".into())
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct AuthorizeParams {
+    pub response_type: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: String,
+    pub code_challenge: String,
+    pub code_challenge_method: String,
+    pub scope: Option<String>,
+    pub login_hint: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Grant {
+    login: String,
+    challenge: String,
+    redirect_uri: String,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn authorize(
+    State(state): State<AppState>,
+    Query(p): Query<AuthorizeParams>,
+) -> Result<Response> {
+    enabled(&state)?;
+    if p.response_type != "code" || p.client_id != CLIENT_ID {
+        return Err(ApiError::BadRequest(
+            "invalid_request",
+            "expected response_type=code and the dev client id".into(),
+        ));
+    }
+    if p.code_challenge_method != "S256" || p.code_challenge.len() < 43 {
+        return Err(ApiError::BadRequest(
+            "invalid_request",
+            "PKCE with code_challenge_method=S256 is required".into(),
+        ));
+    }
+    let Some(login) = p
+        .login_hint
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    else {
+        // No user chosen yet: a one-field form that comes back here with login_hint.
+        let hidden: String = [
+            ("response_type", &p.response_type),
+            ("client_id", &p.client_id),
+            ("redirect_uri", &p.redirect_uri),
+            ("state", &p.state),
+            ("code_challenge", &p.code_challenge),
+            ("code_challenge_method", &p.code_challenge_method),
+        ]
+        .iter()
+        .map(|(k, v)| format!(r#"<input type="hidden" name="{k}" value="{}">"#, escape(v)))
+        .collect();
+        return Ok(Html(format!(
+            "<!doctype html><title>socialnet dev sign-in</title><h1>Development identity provider</h1>\
+             <form method=get>{hidden}<label>Sign in as <input name=login_hint autofocus></label> \
+             <button>Continue</button></form>"
+        ))
+        .into_response());
+    };
+    common::error::check_len("login_hint", login, 1, 64)?;
+    let code = uuid::Uuid::new_v4().simple().to_string();
+    let grant = Grant {
+        login: login.to_owned(),
+        challenge: p.code_challenge,
+        redirect_uri: p.redirect_uri.clone(),
+    };
+    state
+        .cache
+        .set_ex(
+            &format!("devidp:code:{code}"),
+            &serde_json::to_string(&grant).expect("grant serialises"),
+            120,
+        )
+        .await
+        .map_err(store_down)?;
+    let mut url = reqwest::Url::parse(&p.redirect_uri)
+        .map_err(|_| ApiError::BadRequest("invalid_request", "redirect_uri is not a URL".into()))?;
+    url.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &p.state);
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenRequest {
+    pub grant_type: String,
+    pub code: String,
+    pub redirect_uri: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub code_verifier: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenAnswer {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+async fn token(
+    State(state): State<AppState>,
+    Form(t): Form<TokenRequest>,
+) -> Result<Json<TokenAnswer>> {
+    enabled(&state)?;
+    if t.grant_type != "authorization_code"
+        || t.client_id != CLIENT_ID
+        || t.client_secret != CLIENT_SECRET
+    {
+        return Err(ApiError::Unauthorized(
+            "invalid client or grant type".into(),
+        ));
+    }
+    let grant = state
+        .cache
+        .get_del(&format!("devidp:code:{}", t.code))
+        .await
+        .map_err(store_down)?;
+    let grant: Grant = grant
+        .and_then(|g| serde_json::from_str(&g).ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest("invalid_grant", "unknown, used or expired code".into())
+        })?;
+    if grant.redirect_uri != t.redirect_uri {
+        return Err(ApiError::BadRequest(
+            "invalid_grant",
+            "redirect_uri does not match the authorization request".into(),
+        ));
+    }
+    if pkce_challenge(&t.code_verifier) != grant.challenge {
+        return Err(ApiError::BadRequest(
+            "invalid_grant",
+            "PKCE verification failed".into(),
+        ));
+    }
+    let access = uuid::Uuid::new_v4().simple().to_string();
+    state
+        .cache
+        .set_ex(&format!("devidp:at:{access}"), &grant.login, 300)
+        .await
+        .map_err(store_down)?;
+    Ok(Json(TokenAnswer {
+        access_token: access,
+        token_type: "bearer",
+        expires_in: 300,
+    }))
+}
+
+async fn userinfo(
+    State(state): State<AppState>,
+    headers: http::HeaderMap,
+) -> Result<Json<serde_json::Value>> {
+    enabled(&state)?;
+    let token = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::Unauthorized("bearer token required".into()))?;
+    let login = state
+        .cache
+        .get(&format!("devidp:at:{token}"))
+        .await
+        .map_err(store_down)?
+        .ok_or_else(|| ApiError::Unauthorized("unknown or expired provider token".into()))?;
+    Ok(Json(
+        serde_json::json!({ "sub": format!("dev|{login}"), "login": login, "email": format!("{login}@dev.invalid") }),
+    ))
+}

@@ -1,0 +1,419 @@
+//! OAuth2 authorization-code login with PKCE and state, for GitHub, Google and the
+//! built-in development provider (`dev`, see `dev_idp.rs`).
+//!
+//! 1. `GET /api/auth/oauth/{provider}/start` stores a one-time `state` with a PKCE
+//!    verifier in Redis and redirects the browser to the provider.
+//! 2. The provider redirects back to `GET /api/auth/oauth/{provider}/callback?code&state`;
+//!    auth spends the state (`GETDEL`), exchanges the code and verifier for a provider
+//!    token (`POST`, a CLIENT span), reads the user (`GET`), links or creates the
+//!    account, and answers with our own tokens.
+//!
+//! Every step is an HTTP call with a span, so the whole redirect dance is in the trace.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Redirect;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{ApiError, Json, Path, Query};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::accounts::create_profile;
+use crate::AppState;
+use crate::error::Result;
+use crate::sessions::{self, TokenResponse};
+
+/// One configured identity provider.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub client_id: String,
+    pub client_secret: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub userinfo_url: String,
+    pub scope: String,
+}
+
+impl Provider {
+    pub fn github(client_id: String, client_secret: String) -> Self {
+        Self {
+            client_id,
+            client_secret,
+            authorize_url: "https://github.com/login/oauth/authorize".into(),
+            token_url: "https://github.com/login/oauth/access_token".into(),
+            userinfo_url: "https://api.github.com/user".into(),
+            scope: "read:user".into(),
+        }
+    }
+
+    pub fn google(client_id: String, client_secret: String) -> Self {
+        Self {
+            client_id,
+            client_secret,
+            authorize_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+            token_url: "https://oauth2.googleapis.com/token".into(),
+            userinfo_url: "https://openidconnect.googleapis.com/v1/userinfo".into(),
+            scope: "openid email profile".into(),
+        }
+    }
+
+    /// The built-in provider: the browser goes to the public URL, the back channel to
+    /// auth itself.
+    pub fn dev(public_url: &str, self_url: &str) -> Self {
+        Self {
+            client_id: super::dev_idp::CLIENT_ID.into(),
+            client_secret: super::dev_idp::CLIENT_SECRET.into(),
+            authorize_url: format!(
+                "{}/api/auth/dev-idp/authorize",
+                public_url.trim_end_matches('/')
+            ),
+            token_url: format!("{}/api/auth/dev-idp/token", self_url.trim_end_matches('/')),
+            userinfo_url: format!(
+                "{}/api/auth/dev-idp/userinfo",
+                self_url.trim_end_matches('/')
+            ),
+            scope: "profile".into(),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/oauth/{provider}/start", get(start))
+        .route("/api/auth/oauth/{provider}/callback", get(callback))
+}
+
+fn provider<'a>(state: &'a AppState, name: &str) -> Result<&'a Provider> {
+    if let Some(p) = state.providers.get(name) {
+        return Ok(p);
+    }
+    if let Some((_, var)) = state.settings.unconfigured.iter().find(|(n, _)| *n == name) {
+        return Err(ApiError::NotFound(format!(
+            "{name} login is not configured on this server: set {var}_CLIENT_ID and {var}_CLIENT_SECRET"
+        )));
+    }
+    Err(ApiError::NotFound(format!(
+        "no login provider named {name:?}"
+    )))
+}
+
+fn random_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// `BASE64URL(SHA256(verifier))`, the S256 PKCE challenge.
+pub fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PendingLogin {
+    provider: String,
+    verifier: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartParams {
+    /// Passed to the provider; the dev provider signs in as this user without a form.
+    pub login_hint: Option<String>,
+}
+
+fn callback_url(state: &AppState, provider: &str) -> String {
+    format!(
+        "{}/api/auth/oauth/{provider}/callback",
+        state.settings.public_url.trim_end_matches('/')
+    )
+}
+
+fn store_down(e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "oauth state store unavailable");
+    ApiError::Unavailable("the login state store is unavailable; retry shortly".into())
+}
+
+async fn start(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(p): Query<StartParams>,
+) -> Result<Redirect> {
+    let prov = provider(&state, &name)?;
+    let csrf = random_token();
+    let verifier = random_token();
+    let pending = serde_json::to_string(&PendingLogin {
+        provider: name.clone(),
+        verifier: verifier.clone(),
+    })
+    .expect("pending login serialises");
+    state
+        .cache
+        .set_ex(&format!("oauth:{csrf}"), &pending, 600)
+        .await
+        .map_err(store_down)?;
+    let mut url = reqwest::Url::parse(&prov.authorize_url)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("bad authorize URL for {name}: {e}")))?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &prov.client_id)
+        .append_pair("redirect_uri", &callback_url(&state, &name))
+        .append_pair("scope", &prov.scope)
+        .append_pair("state", &csrf)
+        .append_pair("code_challenge", &pkce_challenge(&verifier))
+        .append_pair("code_challenge_method", "S256");
+    if let Some(hint) = &p.login_hint {
+        url.query_pairs_mut().append_pair("login_hint", hint);
+    }
+    Ok(Redirect::to(url.as_str()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+fn upstream(what: &str, e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "{what}");
+    ApiError::Unavailable(format!("{what}; try logging in again"))
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(p): Query<CallbackParams>,
+) -> Result<Json<TokenResponse>> {
+    let prov = provider(&state, &name)?.clone();
+    if let Some(err) = p.error {
+        return Err(ApiError::BadRequest(
+            "oauth_denied",
+            format!("the provider refused the login: {err}"),
+        ));
+    }
+    let (Some(code), Some(csrf)) = (p.code, p.state) else {
+        return Err(ApiError::BadRequest(
+            "oauth_bad_callback",
+            "the callback needs both code and state".into(),
+        ));
+    };
+    let pending = state
+        .cache
+        .get_del(&format!("oauth:{csrf}"))
+        .await
+        .map_err(store_down)?;
+    let pending: PendingLogin = pending
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "oauth_bad_state",
+                "unknown or expired login state; start the login again".into(),
+            )
+        })?;
+    if pending.provider != name {
+        return Err(ApiError::BadRequest(
+            "oauth_bad_state",
+            "this login was started with another provider".into(),
+        ));
+    }
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", &callback_url(&state, &name)),
+        ("client_id", &prov.client_id),
+        ("client_secret", &prov.client_secret),
+        ("code_verifier", &pending.verifier),
+    ];
+    let res = state
+        .http
+        .send(
+            state
+                .http
+                .reqwest()
+                .post(&prov.token_url)
+                .header("accept", "application/json")
+                .form(&form),
+        )
+        .await
+        .map_err(|e| upstream("the provider's token endpoint is unreachable", e))?;
+    if !res.status().is_success() {
+        return Err(ApiError::Unauthorized(format!(
+            "the provider refused the code (HTTP {})",
+            res.status()
+        )));
+    }
+    let token: Value = res
+        .json()
+        .await
+        .map_err(|e| upstream("the provider's token answer is not JSON", e))?;
+    let access = token
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::Unauthorized("the provider issued no access token".into()))?;
+    let res = state
+        .http
+        .send(
+            state
+                .http
+                .reqwest()
+                .get(&prov.userinfo_url)
+                .bearer_auth(access)
+                .header("user-agent", "socialnet-auth"),
+        )
+        .await
+        .map_err(|e| upstream("the provider's user endpoint is unreachable", e))?;
+    if !res.status().is_success() {
+        return Err(upstream(
+            "the provider's user endpoint failed",
+            res.status(),
+        ));
+    }
+    let info: Value = res
+        .json()
+        .await
+        .map_err(|e| upstream("the provider's user answer is not JSON", e))?;
+    let subject = info
+        .get("id")
+        .or_else(|| info.get("sub"))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .ok_or_else(|| upstream("the provider's user answer has no id", &info))?;
+    let login = ["login", "preferred_username", "email", "name"]
+        .iter()
+        .find_map(|k| info.get(*k).and_then(Value::as_str))
+        .unwrap_or("user");
+    let (id, username, created) = link_account(&state, &name, &subject, login).await?;
+    let tokens = sessions::start(&state, id, &username).await?;
+    if created {
+        create_profile(&state, &tokens.access_token).await;
+    }
+    Ok(Json(tokens))
+}
+
+const FIND_IDENTITY: &str = "SELECT u.id, u.username FROM oauth_identities i JOIN users u ON u.id = i.user_id \
+     WHERE i.provider = $1 AND i.subject = $2";
+const INSERT_USER: &str =
+    "INSERT INTO users (id, username) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING";
+const INSERT_IDENTITY: &str =
+    "INSERT INTO oauth_identities (provider, subject, user_id) VALUES ($1, $2, $3)";
+
+/// The account linked to this provider identity, created on first login with a username
+/// derived from the provider's (suffixed when taken). Returns whether it was created.
+async fn link_account(
+    state: &AppState,
+    provider: &str,
+    subject: &str,
+    login: &str,
+) -> Result<(Uuid, String, bool)> {
+    let db = &state.db;
+    let found: Option<(Uuid, String)> = db
+        .spans
+        .run(
+            FIND_IDENTITY,
+            sqlx::query_as(FIND_IDENTITY)
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(&db.pool),
+        )
+        .await?;
+    if let Some((id, username)) = found {
+        return Ok((id, username, false));
+    }
+    let base = username_from(login);
+    let id = Uuid::now_v7();
+    let mut tx = db.spans.run("BEGIN", db.pool.begin()).await?;
+    let mut username = base.clone();
+    for n in 1..=50u32 {
+        let inserted = db
+            .spans
+            .run(
+                INSERT_USER,
+                sqlx::query(INSERT_USER)
+                    .bind(id)
+                    .bind(&username)
+                    .execute(&mut *tx),
+            )
+            .await?
+            .rows_affected();
+        if inserted == 1 {
+            break;
+        }
+        if n == 50 {
+            return Err(ApiError::Conflict(
+                "could not find a free username for this login".into(),
+            ));
+        }
+        username = format!("{}_{}", &base[..base.len().min(24)], n + 1);
+    }
+    db.spans
+        .run(
+            INSERT_IDENTITY,
+            sqlx::query(INSERT_IDENTITY)
+                .bind(provider)
+                .bind(subject)
+                .bind(id)
+                .execute(&mut *tx),
+        )
+        .await?;
+    db.spans.run("COMMIT", tx.commit()).await?;
+    Ok((id, username, true))
+}
+
+/// A valid socialnet username from whatever the provider calls the user.
+pub fn username_from(login: &str) -> String {
+    let local = login.split('@').next().unwrap_or(login);
+    let mut u: String = local
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(30)
+        .collect();
+    while u.len() < 3 {
+        u.push('_');
+    }
+    if super::accounts::check_username(&u).is_err() {
+        u = format!("{}_user", &u[..u.len().min(24)]);
+    }
+    u
+}
+
+pub(crate) fn providers_from(
+    config: &crate::config::Config,
+) -> (HashMap<String, Provider>, Vec<(&'static str, &'static str)>) {
+    let mut map = HashMap::new();
+    let mut missing = Vec::new();
+    match (&config.github_client_id, &config.github_client_secret) {
+        (Some(id), Some(secret)) => {
+            map.insert(
+                "github".to_owned(),
+                Provider::github(id.clone(), secret.clone()),
+            );
+        }
+        _ => missing.push(("github", "AUTH_GITHUB")),
+    }
+    match (&config.google_client_id, &config.google_client_secret) {
+        (Some(id), Some(secret)) => {
+            map.insert(
+                "google".to_owned(),
+                Provider::google(id.clone(), secret.clone()),
+            );
+        }
+        _ => missing.push(("google", "AUTH_GOOGLE")),
+    }
+    if config.dev_idp {
+        map.insert(
+            "dev".to_owned(),
+            Provider::dev(&config.public_url, &config.self_url),
+        );
+    }
+    (map, missing)
+}

@@ -1,0 +1,24 @@
+//! Service plumbing shared by every socialnet service, so that no service depends on
+//! another service's crate:
+//!
+//! - [`error`]: the `{error, message, trace_id}` body, JSON extractors whose rejections
+//!   use it, and the fallback for unknown routes;
+//! - [`tokens`]: EdDSA access tokens (signed by auth, verified everywhere) and the
+//!   [`tokens::AuthUser`] extractor;
+//! - [`db`] and [`cache`]: PostgreSQL and Redis handles whose every call is traced;
+//! - [`server`]: the layers every router gets, health endpoints, and `serve`.
+//!
+//! Telemetry itself (exporters, spans, propagation) lives in the `telemetry` crate.
+
+pub mod cache;
+pub mod db;
+pub mod error;
+pub mod server;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod tokens;
+
+pub use cache::Cache;
+pub use db::Db;
+pub use error::{ApiError, ErrorBody, Form, Json, Path, Query};
+pub use tokens::{AuthUser, Claims, MaybeAuthUser, TokenVerifier};

@@ -1,0 +1,114 @@
+//! What every service router gets: tracing, JSON fallbacks, a body limit, panic
+//! containment, health and readiness, span-accounting metrics, and graceful shutdown.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{Cache, Db, error};
+
+/// Largest JSON body a service accepts; bigger ones get a 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Wraps a service's routes with the standard layers. Call last, after all routes.
+pub fn finish(router: Router) -> Router {
+    router
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Inside the trace layer, so a panic still ends its span as a recorded 500.
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(
+            telemetry::http_server::trace_requests,
+        ))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    error::ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// `/healthz` (liveness), `/readyz` (PostgreSQL and Redis), `/metrics` and
+/// `/openapi.json` for a service whose state holds a [`Db`] and a [`Cache`].
+pub fn ops_routes<S>(openapi: &'static str) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Db: FromRef<S>,
+    Cache: FromRef<S>,
+{
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz::<S>))
+        .route("/metrics", get(|| async { telemetry::export_stats().to_prometheus() }))
+        .route(
+            "/openapi.json",
+            get(move || async move {
+                ([(http::header::CONTENT_TYPE, "application/json")], openapi)
+            }),
+        )
+}
+
+/// Ready when PostgreSQL answers; `degraded` (still 200) when only Redis is down,
+/// because every read falls back to PostgreSQL; 503 when PostgreSQL is down.
+async fn readyz<S>(State(state): State<S>) -> Response
+where
+    Db: FromRef<S>,
+    Cache: FromRef<S>,
+{
+    let db = Db::from_ref(&state);
+    let cache = Cache::from_ref(&state);
+    let (pg, redis) = tokio::join!(db.ping(), cache.ping());
+    let pg_ok = pg.is_ok();
+    let redis_ok = redis.is_ok();
+    let status = match (pg_ok, redis_ok) {
+        (true, true) => "ready",
+        (true, false) => "degraded",
+        _ => "unavailable",
+    };
+    let code = if pg_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let show = |r: Result<(), String>| match r {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => e,
+    };
+    (
+        code,
+        axum::Json(json!({
+            "status": status,
+            "checks": {
+                "postgres": show(pg.map_err(|e| e.to_string())),
+                "redis": show(redis.map_err(|e| e.to_string())),
+            }
+        })),
+    )
+        .into_response()
+}
+
+/// Binds `addr`, naming it in the error when it is taken.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr} (is another process using that port? pick another with --listen)"))
+}
+
+/// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("listener has no address")?;
+    tracing::info!(%addr, "listening");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(telemetry::shutdown_signal())
+    .await
+    .context("server failed")
+}

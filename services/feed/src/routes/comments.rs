@@ -1,0 +1,97 @@
+//! Comments: `POST` and `GET /api/feed/posts/{id}/comments` (oldest first, keyset pages).
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use chrono::{DateTime, Utc};
+use common::error::check_len;
+use common::{AuthUser, Json, Path, Query};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Page, PageParams, ensure_post};
+use crate::AppState;
+use crate::error::Result;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/feed/posts/{id}/comments", post(create).get(list))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Comment {
+    pub id: i64,
+    pub post_id: i64,
+    pub author_id: Uuid,
+    pub author_username: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    pub body: String,
+}
+
+const INSERT: &str = "INSERT INTO comments (post_id, author_id, author_username, body) VALUES ($1, $2, $3, $4) \
+     RETURNING id, post_id, author_id, author_username, body, created_at";
+const BUMP: &str = "UPDATE posts SET comment_count = comment_count + 1 WHERE id = $1";
+const LIST: &str = "SELECT id, post_id, author_id, author_username, body, created_at FROM comments \
+     WHERE post_id = $1 AND ($2::bigint IS NULL OR id > $2) ORDER BY id LIMIT $3";
+
+async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+    Json(new): Json<NewComment>,
+) -> Result<(StatusCode, Json<Comment>)> {
+    check_len("body", new.body.trim(), 1, 500)?;
+    let db = &state.db;
+    ensure_post(db, id).await?;
+    let mut tx = db.spans.run("BEGIN", db.pool.begin()).await?;
+    let comment: Comment = db
+        .spans
+        .run(
+            INSERT,
+            sqlx::query_as(INSERT)
+                .bind(id)
+                .bind(user.id)
+                .bind(&user.username)
+                .bind(&new.body)
+                .fetch_one(&mut *tx),
+        )
+        .await?;
+    db.spans
+        .run(BUMP, sqlx::query(BUMP).bind(id).execute(&mut *tx))
+        .await?;
+    db.spans.run("COMMIT", tx.commit()).await?;
+    Ok((StatusCode::CREATED, Json(comment)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(p): Query<PageParams>,
+) -> Result<Json<Page<Comment>>> {
+    let limit = p.limit()?;
+    let db = &state.db;
+    ensure_post(db, id).await?;
+    let items: Vec<Comment> = db
+        .spans
+        .run(
+            LIST,
+            sqlx::query_as(LIST)
+                .bind(id)
+                .bind(p.cursor)
+                .bind(limit)
+                .fetch_all(&db.pool),
+        )
+        .await?;
+    let next_cursor = if items.len() as i64 == limit {
+        items.last().map(|c| c.id)
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next_cursor }))
+}

@@ -1,0 +1,68 @@
+//! Feed's HTTP routes, one file per resource.
+
+pub mod comments;
+pub mod likes;
+pub mod posts;
+pub mod timeline;
+
+use chrono::{DateTime, Utc};
+use common::Db;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{ApiError, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Post {
+    pub id: i64,
+    pub author_id: Uuid,
+    pub author_username: String,
+    pub body: String,
+    pub like_count: i64,
+    pub comment_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One page of posts or comments; pass `next_cursor` back as `cursor`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<i64>,
+}
+
+/// `cursor` (exclusive, an id) and `limit` (1–100, default 20).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    pub cursor: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> Result<i64> {
+        match self.limit {
+            None => Ok(20),
+            Some(n) if (1..=100).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::validation(format!(
+                "limit must be 1 to 100 (got {n})"
+            ))),
+        }
+    }
+}
+
+const POST_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM posts WHERE id = $1)";
+
+pub(crate) async fn ensure_post(db: &Db, id: i64) -> Result<()> {
+    let exists: bool = db
+        .spans
+        .run(
+            POST_EXISTS,
+            sqlx::query_scalar(POST_EXISTS).bind(id).fetch_one(&db.pool),
+        )
+        .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no post {id}")))
+    }
+}

@@ -1,0 +1,182 @@
+//! Posts: create (with fan-out on write), read, delete, and a user's own posts.
+//!
+//! Fan-out is the push half of the hybrid timeline: a new post's id is pushed onto the
+//! Redis timeline of each follower, unless the author has more followers than
+//! `celebrity_threshold` — then the push would cost too much, so nothing is pushed and
+//! readers pull that author's posts at read time (see `timeline.rs`). The `feed.fan_out`
+//! span shows which way a post went.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use common::error::check_len;
+use common::{AuthUser, Json, Path, Query};
+use http::StatusCode;
+use serde::Deserialize;
+use telemetry::attrs;
+use tracing::Instrument;
+
+use super::{Page, PageParams, Post};
+use crate::AppState;
+use crate::error::{ApiError, Result};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/feed/posts", post(create))
+        .route("/api/feed/posts/{id}", get(get_post).delete(delete))
+        .route("/api/feed/users/{username}/posts", get(user_posts))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPost {
+    pub body: String,
+}
+
+const INSERT: &str = "INSERT INTO posts (author_id, author_username, body) VALUES ($1, $2, $3) \
+     RETURNING id, author_id, author_username, body, like_count, comment_count, created_at";
+
+async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(new): Json<NewPost>,
+) -> Result<(StatusCode, Json<Post>)> {
+    check_len("body", new.body.trim(), 1, 500)?;
+    let db = &state.db;
+    let post: Post = db
+        .spans
+        .run(
+            INSERT,
+            sqlx::query_as(INSERT)
+                .bind(user.id)
+                .bind(&user.username)
+                .bind(&new.body)
+                .fetch_one(&db.pool),
+        )
+        .await?;
+    // The post is stored; a failed fan-out only delays it in followers' timelines until
+    // they are rebuilt (TTL), so it is logged, not returned as an error.
+    if let Err(e) = fan_out(&state, &user, post.id).await {
+        tracing::warn!(post_id = post.id, error = %e, "fan-out failed; followers see the post after their timeline is rebuilt");
+    }
+    Ok((StatusCode::CREATED, Json(post)))
+}
+
+pub(crate) fn timeline_key(user: uuid::Uuid) -> String {
+    format!("tl:{user}")
+}
+
+async fn fan_out(state: &AppState, author: &AuthUser, post_id: i64) -> Result<()> {
+    let span = tracing::info_span!(
+        "feed.fan_out",
+        otel.name = "feed.fan_out",
+        otel.kind = "internal"
+    );
+    async {
+        let me = state
+            .profiles
+            .get(&author.username, &author.token)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("author has no profile".into()))?;
+        if me.follower_count > state.settings.celebrity_threshold {
+            telemetry::set_current_attribute(attrs::FEED_STRATEGY, "pull");
+            telemetry::set_current_attribute(attrs::FEED_FANOUT_COUNT, 0i64);
+            return Ok(());
+        }
+        let followers = state
+            .profiles
+            .list_all(&author.username, "followers", 0, &author.token)
+            .await?;
+        telemetry::set_current_attribute(attrs::FEED_STRATEGY, "push");
+        telemetry::set_current_attribute(attrs::FEED_FANOUT_COUNT, followers.len() as i64);
+        let keys: Vec<String> = followers.iter().map(|f| timeline_key(f.id)).collect();
+        state
+            .cache
+            .push_to_existing(&keys, post_id, state.settings.timeline_cap as isize)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))
+    }
+    .instrument(span)
+    .await
+}
+
+const SELECT_ONE: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts WHERE id = $1";
+
+async fn get_post(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Post>> {
+    let db = &state.db;
+    db.spans
+        .run(
+            SELECT_ONE,
+            sqlx::query_as(SELECT_ONE).bind(id).fetch_optional(&db.pool),
+        )
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no post {id}")))
+}
+
+const DELETE: &str = "DELETE FROM posts WHERE id = $1 AND author_id = $2";
+const AUTHOR_OF: &str = "SELECT author_id FROM posts WHERE id = $1";
+
+/// Only the author may delete. Timelines keep the id; reads skip posts that are gone.
+async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> Result<StatusCode> {
+    let db = &state.db;
+    let deleted = db
+        .spans
+        .run(
+            DELETE,
+            sqlx::query(DELETE).bind(id).bind(user.id).execute(&db.pool),
+        )
+        .await?
+        .rows_affected();
+    if deleted == 1 {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let author: Option<uuid::Uuid> = db
+        .spans
+        .run(
+            AUTHOR_OF,
+            sqlx::query_scalar(AUTHOR_OF)
+                .bind(id)
+                .fetch_optional(&db.pool),
+        )
+        .await?;
+    match author {
+        Some(_) => Err(ApiError::Forbidden(
+            "only the author can delete a post".into(),
+        )),
+        None => Err(ApiError::NotFound(format!("no post {id}"))),
+    }
+}
+
+const BY_USER: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts \
+     WHERE author_username = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
+
+async fn user_posts(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+    Query(p): Query<PageParams>,
+) -> Result<Json<Page<Post>>> {
+    let limit = p.limit()?;
+    let db = &state.db;
+    let items: Vec<Post> = db
+        .spans
+        .run(
+            BY_USER,
+            sqlx::query_as(BY_USER)
+                .bind(&username)
+                .bind(p.cursor)
+                .bind(limit)
+                .fetch_all(&db.pool),
+        )
+        .await?;
+    let next_cursor = if items.len() as i64 == limit {
+        items.last().map(|p| p.id)
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next_cursor }))
+}

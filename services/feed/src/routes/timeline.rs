@@ -1,0 +1,165 @@
+//! `GET /api/feed/timeline`: the caller's home timeline, assembled from two halves.
+//!
+//! - push: post ids fanned out on write into the caller's Redis list (`LRANGE`);
+//! - pull: posts of the celebrities the caller follows (and the caller's own), read from
+//!   PostgreSQL at request time, because they were never pushed.
+//!
+//! A timeline not in Redis (new reader, expired, or Redis flushed) is rebuilt from
+//! PostgreSQL and stored again. With Redis down the whole timeline is pulled from
+//! PostgreSQL and the span says `cache.bypassed`. `socialnet.feed.strategy` on the server
+//! span records which path served the request.
+
+use std::collections::BTreeSet;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use common::{AuthUser, Json, Query};
+use telemetry::attrs;
+use uuid::Uuid;
+
+use super::posts::timeline_key;
+use super::{Page, PageParams, Post};
+use crate::AppState;
+use crate::error::Result;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/feed/timeline", get(timeline))
+}
+
+const RECENT_BY_AUTHORS: &str = "SELECT id FROM posts WHERE author_id = ANY($1) AND ($2::bigint IS NULL OR id < $2) \
+     ORDER BY id DESC LIMIT $3";
+const BY_IDS: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts \
+     WHERE id = ANY($1) ORDER BY id DESC";
+
+async fn recent_ids(
+    state: &AppState,
+    authors: &[Uuid],
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<i64>> {
+    if authors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = &state.db;
+    Ok(db
+        .spans
+        .run(
+            RECENT_BY_AUTHORS,
+            sqlx::query_scalar(RECENT_BY_AUTHORS)
+                .bind(authors)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&db.pool),
+        )
+        .await?)
+}
+
+/// The push half from Redis: `Ok(Some(ids))` on a hit, `Ok(None)` when the timeline is not
+/// materialised, `Err(())` when Redis is unusable.
+async fn pushed_ids(state: &AppState, user: Uuid) -> std::result::Result<Option<Vec<i64>>, ()> {
+    match state.cache.lrange(&timeline_key(user), 0, -1).await {
+        Ok(ids) if !ids.is_empty() => Ok(Some(ids)),
+        Ok(_) => Ok(None),
+        Err(e) => {
+            tracing::warn!(error = %e, "timeline cache unavailable; pulling from PostgreSQL");
+            Err(())
+        }
+    }
+}
+
+async fn timeline(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(p): Query<PageParams>,
+) -> Result<Json<Page<Post>>> {
+    let limit = p.limit()?;
+    let threshold = state.settings.celebrity_threshold;
+    let pushed = pushed_ids(&state, user.id).await;
+
+    // Who must be pulled at read time: celebrities always, everyone when nothing was pushed.
+    let (pull_authors, pushed): (Vec<Uuid>, Vec<i64>) = match pushed {
+        Ok(Some(ids)) => {
+            telemetry::set_current_attribute(attrs::CACHE_HIT, true);
+            let celebs = state
+                .profiles
+                .list_all(&user.username, "following", threshold + 1, &user.token)
+                .await?;
+            telemetry::set_current_attribute(
+                attrs::FEED_STRATEGY,
+                if celebs.is_empty() {
+                    "push"
+                } else {
+                    "push+pull"
+                },
+            );
+            (celebs.iter().map(|c| c.id).chain([user.id]).collect(), ids)
+        }
+        Ok(None) => {
+            telemetry::set_current_attribute(attrs::CACHE_HIT, false);
+            let followees = state
+                .profiles
+                .list_all(&user.username, "following", 0, &user.token)
+                .await?;
+            let (celebs, regular): (Vec<_>, Vec<_>) =
+                followees.iter().partition(|f| f.follower_count > threshold);
+            let regular: Vec<Uuid> = regular.iter().map(|f| f.id).collect();
+            let cap = state.settings.timeline_cap as i64;
+            let rebuilt = recent_ids(&state, &regular, None, cap).await?;
+            if let Err(e) = state
+                .cache
+                .replace_list(
+                    &timeline_key(user.id),
+                    &rebuilt,
+                    state.settings.timeline_ttl_secs,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "could not store the rebuilt timeline");
+            }
+            telemetry::set_current_attribute(attrs::FEED_STRATEGY, "rebuild");
+            (
+                celebs.iter().map(|c| c.id).chain([user.id]).collect(),
+                rebuilt,
+            )
+        }
+        Err(()) => {
+            telemetry::set_current_attribute(attrs::CACHE_BYPASSED, true);
+            telemetry::set_current_attribute(attrs::FEED_STRATEGY, "pull");
+            let followees = state
+                .profiles
+                .list_all(&user.username, "following", 0, &user.token)
+                .await?;
+            (
+                followees.iter().map(|f| f.id).chain([user.id]).collect(),
+                Vec::new(),
+            )
+        }
+    };
+
+    let pulled = recent_ids(&state, &pull_authors, p.cursor, limit).await?;
+    let merged: BTreeSet<i64> = pushed
+        .into_iter()
+        .filter(|&id| id > 0 && p.cursor.is_none_or(|c| id < c))
+        .chain(pulled)
+        .collect();
+    let page: Vec<i64> = merged.into_iter().rev().take(limit as usize).collect();
+    let items: Vec<Post> = if page.is_empty() {
+        Vec::new()
+    } else {
+        let db = &state.db;
+        db.spans
+            .run(
+                BY_IDS,
+                sqlx::query_as(BY_IDS).bind(&page).fetch_all(&db.pool),
+            )
+            .await?
+    };
+    // Deleted posts leave ids behind in timelines; the cursor still moves past them.
+    let next_cursor = if page.len() as i64 == limit {
+        page.last().copied()
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next_cursor }))
+}

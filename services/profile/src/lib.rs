@@ -1,0 +1,46 @@
+#![doc = include_str!("../README.md")]
+//! Profile: profiles, the follow graph, user search, and a cache-aside profile cache.
+
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod state;
+
+use std::time::Duration;
+
+use axum::Router;
+use common::{Cache, Db, TokenVerifier, server};
+
+pub use state::AppState;
+
+/// The database schema, applied at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Every route, in reading order, with the standard layers.
+pub fn app(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(routes::profiles::router())
+        .merge(routes::follows::router())
+        .merge(routes::search::router())
+        .merge(server::ops_routes(OPENAPI))
+        .with_state(state);
+    server::finish(routes)
+}
+
+/// Connects to PostgreSQL and Redis and serves until shutdown.
+pub async fn run(config: config::Config) -> anyhow::Result<()> {
+    let db = Db::connect(&config.database_url, config.db_pool, &MIGRATOR).await?;
+    let cache = Cache::new(&config.redis_url, "profile:")?;
+    let http = telemetry::HttpClient::new(Duration::from_secs(5));
+    let state = AppState {
+        db,
+        cache,
+        verifier: TokenVerifier::from_url(http, config.jwks_url),
+        cache_ttl_secs: config.cache_ttl_secs,
+    };
+    let listener = server::bind(config.listen).await?;
+    server::serve(listener, app(state)).await
+}

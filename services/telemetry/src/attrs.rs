@@ -1,0 +1,38 @@
+//! Attribute keys, shared by the code that emits them and by `verify`, which checks them.
+//!
+//! Standard keys come from `opentelemetry-semantic-conventions` (schema 1.42); the few
+//! socialnet-specific keys are namespaced `socialnet.*` or follow the `cache.*` draft.
+
+pub use opentelemetry_semantic_conventions::attribute::{
+    CLIENT_ADDRESS, DB_COLLECTION_NAME, DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT,
+    DB_SYSTEM_NAME, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
+    NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, SERVICE_INSTANCE_ID, SERVICE_NAME,
+    SERVICE_VERSION, URL_FULL, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
+};
+
+/// The pre-1.26 name of `db.system.name`; still emitted because many backends and
+/// workshop material key on it.
+pub const DB_SYSTEM: &str = "db.system";
+/// Whether a cache lookup was served from the cache (`true`) or fell through (`false`).
+pub const CACHE_HIT: &str = "cache.hit";
+/// Set when the cache could not be used at all (Redis down): the read went to PostgreSQL.
+pub const CACHE_BYPASSED: &str = "cache.bypassed";
+/// The id NGINX gives each request (`X-Request-Id`), to join gateway logs to traces.
+pub const HTTP_REQUEST_ID: &str = "http.request.header.x-request-id";
+/// The authenticated caller, when there is one.
+pub const USER_ID: &str = "enduser.id";
+/// How a home timeline was assembled: `push`, `pull` or `push+pull` (celebrity merge).
+pub const FEED_STRATEGY: &str = "socialnet.feed.strategy";
+/// Number of followers a new post was pushed to.
+pub const FEED_FANOUT_COUNT: &str = "socialnet.feed.fanout.count";
+
+/// Attributes every SERVER span must carry (checked by `verify`).
+pub const REQUIRED_SERVER: &[&str] = &[HTTP_REQUEST_METHOD, HTTP_ROUTE, HTTP_RESPONSE_STATUS_CODE];
+/// Attributes every HTTP CLIENT span must carry.
+pub const REQUIRED_HTTP_CLIENT: &[&str] = &[
+    HTTP_REQUEST_METHOD,
+    SERVER_ADDRESS,
+    HTTP_RESPONSE_STATUS_CODE,
+];
+/// Attributes every database CLIENT span must carry.
+pub const REQUIRED_DB_CLIENT: &[&str] = &[DB_SYSTEM_NAME, DB_OPERATION_NAME, SERVER_ADDRESS];

@@ -1,0 +1,118 @@
+//! One SERVER span per HTTP request, for axum routers.
+//!
+//! Add it with `router.layer(axum::middleware::from_fn(telemetry::http_server::trace_requests))`
+//! so that it runs after routing and sees the route template (`MatchedPath`). The span is
+//! named `METHOD /route/{param}`, continues the caller's `traceparent`, carries the HTTP
+//! semantic-convention attributes, and the response gets a `traceparent` header naming it,
+//! so any client can find the trace of its request.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::attrs::*;
+use crate::propagation;
+
+/// Attached to a response by a service's error type; the middleware records it on the
+/// server span and logs it once, inside the span, so the log line carries the trace id.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail {
+    /// Low-cardinality error class, e.g. `database` or `validation`.
+    pub error_type: &'static str,
+    /// Full detail for the log and the span status; never sent to the client for 5xx.
+    pub message: String,
+}
+
+fn client_address(req: &Request) -> Option<String> {
+    let h = req.headers();
+    if let Some(xff) = h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        return xff.split(',').next().map(|s| s.trim().to_owned());
+    }
+    if let Some(ip) = h.get("x-real-ip").and_then(|v| v.to_str().ok()) {
+        return Some(ip.to_owned());
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// The request span's name: low-cardinality, from the route template when one matched.
+pub fn span_name(method: &http::Method, route: Option<&str>) -> String {
+    match route {
+        Some(r) => format!("{method} {r}"),
+        None => method.to_string(),
+    }
+}
+
+/// axum middleware: see the module docs.
+pub async fn trace_requests(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = %span_name(&method, route.as_deref()),
+        otel.kind = "server",
+    );
+    if let Err(e) = span.set_parent(propagation::extract_http(req.headers())) {
+        tracing::debug!(error = %e, "incoming trace context not attached");
+    }
+    span.set_attribute(HTTP_REQUEST_METHOD, method.to_string());
+    span.set_attribute(URL_PATH, req.uri().path().to_owned());
+    span.set_attribute(URL_SCHEME, "http");
+    if let Some(r) = &route {
+        span.set_attribute(HTTP_ROUTE, r.clone());
+    }
+    let h = req.headers();
+    if let Some(host) = h.get(http::header::HOST).and_then(|v| v.to_str().ok()) {
+        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+        span.set_attribute(SERVER_ADDRESS, host.to_owned());
+    }
+    if let Some(ua) = h
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        span.set_attribute(USER_AGENT_ORIGINAL, ua.to_owned());
+    }
+    if let Some(id) = h.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        span.set_attribute(HTTP_REQUEST_ID, id.to_owned());
+    }
+    if let Some(addr) = client_address(&req) {
+        span.set_attribute(CLIENT_ADDRESS, addr);
+    }
+    let version = match req.version() {
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        _ => "1.1",
+    };
+    span.set_attribute(NETWORK_PROTOCOL_VERSION, version);
+
+    let mut response = next.run(req).instrument(span.clone()).await;
+
+    let status = response.status();
+    span.set_attribute(HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
+    let detail = response.extensions_mut().remove::<ErrorDetail>();
+    {
+        let _entered = span.enter();
+        if status.is_server_error() {
+            let (kind, msg) = detail
+                .as_ref()
+                .map(|d| (d.error_type, d.message.as_str()))
+                .unwrap_or(("http.server", status.as_str()));
+            crate::record_error(&span, kind, msg.to_owned());
+            tracing::error!(status = status.as_u16(), error.type = kind, error = msg, "request failed");
+        } else if let Some(d) = &detail {
+            // Client mistakes are not server errors: the span stays unset, per semantic
+            // conventions, but the log says what was wrong.
+            tracing::info!(status = status.as_u16(), error.type = d.error_type, error = %d.message, "request refused");
+        }
+    }
+    propagation::inject_http(&span.context(), response.headers_mut());
+    response
+}
