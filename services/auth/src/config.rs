@@ -15,6 +15,9 @@ pub struct Config {
     /// Redis URL for sessions, refresh tokens, OAuth state and rate limits.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
     pub redis_url: String,
+    /// Prefix of every Redis key auth writes, so several stacks can share one Redis.
+    #[arg(long, env = "AUTH_REDIS_PREFIX", default_value = "auth:")]
+    pub redis_prefix: String,
     /// Base URL of the profile service (a profile is created at registration).
     #[arg(long, env = "PROFILE_URL", default_value = "http://127.0.0.1:8082")]
     pub profile_url: String,

@@ -40,7 +40,7 @@ pub fn app(state: AppState) -> Router {
 /// Builds the state from config: connects, migrates, loads the signing key.
 pub async fn state(config: &config::Config) -> anyhow::Result<AppState> {
     let db = Db::connect(&config.database_url, config.db_pool, &MIGRATOR).await?;
-    let cache = Cache::new(&config.redis_url, "auth:")?;
+    let cache = Cache::new(&config.redis_url, &config.redis_prefix)?;
     let (signer, jwks) = keys::load(&db).await?;
     let (providers, unconfigured) = routes::oauth::providers_from(config);
     Ok(AppState {

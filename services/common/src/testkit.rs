@@ -123,7 +123,9 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)");
         let url = format!("redis://127.0.0.1:{port}/0");
@@ -167,7 +169,7 @@ impl Nginx {
         let dir = std::env::temp_dir().join(format!("socialnet-nginx-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("logs")).expect("nginx dir");
         let conf = format!(
-            "worker_processes 1;\nerror_log {dir}/logs/error.log warn;\npid {dir}/nginx.pid;\n\
+            "master_process off;\nerror_log {dir}/logs/error.log warn;\npid {dir}/nginx.pid;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
              fastcgi_temp_path {dir}/fcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n{body}\n}}\n",
