@@ -82,7 +82,11 @@ cmd_test() {
     say "building the workspace and its tests (once)"
     cargo build --workspace --all-targets --locked
     say "running every test (PostgreSQL, Redis and NGINX are real)"
-    cargo test --workspace --locked "$@"
+    local out="$RUN_DIR/test-output.log" rc=0
+    cargo test --workspace --locked "$@" 2>&1 | tee "$out" || rc=$?
+    # One closing line with the totals of every test binary.
+    awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$out"
+    return "$rc"
 }
 
 case "${1:-help}" in

@@ -1,1 +1,13 @@
-//! placeholder
+//! Trace verification for socialnet: the OTLP sink that receives every span, the
+//! bounded store it keeps them in, and (as it grows) the checks `socialctl
+//! verify-traces` runs over them.
+//!
+//! Depends on no service crate: it judges the system from its telemetry alone.
+
+pub mod model;
+pub mod otlp;
+pub mod sink;
+pub mod store;
+
+pub use model::{Span, SpanKind, StatusCode};
+pub use store::{SpanStore, StoreStats};

@@ -45,6 +45,10 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.inner.shutdown_with_timeout(timeout)
     }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
 }
 
 /// Counts what the exporter delivered and what it failed to deliver.
@@ -78,5 +82,71 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
 
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use opentelemetry::trace::{Tracer, TracerProvider as _};
+    use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+    use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+
+    use super::*;
+
+    /// An exporter whose receiver is always down.
+    #[derive(Debug)]
+    struct Down;
+
+    impl SpanExporter for Down {
+        async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+            Err(OTelSdkError::InternalFailure("receiver down".into()))
+        }
+    }
+
+    fn provider<E: SpanExporter + 'static>(
+        exporter: E,
+        counters: &Arc<Counters>,
+    ) -> SdkTracerProvider {
+        let exporter = CountingExporter {
+            inner: exporter,
+            counters: counters.clone(),
+        };
+        let processor = BatchSpanProcessor::builder(exporter).build();
+        SdkTracerProvider::builder()
+            .with_span_processor(CountingProcessor {
+                inner: processor,
+                counters: counters.clone(),
+            })
+            .build()
+    }
+
+    #[test]
+    fn every_span_is_accounted_for_delivered_or_failed() {
+        let ok = Arc::new(Counters::default());
+        let memory = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let p = provider(memory.clone(), &ok);
+        let tracer = p.tracer("t");
+        for _ in 0..10 {
+            tracer.in_span("s", |_| {});
+        }
+        p.force_flush().expect("flush");
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 10);
+        p.shutdown().expect("shutdown");
+        assert_eq!(ok.ended.load(Ordering::Relaxed), 10);
+        assert_eq!(ok.exported.load(Ordering::Relaxed), 10);
+
+        let down = Arc::new(Counters::default());
+        let p = provider(Down, &down);
+        let tracer = p.tracer("t");
+        for _ in 0..7 {
+            tracer.in_span("s", |_| {});
+        }
+        let _ = p.shutdown();
+        assert_eq!(down.ended.load(Ordering::Relaxed), 7);
+        assert_eq!(down.exported.load(Ordering::Relaxed), 0);
+        assert_eq!(down.failed.load(Ordering::Relaxed), 7);
     }
 }

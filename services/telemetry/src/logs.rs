@@ -21,9 +21,48 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt::layer()
-        .event_format(TraceJson)
-        .with_writer(writer)
+    TraceIdLayer.and_then(
+        tracing_subscriber::fmt::layer()
+            .event_format(TraceJson)
+            .with_writer(writer),
+    )
+}
+
+/// The OTel ids of a span, stored in its extensions on first entry.
+struct TraceIds {
+    trace_id: String,
+    span_id: String,
+}
+
+/// Records each span's OTel ids where the formatter can read them.
+///
+/// The formatter cannot ask the OTel layer itself: events are formatted inside the
+/// dispatcher's `get_default`, which is not re-entrant, so a lookup from there sees no
+/// subscriber. Entering a span is not such a call, so the ids are fetched then, once.
+struct TraceIdLayer;
+
+impl<S> Layer<S> for TraceIdLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if span.extensions().get::<TraceIds>().is_some() {
+            return;
+        }
+        let cx =
+            tracing::dispatcher::get_default(|d| tracing_opentelemetry::get_otel_context(id, d));
+        if let Some(cx) = cx {
+            let s = cx.span();
+            let sc = s.span_context();
+            if sc.is_valid() {
+                span.extensions_mut().insert(TraceIds {
+                    trace_id: sc.trace_id().to_string(),
+                    span_id: sc.span_id().to_string(),
+                });
+            }
+        }
+    }
 }
 
 struct TraceJson;
@@ -87,24 +126,75 @@ where
             line.insert("message".into(), msg);
         }
         if let Some(span) = ctx.lookup_current() {
-            // The span's OTel context lives in the OTel layer's extensions; this does not
-            // hold any extension lock, as `get_otel_context` requires.
-            let id = span.id();
-            let cx = tracing::dispatcher::get_default(|d| {
-                tracing_opentelemetry::get_otel_context(&id, d)
-            });
-            if let Some(cx) = cx {
-                let s = cx.span();
-                let sc = s.span_context();
-                if sc.is_valid() {
-                    line.insert("trace_id".into(), Value::from(sc.trace_id().to_string()));
-                    line.insert("span_id".into(), Value::from(sc.span_id().to_string()));
-                }
+            if let Some(ids) = span.extensions().get::<TraceIds>() {
+                line.insert("trace_id".into(), Value::from(ids.trace_id.clone()));
+                line.insert("span_id".into(), Value::from(ids.span_id.clone()));
             }
             line.insert("span".into(), Value::from(span.name()));
         }
         line.extend(fields.0);
         let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn events_inside_a_span_carry_its_trace_and_span_ids() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("t")))
+            .with(super::json_layer(move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(outside = true, "before any span");
+            let span = tracing::info_span!("work", otel.name = "work");
+            let _g = span.enter();
+            tracing::warn!(user_id = 7, "inside");
+        });
+        let spans = exporter.get_finished_spans().expect("spans");
+        drop(provider);
+        let text = String::from_utf8(buf.0.lock().expect("buffer lock").clone()).expect("utf8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].get("trace_id").is_none());
+        assert_eq!(lines[1]["message"], "inside");
+        assert_eq!(lines[1]["level"], "WARN");
+        assert_eq!(lines[1]["user_id"], 7);
+        assert_eq!(
+            lines[1]["trace_id"],
+            spans[0].span_context.trace_id().to_string()
+        );
+        assert_eq!(
+            lines[1]["span_id"],
+            spans[0].span_context.span_id().to_string()
+        );
     }
 }

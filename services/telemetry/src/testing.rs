@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 pub use opentelemetry::Value;
-pub use opentelemetry_sdk::trace::SpanData as SpanDataRef;
 pub use opentelemetry::trace::SpanKind as Kind;
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
+pub use opentelemetry_sdk::trace::SpanData as SpanDataRef;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracing_subscriber::EnvFilter;
 

@@ -29,10 +29,18 @@ impl Harness {
     pub async fn with(extra: &[&str], tweak: impl FnOnce(&mut auth::AppState)) -> Self {
         testkit::init_tracing();
         let redis = testkit::redis_url();
-        let profile_db = Db::connect(&testkit::fresh_database("profile").await, 4, &profile::MIGRATOR).await.expect("profile db");
+        let profile_db = Db::connect(
+            &testkit::fresh_database("profile").await,
+            4,
+            &profile::MIGRATOR,
+        )
+        .await
+        .expect("profile db");
         // Auth's keys are not known until auth starts, so profile loads them over HTTP
         // from auth's JWKS endpoint, exactly as in production.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let http = telemetry::HttpClient::new(std::time::Duration::from_secs(5));
         let profile = profile::app(profile::AppState {
@@ -47,8 +55,19 @@ impl Harness {
         let profile_url = format!("http://{profile_addr}");
         let prefix = testkit::unique_prefix("auth");
         let mut args = vec![
-            "auth", "--database-url", &db_url, "--redis-url", &redis, "--redis-prefix", &prefix,
-            "--profile-url", &profile_url, "--public-url", &self_url, "--self-url", &self_url,
+            "auth",
+            "--database-url",
+            &db_url,
+            "--redis-url",
+            &redis,
+            "--redis-prefix",
+            &prefix,
+            "--profile-url",
+            &profile_url,
+            "--public-url",
+            &self_url,
+            "--self-url",
+            &self_url,
         ];
         args.extend_from_slice(extra);
         let config = Config::try_parse_from(args).expect("test config parses");
@@ -57,8 +76,18 @@ impl Harness {
         let app = auth::app(state.clone());
         let served = app.clone();
         tokio::spawn(async move {
-            axum::serve(listener, served.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serve auth");
+            axum::serve(
+                listener,
+                served.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve auth");
         });
-        Self { app, state, addr, profile }
+        Self {
+            app,
+            state,
+            addr,
+            profile,
+        }
     }
 }

@@ -14,12 +14,23 @@ fn local(url: &str) -> String {
 
 /// start → provider authorize (login_hint) → callback, as a browser would follow it.
 async fn dance(h: &Harness, provider: &str, login: &str) -> common::testkit::Resp {
-    let start = Req::get(&format!("/api/auth/oauth/{provider}/start?login_hint={login}")).send(&h.app).await.expect(303);
+    let start = Req::get(&format!(
+        "/api/auth/oauth/{provider}/start?login_hint={login}"
+    ))
+    .send(&h.app)
+    .await
+    .expect(303);
     let authorize = location(&start);
-    assert!(authorize.contains("code_challenge_method=S256") && authorize.contains("state="), "{authorize}");
+    assert!(
+        authorize.contains("code_challenge_method=S256") && authorize.contains("state="),
+        "{authorize}"
+    );
     let back = Req::get(&local(&authorize)).send(&h.app).await.expect(303);
     let callback = location(&back);
-    assert!(callback.contains(&format!("/api/auth/oauth/{provider}/callback")), "{callback}");
+    assert!(
+        callback.contains(&format!("/api/auth/oauth/{provider}/callback")),
+        "{callback}"
+    );
     Req::get(&local(&callback)).send(&h.app).await
 }
 
@@ -29,24 +40,54 @@ async fn the_dev_provider_logs_in_with_the_full_redirect_dance() {
     let first = dance(&h, "dev", "Workshop.User@example").await.expect(200);
     assert_eq!(first.json["user"]["username"], "workshop_user");
     let again = dance(&h, "dev", "Workshop.User@example").await.expect(200);
-    assert_eq!(again.json["user"]["id"], first.json["user"]["id"], "a second login links the same account");
-    Req::get("/api/profiles/workshop_user").send(&h.profile).await.expect(200);
+    assert_eq!(
+        again.json["user"]["id"], first.json["user"]["id"],
+        "a second login links the same account"
+    );
+    Req::get("/api/profiles/workshop_user")
+        .send(&h.profile)
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
 async fn oauth_state_and_pkce_are_enforced() {
     let h = Harness::new(&[]).await;
-    let start = Req::get("/api/auth/oauth/dev/start?login_hint=zoe").send(&h.app).await.expect(303);
-    let back = Req::get(&local(&location(&start))).send(&h.app).await.expect(303);
+    let start = Req::get("/api/auth/oauth/dev/start?login_hint=zoe")
+        .send(&h.app)
+        .await
+        .expect(303);
+    let back = Req::get(&local(&location(&start)))
+        .send(&h.app)
+        .await
+        .expect(303);
     let callback = local(&location(&back));
     Req::get(&callback).send(&h.app).await.expect(200);
     // The state is single-use.
-    Req::get(&callback).send(&h.app).await.expect_error(400, "oauth_bad_state");
-    Req::get("/api/auth/oauth/dev/callback?code=x&state=forged").send(&h.app).await.expect_error(400, "oauth_bad_state");
+    Req::get(&callback)
+        .send(&h.app)
+        .await
+        .expect_error(400, "oauth_bad_state");
+    Req::get("/api/auth/oauth/dev/callback?code=x&state=forged")
+        .send(&h.app)
+        .await
+        .expect_error(400, "oauth_bad_state");
     // A code cannot be redeemed without the right verifier.
-    let start = Req::get("/api/auth/oauth/dev/start?login_hint=zoe").send(&h.app).await.expect(303);
-    let back = Req::get(&local(&location(&start))).send(&h.app).await.expect(303);
-    let code = reqwest::Url::parse(&location(&back)).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let start = Req::get("/api/auth/oauth/dev/start?login_hint=zoe")
+        .send(&h.app)
+        .await
+        .expect(303);
+    let back = Req::get(&local(&location(&start)))
+        .send(&h.app)
+        .await
+        .expect(303);
+    let code = reqwest::Url::parse(&location(&back))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
     let form = format!(
         "grant_type=authorization_code&code={code}&redirect_uri={}&client_id=socialnet-dev&client_secret=socialnet-dev-secret&code_verifier=wrong-verifier-wrong-verifier-wrong-verifier",
         urlencode(&format!("http://{}/api/auth/oauth/dev/callback", h.addr))
@@ -59,17 +100,37 @@ async fn oauth_state_and_pkce_are_enforced() {
 }
 
 fn urlencode(s: &str) -> String {
-    reqwest::Url::parse_with_params("http://x/", &[("v", s)]).unwrap().query().unwrap()[2..].to_owned()
+    reqwest::Url::parse_with_params("http://x/", &[("v", s)])
+        .unwrap()
+        .query()
+        .unwrap()[2..]
+        .to_owned()
 }
 
 #[tokio::test]
 async fn unconfigured_providers_say_which_settings_are_missing() {
     let h = Harness::new(&[]).await;
-    let r = Req::get("/api/auth/oauth/github/start").send(&h.app).await.expect_error(404, "not_found");
-    assert!(r.json["message"].as_str().unwrap().contains("AUTH_GITHUB_CLIENT_ID"), "{}", r.text);
-    Req::get("/api/auth/oauth/myspace/start").send(&h.app).await.expect_error(404, "not_found");
+    let r = Req::get("/api/auth/oauth/github/start")
+        .send(&h.app)
+        .await
+        .expect_error(404, "not_found");
+    assert!(
+        r.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("AUTH_GITHUB_CLIENT_ID"),
+        "{}",
+        r.text
+    );
+    Req::get("/api/auth/oauth/myspace/start")
+        .send(&h.app)
+        .await
+        .expect_error(404, "not_found");
     let off = Harness::new(&["--dev-idp", "false"]).await;
-    Req::get("/api/auth/oauth/dev/start").send(&off.app).await.expect_error(404, "not_found");
+    Req::get("/api/auth/oauth/dev/start")
+        .send(&off.app)
+        .await
+        .expect_error(404, "not_found");
 }
 
 #[tokio::test]

@@ -8,14 +8,28 @@ use crate::Harness;
 use crate::accounts::register;
 
 async fn verifier(h: &Harness) -> std::sync::Arc<TokenVerifier> {
-    let jwks: Jwks = serde_json::from_value(Req::get("/api/auth/jwks").send(&h.app).await.expect(200).json).unwrap();
+    let jwks: Jwks = serde_json::from_value(
+        Req::get("/api/auth/jwks")
+            .send(&h.app)
+            .await
+            .expect(200)
+            .json,
+    )
+    .unwrap();
     assert_eq!(jwks.keys[0].kty, "OKP");
     TokenVerifier::from_jwks(&jwks)
 }
 
 fn claims(ttl: i64) -> Claims {
     let now = chrono::Utc::now().timestamp();
-    Claims { sub: uuid::Uuid::new_v4(), username: "mallory".into(), sid: uuid::Uuid::new_v4(), iss: ISSUER.into(), iat: now, exp: now + ttl }
+    Claims {
+        sub: uuid::Uuid::new_v4(),
+        username: "mallory".into(),
+        sid: uuid::Uuid::new_v4(),
+        iss: ISSUER.into(),
+        iat: now,
+        exp: now + ttl,
+    }
 }
 
 fn refused(r: Result<Claims, ApiError>) -> String {
@@ -36,9 +50,15 @@ async fn issued_tokens_verify_and_forgeries_do_not() {
 
     // Tampered payload: same header and signature, different claims.
     let parts: Vec<&str> = token.split('.').collect();
-    let mut payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     payload["username"] = "admin".into();
-    let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap()), parts[2]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap()),
+        parts[2]
+    );
     assert!(refused(v.verify(&forged).await).contains("signature"));
 
     // alg: none, unsigned.

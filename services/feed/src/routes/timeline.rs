@@ -27,8 +27,12 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/feed/timeline", get(timeline))
 }
 
-const RECENT_BY_AUTHORS: &str = "SELECT id FROM posts WHERE author_id = ANY($1) AND ($2::bigint IS NULL OR id < $2) \
-     ORDER BY id DESC LIMIT $3";
+/// The newest posts of several authors. Each author's index range is read only up to
+/// the limit (LATERAL top-N), instead of sorting every post of every celebrity followed.
+const RECENT_BY_AUTHORS: &str = "SELECT p.id FROM UNNEST($1::uuid[]) AS a(author_id) \
+     CROSS JOIN LATERAL (SELECT id FROM posts WHERE posts.author_id = a.author_id \
+     AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3) AS p \
+     ORDER BY p.id DESC LIMIT $3";
 const BY_IDS: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts \
      WHERE id = ANY($1) ORDER BY id DESC";
 
@@ -57,8 +61,15 @@ async fn recent_ids(
 
 /// The push half from Redis: `Ok(Some(ids))` on a hit, `Ok(None)` when the timeline is not
 /// materialised, `Err(())` when Redis is unusable.
-async fn pushed_ids(state: &AppState, user: Uuid) -> std::result::Result<Option<Vec<i64>>, ()> {
-    match state.cache.lrange(&timeline_key(user), 0, -1).await {
+/// The first page needs only the newest `limit` ids (the list is newest first); a later
+/// page reads the whole list and skips to the cursor.
+async fn pushed_ids(
+    state: &AppState,
+    user: Uuid,
+    first_page_limit: Option<i64>,
+) -> std::result::Result<Option<Vec<i64>>, ()> {
+    let stop = first_page_limit.map_or(-1, |n| n as isize - 1);
+    match state.cache.lrange(&timeline_key(user), 0, stop).await {
         Ok(ids) if !ids.is_empty() => Ok(Some(ids)),
         Ok(_) => Ok(None),
         Err(e) => {
@@ -68,6 +79,35 @@ async fn pushed_ids(state: &AppState, user: Uuid) -> std::result::Result<Option<
     }
 }
 
+/// Seconds a reader's list of followed celebrities is cached. A new celebrity follow
+/// shows up in the timeline within this time.
+const CELEBS_TTL: u64 = 60;
+
+/// The celebrities `user` follows: from feed's cache, else asked of profile and cached.
+async fn followed_celebrities(state: &AppState, user: &AuthUser) -> Result<Vec<Uuid>> {
+    let key = format!("celebs:{}", user.id);
+    if let Ok(Some(json)) = state.cache.get(&key).await
+        && let Ok(ids) = serde_json::from_str::<Vec<Uuid>>(&json)
+    {
+        return Ok(ids);
+    }
+    let celebs = state
+        .profiles
+        .list_all(
+            &user.username,
+            "following",
+            state.settings.celebrity_threshold + 1,
+            &user.token,
+        )
+        .await?;
+    let ids: Vec<Uuid> = celebs.iter().map(|c| c.id).collect();
+    let json = serde_json::to_string(&ids).expect("ids serialise");
+    if let Err(e) = state.cache.set_ex(&key, &json, CELEBS_TTL).await {
+        tracing::warn!(error = %e, "could not cache the followed celebrities");
+    }
+    Ok(ids)
+}
+
 async fn timeline(
     State(state): State<AppState>,
     user: AuthUser,
@@ -75,25 +115,20 @@ async fn timeline(
 ) -> Result<Json<Page<Post>>> {
     let limit = p.limit()?;
     let threshold = state.settings.celebrity_threshold;
-    let pushed = pushed_ids(&state, user.id).await;
+    let pushed = pushed_ids(&state, user.id, p.cursor.is_none().then_some(limit)).await;
 
     // Who must be pulled at read time: celebrities always, everyone when nothing was pushed.
     let (pull_authors, pushed): (Vec<Uuid>, Vec<i64>) = match pushed {
         Ok(Some(ids)) => {
             telemetry::set_current_attribute(attrs::CACHE_HIT, true);
-            let celebs = state
-                .profiles
-                .list_all(&user.username, "following", threshold + 1, &user.token)
-                .await?;
-            telemetry::set_current_attribute(
-                attrs::FEED_STRATEGY,
-                if celebs.is_empty() {
-                    "push"
-                } else {
-                    "push+pull"
-                },
-            );
-            (celebs.iter().map(|c| c.id).chain([user.id]).collect(), ids)
+            let celebs = followed_celebrities(&state, &user).await?;
+            let strategy = if celebs.is_empty() {
+                "push"
+            } else {
+                "push+pull"
+            };
+            telemetry::set_current_attribute(attrs::FEED_STRATEGY, strategy);
+            (celebs.into_iter().chain([user.id]).collect(), ids)
         }
         Ok(None) => {
             telemetry::set_current_attribute(attrs::CACHE_HIT, false);

@@ -16,7 +16,10 @@ async fn gateway(h: &Harness) -> Nginx {
         .replace("{listen}", "127.0.0.1:{port}")
         // No auth in this test: a closed port, so the upstream block stays valid.
         .replace("{auth_servers}", "    server 127.0.0.1:9;")
-        .replace("{profile_servers}", &format!("    server {};", h.profile_addr))
+        .replace(
+            "{profile_servers}",
+            &format!("    server {};", h.profile_addr),
+        )
         .replace("{feed_servers}", &format!("    server {};", h.feed_addr));
     Nginx::start(&conf).await
 }
@@ -44,12 +47,22 @@ async fn a_post_through_the_gateway_is_one_trace_across_feed_and_profile() {
     assert!(!request_id.is_empty());
 
     let t = Trace::wait(tp.trace_id, Duration::from_secs(10), |t| {
-        t.has("POST /api/feed/posts") && t.has("GET /api/profiles/{username}") && t.has("GET /api/profiles/{username}/followers")
+        t.has("POST /api/feed/posts")
+            && t.has("GET /api/profiles/{username}")
+            && t.has("GET /api/profiles/{username}/followers")
     });
     let server = t.one("POST /api/feed/posts");
     assert_kind(server, Kind::Server);
-    assert_eq!(server.parent_span_id, tp.span_id, "the caller's traceparent is continued, not replaced");
-    assert_eq!(attr(server, "http.request.header.x-request-id").unwrap().as_str(), request_id);
+    assert_eq!(
+        server.parent_span_id, tp.span_id,
+        "the caller's traceparent is continued, not replaced"
+    );
+    assert_eq!(
+        attr(server, "http.request.header.x-request-id")
+            .unwrap()
+            .as_str(),
+        request_id
+    );
     t.assert_parent(t.one("INSERT posts"), server);
     let fan_out = t.one("feed.fan_out");
     t.assert_parent(fan_out, server);
@@ -57,20 +70,32 @@ async fn a_post_through_the_gateway_is_one_trace_across_feed_and_profile() {
     // feed's CLIENT span to profile is the parent of profile's SERVER span.
     let profile_server = t.one("GET /api/profiles/{username}");
     assert_kind(profile_server, Kind::Server);
-    let client_span = t
-        .0
-        .iter()
-        .find(|s| s.span_context.span_id() == profile_server.parent_span_id)
-        .expect("profile's server span has its parent in the trace");
-    assert!(is_http_client(client_span), "parent is an HTTP client span: {}", client_span.name);
+    let client_span =
+        t.0.iter()
+            .find(|s| s.span_context.span_id() == profile_server.parent_span_id)
+            .expect("profile's server span has its parent in the trace");
+    assert!(
+        is_http_client(client_span),
+        "parent is an HTTP client span: {}",
+        client_span.name
+    );
     assert_eq!(client_span.name, "GET");
     t.assert_parent(client_span, fan_out);
-    assert!(t.all("SELECT profiles").iter().any(|s| t.descends(s, profile_server)));
+    assert!(
+        t.all("SELECT profiles")
+            .iter()
+            .any(|s| t.descends(s, profile_server))
+    );
 
     // One trace, no orphans: every span hangs off the feed server span.
     for s in &t.0 {
         if s.span_context.span_id() != server.span_context.span_id() {
-            assert!(t.descends(s, server), "{} is not under the request's server span:\n{}", s.name, t.describe());
+            assert!(
+                t.descends(s, server),
+                "{} is not under the request's server span:\n{}",
+                s.name,
+                t.describe()
+            );
         }
     }
 }
@@ -82,10 +107,21 @@ async fn the_gateway_answers_json_for_unknown_paths_and_dead_upstreams() {
     let base = format!("http://127.0.0.1:{}", nginx.port);
     let client = reqwest::Client::new();
     let tp = Traceparent::random();
-    let r = Req::get("/nope").traceparent(&tp).send_http(&client, &base).await.expect(404);
+    let r = Req::get("/nope")
+        .traceparent(&tp)
+        .send_http(&client, &base)
+        .await
+        .expect(404);
     assert_eq!(r.json["error"], "not_found");
     assert_eq!(r.json["trace_id"], tp.trace_id.to_string());
-    let r = Req::post("/api/auth/login").json(json!({})).send_http(&client, &base).await.expect(503);
+    let r = Req::post("/api/auth/login")
+        .json(json!({}))
+        .send_http(&client, &base)
+        .await
+        .expect(503);
     assert_eq!(r.json["error"], "unavailable", "{}", r.text);
-    Req::get("/healthz").send_http(&client, &base).await.expect(200);
+    Req::get("/healthz")
+        .send_http(&client, &base)
+        .await
+        .expect(200);
 }

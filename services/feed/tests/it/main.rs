@@ -29,7 +29,9 @@ impl Harness {
         testkit::init_tracing();
         let keys = TestKeys::default();
         let profile_db_url = testkit::fresh_database("profile").await;
-        let profile_db = Db::connect(&profile_db_url, 4, &profile::MIGRATOR).await.expect("profile db");
+        let profile_db = Db::connect(&profile_db_url, 4, &profile::MIGRATOR)
+            .await
+            .expect("profile db");
         let profile = profile::app(profile::AppState {
             db: profile_db,
             cache: Cache::new(redis_url, &testkit::unique_prefix("profile")).expect("redis"),
@@ -38,33 +40,62 @@ impl Harness {
         });
         let profile_addr = testkit::spawn_app(profile.clone()).await;
         let feed_db_url = testkit::fresh_database("feed").await;
-        let db = Db::connect(&feed_db_url, 4, &feed::MIGRATOR).await.expect("feed db");
+        let db = Db::connect(&feed_db_url, 4, &feed::MIGRATOR)
+            .await
+            .expect("feed db");
         let http = telemetry::HttpClient::new(std::time::Duration::from_secs(5));
         let state = feed::AppState {
             db,
             cache: Cache::new(redis_url, &testkit::unique_prefix("feed")).expect("redis"),
             verifier: keys.verifier(),
-            profiles: feed::profile_client::ProfileClient::new(http, format!("http://{profile_addr}")),
-            settings: feed::Settings { celebrity_threshold, timeline_cap: 800, timeline_ttl_secs: 600 },
+            profiles: feed::profile_client::ProfileClient::new(
+                http,
+                format!("http://{profile_addr}"),
+            ),
+            settings: feed::Settings {
+                celebrity_threshold,
+                timeline_cap: 800,
+                timeline_ttl_secs: 600,
+            },
         };
         let app = feed::app(state);
         let feed_addr = testkit::spawn_app(app.clone()).await;
-        Self { app, profile, profile_addr, feed_addr, keys }
+        Self {
+            app,
+            profile,
+            profile_addr,
+            feed_addr,
+            keys,
+        }
     }
 
     pub async fn user(&self, username: &str) -> (Uuid, String) {
         let id = Uuid::new_v4();
         let token = self.keys.token(id, username);
-        Req::patch("/api/profiles/me").token(&token).json(json!({})).send(&self.profile).await.expect(200);
+        Req::patch("/api/profiles/me")
+            .token(&token)
+            .json(json!({}))
+            .send(&self.profile)
+            .await
+            .expect(200);
         (id, token)
     }
 
     pub async fn follow(&self, token: &str, username: &str) {
-        Req::put(&format!("/api/profiles/{username}/follow")).token(token).send(&self.profile).await.expect(200);
+        Req::put(&format!("/api/profiles/{username}/follow"))
+            .token(token)
+            .send(&self.profile)
+            .await
+            .expect(200);
     }
 
     pub async fn post(&self, token: &str, body: &str) -> i64 {
-        let r = Req::post("/api/feed/posts").token(token).json(json!({"body": body})).send(&self.app).await.expect(201);
+        let r = Req::post("/api/feed/posts")
+            .token(token)
+            .json(json!({"body": body}))
+            .send(&self.app)
+            .await
+            .expect(201);
         r.json["id"].as_i64().expect("post id")
     }
 }

@@ -9,26 +9,73 @@ async fn posts_can_be_created_read_and_deleted_by_their_author() {
     let (_, ann) = h.user("ann").await;
     let (_, ben) = h.user("ben").await;
     let id = h.post(&ann, "first post").await;
-    let p = Req::get(&format!("/api/feed/posts/{id}")).send(&h.app).await.expect(200);
+    let p = Req::get(&format!("/api/feed/posts/{id}"))
+        .send(&h.app)
+        .await
+        .expect(200);
     assert_eq!(p.json["author_username"], "ann");
     assert_eq!(p.json["body"], "first post");
-    Req::delete(&format!("/api/feed/posts/{id}")).token(&ben).send(&h.app).await.expect_error(403, "forbidden");
-    Req::delete(&format!("/api/feed/posts/{id}")).token(&ann).send(&h.app).await.expect(204);
-    Req::get(&format!("/api/feed/posts/{id}")).send(&h.app).await.expect_error(404, "not_found");
-    Req::delete(&format!("/api/feed/posts/{id}")).token(&ann).send(&h.app).await.expect_error(404, "not_found");
+    Req::delete(&format!("/api/feed/posts/{id}"))
+        .token(&ben)
+        .send(&h.app)
+        .await
+        .expect_error(403, "forbidden");
+    Req::delete(&format!("/api/feed/posts/{id}"))
+        .token(&ann)
+        .send(&h.app)
+        .await
+        .expect(204);
+    Req::get(&format!("/api/feed/posts/{id}"))
+        .send(&h.app)
+        .await
+        .expect_error(404, "not_found");
+    Req::delete(&format!("/api/feed/posts/{id}"))
+        .token(&ann)
+        .send(&h.app)
+        .await
+        .expect_error(404, "not_found");
 }
 
 #[tokio::test]
 async fn bad_posts_are_refused_clearly() {
     let h = Harness::new(1000).await;
     let (_, t) = h.user("cat").await;
-    Req::post("/api/feed/posts").token(&t).json(json!({"body": "  "})).send(&h.app).await.expect_error(422, "validation_failed");
-    Req::post("/api/feed/posts").token(&t).json(json!({"body": "x".repeat(501)})).send(&h.app).await.expect_error(422, "validation_failed");
-    Req::post("/api/feed/posts").token(&t).json(json!({"text": "hi"})).send(&h.app).await.expect_error(422, "validation_failed");
-    Req::post("/api/feed/posts").json(json!({"body": "hi"})).send(&h.app).await.expect_error(401, "unauthorized");
-    Req::get("/api/feed/posts/abc").send(&h.app).await.expect_error(404, "not_found");
-    Req::get("/api/feed/posts/999999").send(&h.app).await.expect_error(404, "not_found");
-    Req::get("/api/feed/timeline?limit=1000").token(&t).send(&h.app).await.expect_error(422, "validation_failed");
+    Req::post("/api/feed/posts")
+        .token(&t)
+        .json(json!({"body": "  "}))
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
+    Req::post("/api/feed/posts")
+        .token(&t)
+        .json(json!({"body": "x".repeat(501)}))
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
+    Req::post("/api/feed/posts")
+        .token(&t)
+        .json(json!({"text": "hi"}))
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
+    Req::post("/api/feed/posts")
+        .json(json!({"body": "hi"}))
+        .send(&h.app)
+        .await
+        .expect_error(401, "unauthorized");
+    Req::get("/api/feed/posts/abc")
+        .send(&h.app)
+        .await
+        .expect_error(404, "not_found");
+    Req::get("/api/feed/posts/999999")
+        .send(&h.app)
+        .await
+        .expect_error(404, "not_found");
+    Req::get("/api/feed/timeline?limit=1000")
+        .token(&t)
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
 }
 
 #[tokio::test]
@@ -38,15 +85,31 @@ async fn likes_and_comments_are_idempotent_and_counted() {
     let (_, eve) = h.user("eve").await;
     let id = h.post(&dee, "like me").await;
     for _ in 0..2 {
-        let r = Req::put(&format!("/api/feed/posts/{id}/like")).token(&eve).send(&h.app).await.expect(200);
+        let r = Req::put(&format!("/api/feed/posts/{id}/like"))
+            .token(&eve)
+            .send(&h.app)
+            .await
+            .expect(200);
         assert_eq!(r.json["like_count"], 1);
     }
-    Req::put(&format!("/api/feed/posts/{id}/like")).token(&dee).send(&h.app).await.expect(200);
+    Req::put(&format!("/api/feed/posts/{id}/like"))
+        .token(&dee)
+        .send(&h.app)
+        .await
+        .expect(200);
     for _ in 0..2 {
-        let r = Req::delete(&format!("/api/feed/posts/{id}/like")).token(&eve).send(&h.app).await.expect(200);
+        let r = Req::delete(&format!("/api/feed/posts/{id}/like"))
+            .token(&eve)
+            .send(&h.app)
+            .await
+            .expect(200);
         assert_eq!(r.json["like_count"], 1);
     }
-    Req::put("/api/feed/posts/424242/like").token(&eve).send(&h.app).await.expect_error(404, "not_found");
+    Req::put("/api/feed/posts/424242/like")
+        .token(&eve)
+        .send(&h.app)
+        .await
+        .expect_error(404, "not_found");
     for i in 0..5 {
         Req::post(&format!("/api/feed/posts/{id}/comments"))
             .token(&eve)
@@ -55,16 +118,35 @@ async fn likes_and_comments_are_idempotent_and_counted() {
             .await
             .expect(201);
     }
-    let page1 = Req::get(&format!("/api/feed/posts/{id}/comments?limit=3")).send(&h.app).await.expect(200);
+    let page1 = Req::get(&format!("/api/feed/posts/{id}/comments?limit=3"))
+        .send(&h.app)
+        .await
+        .expect(200);
     assert_eq!(page1.json["items"].as_array().unwrap().len(), 3);
     let cursor = page1.json["next_cursor"].as_i64().unwrap();
-    let page2 = Req::get(&format!("/api/feed/posts/{id}/comments?limit=3&cursor={cursor}")).send(&h.app).await.expect(200);
-    let bodies: Vec<&str> = page2.json["items"].as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
+    let page2 = Req::get(&format!(
+        "/api/feed/posts/{id}/comments?limit=3&cursor={cursor}"
+    ))
+    .send(&h.app)
+    .await
+    .expect(200);
+    let bodies: Vec<&str> = page2.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["body"].as_str().unwrap())
+        .collect();
     assert_eq!(bodies, ["comment 3", "comment 4"]);
     assert!(page2.json["next_cursor"].is_null());
-    let post = Req::get(&format!("/api/feed/posts/{id}")).send(&h.app).await.expect(200);
+    let post = Req::get(&format!("/api/feed/posts/{id}"))
+        .send(&h.app)
+        .await
+        .expect(200);
     assert_eq!(post.json["comment_count"], 5);
     assert_eq!(post.json["like_count"], 1);
-    let mine = Req::get("/api/feed/users/dee/posts").send(&h.app).await.expect(200);
+    let mine = Req::get("/api/feed/users/dee/posts")
+        .send(&h.app)
+        .await
+        .expect(200);
     assert_eq!(mine.json["items"][0]["id"], id);
 }

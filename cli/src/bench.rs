@@ -1,0 +1,286 @@
+//! `socialctl bench`: requests/s and latency of `GET /api/feed/timeline` through the
+//! gateway on a seeded data set, with tracing on (100 % sampling, exporting to the sink)
+//! and off (`OTEL_SDK_DISABLED=true`), measured in the same run, and the overhead ratio.
+//!
+//! A closed loop of `--concurrency` workers, each reading a random logged-in user's
+//! timeline back to back for `--duration` after a warm-up. Both the load generator and
+//! the stack share this machine's cores, so the figures are the system's throughput
+//! with its own client, not the server's alone.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use hdrhistogram::Histogram;
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use crate::StackArgs;
+use crate::stack::StackConfig;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Concurrent connections of the closed-loop load.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Measured seconds per mode and round.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Unmeasured seconds before each measurement (connections, caches, JIT-free warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+    /// Distinct users whose timelines are read.
+    #[arg(long, default_value_t = 200)]
+    pub sample_users: usize,
+    /// Rounds; each measures both modes (alternating which goes first), and the report
+    /// averages them.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Reuse an already seeded data set (the default seeds afresh when none exists).
+    #[arg(long)]
+    pub reseed: bool,
+    #[command(flatten)]
+    pub seed: crate::seed::SeedArgs,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figures {
+    pub mode: &'static str,
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+fn base_config(tracing: bool) -> StackConfig {
+    let mut cfg = StackConfig::default();
+    // The benchmark logs in hundreds of users from one address.
+    cfg.env
+        .insert("AUTH_LOGIN_IP_LIMIT".into(), "1000000".into());
+    cfg.env
+        .insert("AUTH_LOGIN_ACCOUNT_LIMIT".into(), "1000000".into());
+    cfg.env.insert("RUST_LOG".into(), "warn".into());
+    if !tracing {
+        cfg.env.insert("OTEL_SDK_DISABLED".into(), "true".into());
+    }
+    cfg
+}
+
+async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let res = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"username": user, "password": password}))
+        .send()
+        .await
+        .context("login request failed; is the gateway up?")?;
+    if !res.status().is_success() {
+        bail!(
+            "login as {user} failed: HTTP {} {}",
+            res.status(),
+            res.text().await.unwrap_or_default()
+        );
+    }
+    let v: serde_json::Value = res.json().await?;
+    v["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("login answered without an access token")
+}
+
+async fn load(
+    client: &reqwest::Client,
+    url: &str,
+    tokens: &Arc<Vec<String>>,
+    concurrency: usize,
+    secs: u64,
+) -> (Histogram<u64>, u64, u64, f64) {
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let tokens = tokens.clone();
+        let url = url.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds");
+            let (mut ok, mut err) = (0u64, 0u64);
+            while Instant::now() < stop {
+                let token = &tokens[rand::rng().random_range(0..tokens.len())];
+                let t = Instant::now();
+                let res = client.get(&url).bearer_auth(token).send().await;
+                let good = match res {
+                    Ok(r) => {
+                        let s = r.status().is_success();
+                        let _ = r.bytes().await;
+                        s
+                    }
+                    Err(_) => false,
+                };
+                let _ = h.record(t.elapsed().as_micros() as u64);
+                if good { ok += 1 } else { err += 1 }
+            }
+            (h, ok, err)
+        }));
+    }
+    let mut all =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    let (mut ok, mut err) = (0, 0);
+    for t in tasks {
+        if let Ok((h, o, e)) = t.await {
+            let _ = all.add(&h);
+            ok += o;
+            err += e;
+        }
+    }
+    (all, ok, err, t0.elapsed().as_secs_f64())
+}
+
+fn figures(mode: &'static str, h: &Histogram<u64>, ok: u64, err: u64, secs: f64) -> Figures {
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Figures {
+        mode,
+        requests: ok + err,
+        errors: err,
+        rps: ok as f64 / secs,
+        p50_ms: ms(0.5),
+        p90_ms: ms(0.9),
+        p99_ms: ms(0.99),
+        max_ms: h.max() as f64 / 1000.0,
+    }
+}
+
+pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let base = "http://127.0.0.1:8080";
+    println!("bench: starting the stack (tracing on)");
+    crate::local::up_with(&a.stack, &base_config(true)).await?;
+    let auth_users = count_users(&a.seed).await.unwrap_or(0);
+    if a.reseed || auth_users < a.seed.users as i64 {
+        println!(
+            "bench: seeding {} users / {} posts",
+            a.seed.users, a.seed.posts
+        );
+        let s = crate::seed::seed(&crate::seed::SeedArgs {
+            reset: true,
+            ..a.seed.clone()
+        })
+        .await?;
+        println!(
+            "bench: seeded in {:.1} s ({} follows, max followers {}, {} celebrities)",
+            s.seconds, s.follows, s.max_followers, s.over_1000_followers
+        );
+    } else {
+        println!("bench: reusing the seeded data set ({auth_users} users)");
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency * 2)
+        .build()?;
+    let mut users: Vec<usize> = (0..a.seed.users).collect();
+    users.shuffle(&mut rand::rng());
+    users.truncate(a.sample_users);
+    let url = format!("{base}/api/feed/timeline");
+    let prepare = |tracing: bool| {
+        let (client, url, users) = (client.clone(), url.clone(), users.clone());
+        async move {
+            crate::local::up_with(&a.stack, &base_config(tracing)).await?;
+            let mut tokens = Vec::new();
+            for u in &users {
+                tokens.push(
+                    login(&client, base, &crate::seed::username(*u), &a.seed.password).await?,
+                );
+            }
+            // Materialise every sampled timeline, then warm up, so both modes measure
+            // warm reads.
+            for t in &tokens {
+                let _ = client.get(&url).bearer_auth(t).send().await;
+            }
+            let tokens = Arc::new(tokens);
+            load(&client, &url, &tokens, a.concurrency, a.warmup).await;
+            anyhow::Ok(tokens)
+        }
+    };
+    println!("bench: warm-up round (not measured)");
+    prepare(true).await?;
+    let mut results: Vec<Figures> = Vec::new();
+    for round in 0..a.rounds {
+        // Alternate the order, so drift during the run (caches, page writes) does not
+        // always favour the same mode.
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for tracing in order {
+            let mode = if tracing { "tracing on" } else { "tracing off" };
+            println!("bench: round {}/{}: {mode}", round + 1, a.rounds);
+            let tokens = prepare(tracing).await?;
+            let (h, ok, err, secs) = load(&client, &url, &tokens, a.concurrency, a.duration).await;
+            let f = figures(mode, &h, ok, err, secs);
+            println!(
+                "       {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+                f.rps, f.p50_ms, f.p99_ms, f.errors
+            );
+            results.push(f);
+        }
+    }
+    report(&results);
+    crate::local::up_with(&a.stack, &base_config(true)).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn count_users(s: &crate::seed::SeedArgs) -> anyhow::Result<i64> {
+    let mut url = reqwest::Url::parse(&s.database_url)?;
+    url.set_path("/auth");
+    let pool = sqlx::PgPool::connect(url.as_str()).await?;
+    Ok(sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await?)
+}
+
+fn mean(v: &[&Figures], f: impl Fn(&Figures) -> f64) -> f64 {
+    v.iter().map(|x| f(x)).sum::<f64>() / v.len().max(1) as f64
+}
+
+fn report(results: &[Figures]) {
+    println!(
+        "\n{:<12} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "mode", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"
+    );
+    for r in results {
+        println!(
+            "{:<12} {:>9} {:>8.0} {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>7}",
+            r.mode, r.requests, r.rps, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.errors
+        );
+    }
+    let on: Vec<&Figures> = results.iter().filter(|r| r.mode == "tracing on").collect();
+    let off: Vec<&Figures> = results.iter().filter(|r| r.mode == "tracing off").collect();
+    let (rps_on, rps_off) = (mean(&on, |f| f.rps), mean(&off, |f| f.rps));
+    let (p99_on, p99_off) = (mean(&on, |f| f.p99_ms), mean(&off, |f| f.p99_ms));
+    let overhead = 100.0 * (1.0 - rps_on / rps_off);
+    println!(
+        "\nmean over {} round(s): tracing on {rps_on:.0} req/s (p99 {p99_on:.2} ms), off {rps_off:.0} req/s (p99 {p99_off:.2} ms)",
+        on.len()
+    );
+    println!(
+        "tracing overhead: {overhead:.1} % of throughput; p99 ratio on/off {:.2}",
+        p99_on / p99_off
+    );
+    let goal = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "goals: ≥ 3000 req/s traced: {}; p99 ≤ 50 ms traced: {}; overhead ≤ 5 %: {}",
+        goal(rps_on >= 3000.0),
+        goal(p99_on <= 50.0),
+        goal(overhead <= 5.0)
+    );
+}

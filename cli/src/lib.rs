@@ -1,0 +1,173 @@
+//! socialctl boots, drives and checks the socialnet stack.
+//!
+//! Exit codes: **0** success; **1** a check fell short (a benchmark or verification goal);
+//! **2** usage or runtime error (the message says what went wrong and what to do).
+
+pub mod bench;
+pub mod local;
+pub mod process;
+pub mod seed;
+pub mod stack;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Boot, drive, break and verify socialnet, a small social network built to teach
+/// distributed tracing.
+#[derive(Debug, Parser)]
+#[command(name = "socialctl", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the whole stack and wait until every component is healthy.
+    ///
+    /// Idempotent: components already running with the same settings are left alone.
+    Up(UpArgs),
+    /// Stop every component socialctl started (data is kept unless --volumes).
+    Down(DownArgs),
+    /// Show each component's state, health, pid, uptime and memory.
+    Status(StatusArgs),
+    /// Print a component's log (`-f` to follow).
+    Logs(LogsArgs),
+    /// Run the OTLP trace sink on its own (gRPC and HTTP receivers plus query API).
+    Sink(SinkArgs),
+    /// Fill the running stack's databases with a realistic data set.
+    Seed(seed::SeedArgs),
+    /// Benchmark GET /api/feed/timeline through the gateway, tracing on vs off.
+    Bench(bench::BenchArgs),
+}
+
+/// Options every stack command shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackArgs {
+    /// Where the local runtime keeps data, logs and pid files.
+    #[arg(long, env = "SOCIALNET_STATE_DIR", default_value_os_t = local::default_state_dir())]
+    pub state_dir: PathBuf,
+    /// Runtime: `local` (host processes on loopback).
+    #[arg(long, default_value = "local", value_parser = ["local"])]
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Gateway port on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    pub gateway_port: u16,
+    /// Replicas of a service, e.g. `--scale feed=3` (repeatable).
+    #[arg(long, value_parser = stack::parse_scale)]
+    pub scale: Vec<(String, u32)>,
+    /// Extra environment for every service, e.g. `--env RUST_LOG=debug` (repeatable).
+    #[arg(long, value_parser = stack::parse_env)]
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Also delete the database and logs.
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Component name, e.g. `feed` or `feed-2` for a replica (see `socialctl status`).
+    pub component: String,
+    /// Keep printing new lines as they are written.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines of history to print first.
+    #[arg(long, default_value_t = 100)]
+    pub tail: usize,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkArgs {
+    /// OTLP/gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    pub grpc: SocketAddr,
+    /// OTLP/HTTP listen address (also serves the query API under /api/).
+    #[arg(long, default_value = "127.0.0.1:4318")]
+    pub http: SocketAddr,
+    /// Most spans kept in memory; the oldest traces are evicted (and counted) past it.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub max_spans: usize,
+}
+
+/// Parses arguments, runs the command, maps the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Up(a) => local::up(&a).await.map(|_| ExitCode::SUCCESS),
+        Command::Down(a) => local::down(&a.stack, a.volumes)
+            .await
+            .map(|_| ExitCode::SUCCESS),
+        Command::Status(a) => local::status(&a.stack, a.json)
+            .await
+            .map(|_| ExitCode::SUCCESS),
+        Command::Logs(a) => local::logs(&a).await.map(|_| ExitCode::SUCCESS),
+        Command::Sink(a) => sink(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Seed(a) => seed::run(&a).await.map(|_| ExitCode::SUCCESS),
+        Command::Bench(a) => bench::run(&a).await,
+    }
+}
+
+async fn sink(a: SinkArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let store = std::sync::Arc::new(verify::SpanStore::new(a.max_spans));
+    eprintln!(
+        "sink: OTLP/gRPC on {}, OTLP/HTTP and query API on http://{}",
+        a.grpc, a.http
+    );
+    verify::sink::serve(store, a.grpc, a.http, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "the sink could not listen on {} / {} (is another sink or collector running?)",
+            a.grpc, a.http
+        )
+    })
+}

@@ -1,0 +1,132 @@
+//! Host processes for the local runtime: start detached, check, signal, measure.
+//!
+//! Processes are started in their own process group so that a Ctrl-C in the terminal
+//! that ran `socialctl up` does not reach them; `socialctl down` stops them by pid.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// Starts `cmd` detached, output appended to `log`; returns its pid.
+pub fn spawn_detached(mut cmd: Command, log: &Path) -> anyhow::Result<u32> {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("could not open log file {}", log.display()))?;
+    let err = out
+        .try_clone()
+        .context("could not duplicate the log file handle")?;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("could not start {program}"))?;
+    Ok(child.id())
+}
+
+/// Whether `pid` names a live (not zombie) process.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|s| s != "Z" && s != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Sends a signal by name (`TERM`, `QUIT`, `KILL`) with the system's `kill`.
+pub fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .context("could not run `kill`")?;
+    if !status.success() && alive(pid) {
+        bail!("could not send SIG{sig} to process {pid}");
+    }
+    Ok(())
+}
+
+/// Asks a process to stop, waits up to `grace`, then kills it.
+pub fn stop(pid: u32, sig: &str, grace: Duration) -> anyhow::Result<()> {
+    if !alive(pid) {
+        return Ok(());
+    }
+    signal(pid, sig)?;
+    let deadline = Instant::now() + grace;
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive(pid) {
+        signal(pid, "KILL")?;
+    }
+    Ok(())
+}
+
+/// Resident memory of a process in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the state field.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Finds a program: next to socialctl first (a cargo build puts them together), then
+/// on PATH, then in the given extra directories.
+pub fn find_program(name: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)));
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(path_dirs.into_iter().map(|d| d.join(name)))
+        .chain(extra_dirs.iter().map(|d| Path::new(d).join(name)))
+        .find(|p| p.is_file())
+}
+
+/// The newest PostgreSQL server binary directory (Debian puts it under a version).
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join("initdb").is_file())
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop()
+}
+
+/// Last `n` lines of a file, for error messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,263 @@
+//! The stack definition: every component, how it starts, what it needs, how its health
+//! is checked. It is the single source of truth the runtimes boot from.
+
+use std::collections::BTreeMap;
+
+/// What a component is, which decides how a runtime starts and probes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Postgres,
+    Redis,
+    /// socialctl's own OTLP receiver and span store.
+    Sink,
+    /// One of the Rust services.
+    Service,
+    /// NGINX in front of the services.
+    Gateway,
+}
+
+/// One component (a service may run several replicas).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Component {
+    pub name: &'static str,
+    pub role: Role,
+    /// The port its first replica listens on.
+    pub port: u16,
+    pub replicas: u32,
+    pub depends_on: &'static [&'static str],
+}
+
+/// Settings a user can change on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StackConfig {
+    pub gateway_port: u16,
+    pub postgres_port: u16,
+    pub redis_port: u16,
+    pub otlp_grpc_port: u16,
+    pub otlp_http_port: u16,
+    pub scale: BTreeMap<String, u32>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self {
+            gateway_port: 8080,
+            postgres_port: 15432,
+            redis_port: 16379,
+            otlp_grpc_port: 4317,
+            otlp_http_port: 4318,
+            scale: BTreeMap::new(),
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// The services, in start order (profile before auth and feed, which call it).
+pub const SERVICES: &[&str] = &["profile", "auth", "feed"];
+
+/// Base port of a service; replica `r` listens on `port + 100 * r` on loopback.
+pub fn service_port(name: &str) -> u16 {
+    match name {
+        "auth" => 8081,
+        "profile" => 8082,
+        _ => 8083,
+    }
+}
+
+/// Every component, in dependency order.
+pub fn components(cfg: &StackConfig) -> Vec<Component> {
+    let replicas = |n: &str| cfg.scale.get(n).copied().unwrap_or(1).max(1);
+    let mut out = vec![
+        Component {
+            name: "postgres",
+            role: Role::Postgres,
+            port: cfg.postgres_port,
+            replicas: 1,
+            depends_on: &[],
+        },
+        Component {
+            name: "redis",
+            role: Role::Redis,
+            port: cfg.redis_port,
+            replicas: 1,
+            depends_on: &[],
+        },
+        Component {
+            name: "sink",
+            role: Role::Sink,
+            port: cfg.otlp_http_port,
+            replicas: 1,
+            depends_on: &[],
+        },
+    ];
+    for &s in SERVICES {
+        out.push(Component {
+            name: s,
+            role: Role::Service,
+            port: service_port(s),
+            replicas: replicas(s),
+            depends_on: &["postgres", "redis", "sink"],
+        });
+    }
+    out.push(Component {
+        name: "gateway",
+        role: Role::Gateway,
+        port: cfg.gateway_port,
+        replicas: 1,
+        depends_on: &["auth", "profile", "feed"],
+    });
+    out
+}
+
+/// The name of replica `r` (0-based) of a component: `feed`, `feed-2`, …
+pub fn instance_name(name: &str, r: u32) -> String {
+    if r == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}-{}", r + 1)
+    }
+}
+
+/// The environment of one service replica on the local runtime.
+pub fn service_env(cfg: &StackConfig, name: &str, replica: u32) -> BTreeMap<String, String> {
+    let gateway = format!("http://127.0.0.1:{}", cfg.gateway_port);
+    let port = service_port(name) + 100 * replica as u16;
+    let upper = name.to_ascii_uppercase();
+    let mut env = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    set(&format!("{upper}_LISTEN"), format!("127.0.0.1:{port}"));
+    set(
+        &format!("{upper}_DATABASE_URL"),
+        format!("postgres://postgres@127.0.0.1:{}/{name}", cfg.postgres_port),
+    );
+    set(
+        "REDIS_URL",
+        format!("redis://127.0.0.1:{}/0", cfg.redis_port),
+    );
+    set(
+        "AUTH_JWKS_URL",
+        format!("http://127.0.0.1:{}/api/auth/jwks", service_port("auth")),
+    );
+    // Service-to-service calls go through the gateway, so replicas are load-balanced.
+    set("PROFILE_URL", gateway.clone());
+    set("PUBLIC_URL", gateway);
+    set("AUTH_SELF_URL", format!("http://127.0.0.1:{port}"));
+    set(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        format!("http://127.0.0.1:{}", cfg.otlp_http_port),
+    );
+    set("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into());
+    set("OTEL_SERVICE_NAME", name.to_owned());
+    set(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        format!(
+            "service.instance.id={},deployment.environment.name=local",
+            instance_name(name, replica)
+        ),
+    );
+    // A short batch delay, so traces are complete in the sink within a second or two.
+    set("OTEL_BSP_SCHEDULE_DELAY", "1000".into());
+    set("RUST_LOG", "info".into());
+    for (k, v) in &cfg.env {
+        env.insert(k.clone(), v.clone());
+    }
+    env
+}
+
+/// The gateway's NGINX `http {}` body, from compose/nginx/gateway.conf.
+pub fn gateway_conf(cfg: &StackConfig) -> String {
+    let servers = |name: &str| {
+        let n = cfg.scale.get(name).copied().unwrap_or(1).max(1);
+        (0..n)
+            .map(|r| {
+                format!(
+                    "    server 127.0.0.1:{} max_fails=3 fail_timeout=5s;",
+                    service_port(name) + 100 * r as u16
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    include_str!("../../compose/nginx/gateway.conf")
+        .replace("{listen}", &format!("127.0.0.1:{}", cfg.gateway_port))
+        .replace("{auth_servers}", &servers("auth"))
+        .replace("{profile_servers}", &servers("profile"))
+        .replace("{feed_servers}", &servers("feed"))
+}
+
+/// `feed=3` → ("feed", 3).
+pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
+    let (name, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected SERVICE=N, got {s:?}"))?;
+    if !SERVICES.contains(&name) {
+        return Err(format!(
+            "unknown service {name:?}; scalable services: {}",
+            SERVICES.join(", ")
+        ));
+    }
+    let n: u32 = n
+        .parse()
+        .map_err(|_| format!("replica count must be a number, got {n:?}"))?;
+    if !(1..=9).contains(&n) {
+        return Err("replica count must be 1 to 9".into());
+    }
+    Ok((name.to_owned(), n))
+}
+
+/// `KEY=VALUE` → (KEY, VALUE).
+pub fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    if k.is_empty() {
+        return Err("the variable name is empty".into());
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_and_env_flags_parse_or_explain() {
+        assert_eq!(parse_scale("feed=3"), Ok(("feed".into(), 3)));
+        assert!(
+            parse_scale("nginx=2")
+                .unwrap_err()
+                .contains("unknown service")
+        );
+        assert!(parse_scale("feed=0").is_err());
+        assert!(parse_scale("feed").is_err());
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env("=x").is_err());
+    }
+
+    #[test]
+    fn replicas_get_their_own_ports_behind_the_gateway() {
+        let mut cfg = StackConfig::default();
+        cfg.scale.insert("feed".into(), 2);
+        let conf = gateway_conf(&cfg);
+        assert!(
+            conf.contains("server 127.0.0.1:8083 ") && conf.contains("server 127.0.0.1:8183 "),
+            "{conf}"
+        );
+        assert_eq!(
+            service_env(&cfg, "feed", 1)["FEED_LISTEN"],
+            "127.0.0.1:8183"
+        );
+        assert_eq!(instance_name("feed", 1), "feed-2");
+        let order: Vec<&str> = components(&cfg).iter().map(|c| c.name).collect();
+        assert_eq!(
+            order,
+            [
+                "postgres", "redis", "sink", "profile", "auth", "feed", "gateway"
+            ]
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The OTLP sink: gRPC (`:4317`) and HTTP (`:4318`, protobuf or JSON) receivers in
+//! front of a [`SpanStore`], plus a small query API on the HTTP port:
+//!
+//! - `GET /api/traces?service=&limit=` — recent traces (summaries)
+//! - `GET /api/traces/{trace_id}` — one trace's spans
+//! - `GET /api/stats` — store counters
+//!
+//! Malformed payloads get 400 (HTTP) or `INVALID_ARGUMENT` (gRPC) and the sink keeps
+//! serving; bodies over the size limit are refused (413) before they are buffered.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Span;
+use crate::otlp;
+use crate::store::SpanStore;
+
+/// Largest OTLP payload accepted, in bytes.
+pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+
+/// The HTTP router: OTLP ingest and the query API.
+pub fn http_app(store: Arc<SpanStore>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(ingest))
+        .route("/api/traces", get(list))
+        .route("/api/traces/{id}", get(one))
+        .route("/api/stats", get(stats))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
+        .with_state(store)
+}
+
+fn bad_request(store: &SpanStore, msg: String) -> Response {
+    store.count_rejected();
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({"error": "bad_request", "message": msg, "trace_id": ""})),
+    )
+        .into_response()
+}
+
+async fn ingest(State(store): State<Arc<SpanStore>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let json = ctype.starts_with("application/json");
+    let decoded = if json {
+        otlp::decode_json(&body)
+    } else {
+        otlp::decode_protobuf(&body)
+    };
+    match decoded {
+        Ok(spans) => {
+            store.insert(spans);
+            if json {
+                (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
+            } else {
+                let bytes = ExportTraceServiceResponse::default().encode_to_vec();
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    bytes,
+                )
+                    .into_response()
+            }
+        }
+        Err(e) => bad_request(&store, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    pub service: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// One line per trace in listings.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TraceSummary {
+    pub trace_id: String,
+    pub root: String,
+    pub services: Vec<String>,
+    pub spans: usize,
+    pub duration_ms: f64,
+    pub errors: usize,
+}
+
+pub fn summarize(spans: &[Span]) -> TraceSummary {
+    let ids: std::collections::HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    let root = spans
+        .iter()
+        .find(|s| s.is_root() || !ids.contains(s.parent_span_id.as_str()))
+        .map(|s| format!("{} {}", s.service, s.name))
+        .unwrap_or_default();
+    let mut services: Vec<String> = spans.iter().map(|s| s.service.clone()).collect();
+    services.sort();
+    services.dedup();
+    let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+    let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
+    TraceSummary {
+        trace_id: spans
+            .first()
+            .map(|s| s.trace_id.clone())
+            .unwrap_or_default(),
+        root,
+        services,
+        spans: spans.len(),
+        duration_ms: end.saturating_sub(start) as f64 / 1e6,
+        errors: spans
+            .iter()
+            .filter(|s| s.status == crate::StatusCode::Error)
+            .count(),
+    }
+}
+
+async fn list(
+    State(store): State<Arc<SpanStore>>,
+    Query(p): Query<ListParams>,
+) -> axum::Json<Vec<TraceSummary>> {
+    let limit = p.limit.unwrap_or(20).min(1000);
+    let traces = store.recent(limit, |t| {
+        p.service
+            .as_ref()
+            .is_none_or(|svc| t.iter().any(|s| &s.service == svc))
+    });
+    axum::Json(traces.iter().map(|t| summarize(t)).collect())
+}
+
+async fn one(State(store): State<Arc<SpanStore>>, Path(id): Path<String>) -> Response {
+    match store.trace(&id) {
+        Some(spans) => axum::Json(spans).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": "not_found", "message": format!("no trace {id} in the sink"), "trace_id": id})),
+        )
+            .into_response(),
+    }
+}
+
+async fn stats(State(store): State<Arc<SpanStore>>) -> axum::Json<crate::StoreStats> {
+    axum::Json(store.stats())
+}
+
+/// The gRPC receiver.
+#[derive(Debug, Clone)]
+pub struct GrpcSink(pub Arc<SpanStore>);
+
+#[tonic::async_trait]
+impl TraceService for GrpcSink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        match otlp::flatten(request.into_inner()) {
+            Ok(spans) => {
+                self.0.insert(spans);
+                Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+            }
+            Err(e) => {
+                self.0.count_rejected();
+                Err(tonic::Status::invalid_argument(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Serves both receivers until `shutdown` resolves.
+pub async fn serve(
+    store: Arc<SpanStore>,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let http_listener = tokio::net::TcpListener::bind(http_addr).await?;
+    let grpc_listener = tokio::net::TcpListener::bind(grpc_addr).await?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let grpc = tonic::transport::Server::builder()
+        .add_service(
+            TraceServiceServer::new(GrpcSink(store.clone())).max_decoding_message_size(MAX_PAYLOAD),
+        )
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            wait(rx.clone()),
+        );
+    let http = axum::serve(http_listener, http_app(store)).with_graceful_shutdown(wait(rx));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let (g, h) = tokio::join!(grpc, http);
+    g.map_err(std::io::Error::other)?;
+    h
+}
+
+async fn wait(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
