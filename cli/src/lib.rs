@@ -8,6 +8,7 @@ pub mod local;
 pub mod process;
 pub mod seed;
 pub mod stack;
+pub mod verify_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +43,15 @@ pub enum Command {
     Seed(seed::SeedArgs),
     /// Benchmark GET /api/feed/timeline through the gateway, tracing on vs off.
     Bench(bench::BenchArgs),
+    /// Check that every trace in the sink (or Jaeger, or a file) arrived whole.
+    ///
+    /// Waits until the services' span queues are drained, then checks each trace: one
+    /// root, no orphans, client/server pairs, timing, ends, error propagation, required
+    /// attributes, and the endpoint's expected spans (trace specs). Exit 0 at or above
+    /// --min-completeness, 1 below, 2 on error.
+    VerifyTraces(verify_cmd::VerifyArgs),
+    /// Show recent traces (or one trace) from the sink as trees.
+    Traces(verify_cmd::TracesArgs),
 }
 
 /// Options every stack command shares.
@@ -62,6 +72,21 @@ pub struct UpArgs {
     /// Gateway port on 127.0.0.1.
     #[arg(long, default_value_t = 8080)]
     pub gateway_port: u16,
+    /// PostgreSQL port on 127.0.0.1 (not 5432, so a system PostgreSQL can keep it).
+    #[arg(long, default_value_t = 15432)]
+    pub postgres_port: u16,
+    /// Redis port on 127.0.0.1.
+    #[arg(long, default_value_t = 16379)]
+    pub redis_port: u16,
+    /// OTLP/gRPC port of the sink.
+    #[arg(long, default_value_t = 4317)]
+    pub otlp_grpc_port: u16,
+    /// OTLP/HTTP port of the sink (also its query API).
+    #[arg(long, default_value_t = 4318)]
+    pub otlp_http_port: u16,
+    /// First service port: auth, then profile, then feed (replicas add 100).
+    #[arg(long, default_value_t = 8081)]
+    pub service_base_port: u16,
     /// Replicas of a service, e.g. `--scale feed=3` (repeatable).
     #[arg(long, value_parser = stack::parse_scale)]
     pub scale: Vec<(String, u32)>,
@@ -150,6 +175,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sink(a) => sink(a).await.map(|_| ExitCode::SUCCESS),
         Command::Seed(a) => seed::run(&a).await.map(|_| ExitCode::SUCCESS),
         Command::Bench(a) => bench::run(&a).await,
+        Command::VerifyTraces(a) => verify_cmd::verify_traces(&a).await,
+        Command::Traces(a) => verify_cmd::traces(&a).await.map(|_| ExitCode::SUCCESS),
     }
 }
 

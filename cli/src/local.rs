@@ -131,7 +131,11 @@ fn service_binary(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 fn spec_for(c: &Component, replica: u32, cfg: &StackConfig, dirs: &Dirs) -> anyhow::Result<Spec> {
-    let port = c.port + 100 * replica as u16;
+    let port = if c.role == Role::Service {
+        stack::service_port(cfg, c.name, replica)
+    } else {
+        c.port
+    };
     let (program, args, env) = match c.role {
         Role::Postgres => {
             let bin = process::postgres_bin_dir().ok_or_else(|| {
@@ -378,6 +382,22 @@ pub async fn healthy(spec: &Spec, gateway_port: u16) -> bool {
 
 fn port_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// `/metrics` URLs of every running service instance (for drain detection).
+pub fn metrics_urls(args: &StackArgs) -> Vec<(String, String)> {
+    let Ok(dirs) = Dirs::open(&args.state_dir) else {
+        return Vec::new();
+    };
+    dirs.known()
+        .into_iter()
+        .filter(|i| dirs.running(i).is_some())
+        .filter_map(|i| {
+            let spec = dirs.spec(&i)?;
+            (spec.role == Role::Service)
+                .then(|| (i.clone(), format!("http://127.0.0.1:{}/metrics", spec.port)))
+        })
+        .collect()
 }
 
 /// `socialctl up`.

@@ -36,6 +36,9 @@ pub struct StackConfig {
     pub redis_port: u16,
     pub otlp_grpc_port: u16,
     pub otlp_http_port: u16,
+    /// auth listens here, profile on the next port, feed on the one after; replica `r`
+    /// of a service adds `100 * r`.
+    pub service_base_port: u16,
     pub scale: BTreeMap<String, u32>,
     pub env: BTreeMap<String, String>,
 }
@@ -48,6 +51,7 @@ impl Default for StackConfig {
             redis_port: 16379,
             otlp_grpc_port: 4317,
             otlp_http_port: 4318,
+            service_base_port: 8081,
             scale: BTreeMap::new(),
             env: BTreeMap::new(),
         }
@@ -57,13 +61,14 @@ impl Default for StackConfig {
 /// The services, in start order (profile before auth and feed, which call it).
 pub const SERVICES: &[&str] = &["profile", "auth", "feed"];
 
-/// Base port of a service; replica `r` listens on `port + 100 * r` on loopback.
-pub fn service_port(name: &str) -> u16 {
-    match name {
-        "auth" => 8081,
-        "profile" => 8082,
-        _ => 8083,
-    }
+/// Port of replica `r` of a service on loopback.
+pub fn service_port(cfg: &StackConfig, name: &str, replica: u32) -> u16 {
+    let offset = match name {
+        "auth" => 0,
+        "profile" => 1,
+        _ => 2,
+    };
+    cfg.service_base_port + offset + 100 * replica as u16
 }
 
 /// Every component, in dependency order.
@@ -96,7 +101,7 @@ pub fn components(cfg: &StackConfig) -> Vec<Component> {
         out.push(Component {
             name: s,
             role: Role::Service,
-            port: service_port(s),
+            port: service_port(cfg, s, 0),
             replicas: replicas(s),
             depends_on: &["postgres", "redis", "sink"],
         });
@@ -123,7 +128,7 @@ pub fn instance_name(name: &str, r: u32) -> String {
 /// The environment of one service replica on the local runtime.
 pub fn service_env(cfg: &StackConfig, name: &str, replica: u32) -> BTreeMap<String, String> {
     let gateway = format!("http://127.0.0.1:{}", cfg.gateway_port);
-    let port = service_port(name) + 100 * replica as u16;
+    let port = service_port(cfg, name, replica);
     let upper = name.to_ascii_uppercase();
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: String| {
@@ -140,7 +145,10 @@ pub fn service_env(cfg: &StackConfig, name: &str, replica: u32) -> BTreeMap<Stri
     );
     set(
         "AUTH_JWKS_URL",
-        format!("http://127.0.0.1:{}/api/auth/jwks", service_port("auth")),
+        format!(
+            "http://127.0.0.1:{}/api/auth/jwks",
+            service_port(cfg, "auth", 0)
+        ),
     );
     // Service-to-service calls go through the gateway, so replicas are load-balanced.
     set("PROFILE_URL", gateway.clone());
@@ -176,7 +184,7 @@ pub fn gateway_conf(cfg: &StackConfig) -> String {
             .map(|r| {
                 format!(
                     "    server 127.0.0.1:{} max_fails=3 fail_timeout=5s;",
-                    service_port(name) + 100 * r as u16
+                    service_port(cfg, name, r)
                 )
             })
             .collect::<Vec<_>>()

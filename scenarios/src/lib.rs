@@ -1,4 +1,51 @@
-//! Scenarios as data: the load mix, chaos experiments and expected trace shapes.
+//! Scenarios as data: expected trace shapes (`traces/*.spec`) today; the load mix and
+//! chaos experiments join them as those commands arrive.
 //!
-//! This crate is filled by the `load` and `verify-traces` work; it depends on no service
-//! crate, so socialctl can read scenarios without linking the services.
+//! The files are compiled into `socialctl`, so it works from any directory; a user can
+//! still point `verify-traces --specs DIR` at edited copies. This crate depends on no
+//! service crate.
+
+/// The built-in trace specs: (file name, text).
+pub const TRACE_SPECS: &[(&str, &str)] = &[
+    ("auth-login.spec", include_str!("../traces/auth-login.spec")),
+    (
+        "auth-register.spec",
+        include_str!("../traces/auth-register.spec"),
+    ),
+    (
+        "feed-create-post.spec",
+        include_str!("../traces/feed-create-post.spec"),
+    ),
+    (
+        "feed-get-post.spec",
+        include_str!("../traces/feed-get-post.spec"),
+    ),
+    (
+        "feed-timeline.spec",
+        include_str!("../traces/feed-timeline.spec"),
+    ),
+    (
+        "profile-follow.spec",
+        include_str!("../traces/profile-follow.spec"),
+    ),
+    (
+        "profile-get.spec",
+        include_str!("../traces/profile-get.spec"),
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_spec_file_is_listed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .expect("traces dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".spec"))
+            .collect();
+        on_disk.sort();
+        let listed: Vec<&str> = super::TRACE_SPECS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(on_disk, listed, "add new spec files to TRACE_SPECS");
+    }
+}

@@ -4,9 +4,13 @@
 //!
 //! Depends on no service crate: it judges the system from its telemetry alone.
 
+pub mod checks;
+pub mod jaeger;
 pub mod model;
 pub mod otlp;
+pub mod report;
 pub mod sink;
+pub mod spec;
 pub mod store;
 
 pub use model::{Span, SpanKind, StatusCode};

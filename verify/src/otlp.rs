@@ -29,6 +29,33 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<Span>, DecodeError> {
     flatten(serde_json::from_slice::<ExportTraceServiceRequest>(body)?)
 }
 
+/// A file written by the OpenTelemetry Collector's file exporter: one JSON
+/// `ExportTraceServiceRequest` per line. Returns the spans and the number of the first
+/// line that did not parse, if any.
+pub fn decode_json_lines(text: &str) -> Result<Vec<Span>, (usize, DecodeError)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.extend(decode_json(line.as_bytes()).map_err(|e| (i + 1, e))?);
+    }
+    Ok(out)
+}
+
+/// Groups spans by trace id, keeping arrival order within a trace.
+pub fn group(spans: Vec<Span>) -> Vec<Vec<Span>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by: std::collections::HashMap<String, Vec<Span>> = std::collections::HashMap::new();
+    for s in spans {
+        if !by.contains_key(&s.trace_id) {
+            order.push(s.trace_id.clone());
+        }
+        by.entry(s.trace_id.clone()).or_default().push(s);
+    }
+    order.into_iter().filter_map(|id| by.remove(&id)).collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,6 +4,7 @@
 //! - `GET /api/traces?service=&limit=` — recent traces (summaries)
 //! - `GET /api/traces/{trace_id}` — one trace's spans
 //! - `GET /api/stats` — store counters
+//! - `GET /api/export` — every stored trace, all spans (for `verify-traces`)
 //!
 //! Malformed payloads get 400 (HTTP) or `INVALID_ARGUMENT` (gRPC) and the sink keeps
 //! serving; bodies over the size limit are refused (413) before they are buffered.
@@ -40,6 +41,7 @@ pub fn http_app(store: Arc<SpanStore>) -> Router {
         .route("/api/traces", get(list))
         .route("/api/traces/{id}", get(one))
         .route("/api/stats", get(stats))
+        .route("/api/export", get(export))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
         .with_state(store)
@@ -151,6 +153,11 @@ async fn one(State(store): State<Arc<SpanStore>>, Path(id): Path<String>) -> Res
         )
             .into_response(),
     }
+}
+
+/// Every stored trace with all its spans (what `verify-traces` reads).
+async fn export(State(store): State<Arc<SpanStore>>) -> axum::Json<Vec<Vec<Span>>> {
+    axum::Json(store.all())
 }
 
 async fn stats(State(store): State<Arc<SpanStore>>) -> axum::Json<crate::StoreStats> {

@@ -85,16 +85,21 @@ pub fn summarize(sql: &str) -> (String, Option<String>) {
         .first()
         .map(|w| w.to_ascii_uppercase())
         .unwrap_or_else(|| "QUERY".into());
+    // The first plain identifier after `kw`: `FROM UNNEST($1) ... FROM posts` names
+    // `posts`, since a function call is not a table.
     let after = |kw: &str| {
         words
             .iter()
-            .position(|w| w.eq_ignore_ascii_case(kw))
-            .and_then(|i| words.get(i + 1))
-            .map(|t| {
-                t.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-                    .to_ascii_lowercase()
+            .enumerate()
+            .filter(|(_, w)| w.eq_ignore_ascii_case(kw))
+            .filter_map(|(i, _)| words.get(i + 1))
+            .map(|t| t.trim_end_matches([',', ';', ')']))
+            .find(|t| {
+                !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
             })
-            .filter(|t| !t.is_empty())
+            .map(|t| t.to_ascii_lowercase())
     };
     let table = match op.as_str() {
         "SELECT" | "DELETE" => after("FROM"),
@@ -142,6 +147,11 @@ mod tests {
             Some("likes"),
         );
         check("SELECT 1", "SELECT", None);
+        check(
+            "SELECT p.id FROM UNNEST($1::uuid[]) AS a(x) CROSS JOIN LATERAL (SELECT id FROM posts WHERE x = $2) p",
+            "SELECT",
+            Some("posts"),
+        );
         check("", "QUERY", None);
     }
 }

@@ -55,7 +55,11 @@ impl HttpClient {
         if let Some(port) = url.port_or_known_default() {
             span.set_attribute(SERVER_PORT, i64::from(port));
         }
-        propagation::inject_http(&span.context(), req.headers_mut());
+        if crate::faults::enabled(crate::faults::BROKEN_PROPAGATION) {
+            inject_broken_context(&span, req.headers_mut());
+        } else {
+            propagation::inject_http(&span.context(), req.headers_mut());
+        }
         let result = self.inner.execute(req).instrument(span.clone()).await;
         match &result {
             Ok(res) => {
@@ -77,5 +81,24 @@ impl HttpClient {
             }
         }
         result
+    }
+}
+
+/// The `broken_propagation` teaching fault: the right trace id, a parent that does not exist.
+fn inject_broken_context(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    use opentelemetry::trace::TraceContextExt;
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    let made_up = opentelemetry::trace::SpanId::from_bytes(
+        uuid::Uuid::new_v4().as_u64_pair().0.to_be_bytes(),
+    );
+    let value = format!(
+        "00-{}-{}-{:02x}",
+        sc.trace_id(),
+        made_up,
+        sc.trace_flags().to_u8()
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&value) {
+        headers.insert("traceparent", v);
     }
 }

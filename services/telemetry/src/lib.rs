@@ -19,6 +19,7 @@ pub mod attrs;
 pub mod cache;
 pub mod db;
 mod export;
+pub mod faults;
 pub mod http_client;
 pub mod http_server;
 mod init;

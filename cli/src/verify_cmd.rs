@@ -1,0 +1,440 @@
+//! `socialctl verify-traces` and `socialctl traces`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use verify::Span;
+use verify::checks::CheckOptions;
+use verify::report::SentRequest;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// The sink to read (socialctl's own OTLP receiver).
+    #[arg(long, default_value = "http://127.0.0.1:4318", conflicts_with_all = ["jaeger", "file"])]
+    pub sink: String,
+    /// Read a Jaeger query API instead, e.g. http://127.0.0.1:16686.
+    #[arg(long)]
+    pub jaeger: Option<String>,
+    /// Read an OTLP JSON file instead, as the Collector's file exporter writes it.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Directory of `*.spec` trace shapes (default: the built-in ones, from scenarios/traces).
+    #[arg(long)]
+    pub specs: Option<PathBuf>,
+    /// JSON lines of the requests a load generator sent (`{trace_id, parent_span_id,
+    /// endpoint, status}`): each is then accounted for, and missing traces count.
+    #[arg(long)]
+    pub sent: Option<PathBuf>,
+    /// Exit 1 when completeness (in %) is below this.
+    #[arg(long, default_value_t = 100.0)]
+    pub min_completeness: f64,
+    /// Allowed clock disagreement between a parent and its child, in milliseconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub clock_skew_ms: f64,
+    /// Longest wait for the pipeline to drain before judging, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// Quiet period that counts as drained when the services' counters cannot be read.
+    #[arg(long, default_value_t = 2000)]
+    pub settle_ms: u64,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stack: crate::StackArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TracesArgs {
+    /// Show this one trace as a tree.
+    pub trace_id: Option<String>,
+    /// The sink's query API.
+    #[arg(long, default_value = "http://127.0.0.1:4318")]
+    pub sink: String,
+    /// Only traces touching this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// How many recent traces to show.
+    #[arg(long, default_value_t = 5)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn specs(dir: &Option<PathBuf>) -> anyhow::Result<Vec<verify::spec::TraceSpec>> {
+    match dir {
+        Some(d) => Ok(verify::spec::load_dir(d)?),
+        None => scenarios::TRACE_SPECS
+            .iter()
+            .map(|(name, text)| {
+                verify::spec::parse(&format!("scenarios/traces/{name}"), text)
+                    .map_err(anyhow::Error::from)
+            })
+            .collect(),
+    }
+}
+
+/// Span counters of one service process, from its `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    pub ended: u64,
+    pub exported: u64,
+    pub failed: u64,
+}
+
+fn parse_metrics(text: &str) -> Option<Counters> {
+    let get = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+    };
+    Some(Counters {
+        ended: get("otel_spans_ended_total")?,
+        exported: get("otel_spans_exported_total")?,
+        failed: get("otel_spans_export_failed_total")?,
+    })
+}
+
+async fn read_counters(
+    client: &reqwest::Client,
+    urls: &[(String, String)],
+) -> Vec<(String, Option<Counters>)> {
+    let mut out = Vec::new();
+    for (name, url) in urls {
+        let c = match client.get(url).send().await {
+            Ok(r) => r.text().await.ok().and_then(|t| parse_metrics(&t)),
+            Err(_) => None,
+        };
+        out.push((name.clone(), c));
+    }
+    out
+}
+
+/// Waits until the pipeline is drained: every service's batch queue is empty (every
+/// ended span was delivered or failed) and nothing new ended since the last look. A
+/// delivered span is already in the sink (the counter moves only after the sink
+/// acknowledged it), so no further delay is needed. Without counters, waits for the
+/// sink to be quiet for `settle`.
+async fn wait_drained(
+    client: &reqwest::Client,
+    sink: &str,
+    metrics: &[(String, String)],
+    timeout: Duration,
+    settle: Duration,
+) -> anyhow::Result<(bool, Vec<(String, Option<Counters>)>)> {
+    let deadline = Instant::now() + timeout;
+    let mut last = read_counters(client, metrics).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = read_counters(client, metrics).await;
+        let readable = !now.is_empty() && now.iter().all(|(_, c)| c.is_some());
+        let drained = if readable {
+            now == last
+                && now
+                    .iter()
+                    .all(|(_, c)| c.is_some_and(|c| c.ended == c.exported + c.failed))
+        } else {
+            let stats: serde_json::Value = client
+                .get(format!("{sink}/api/stats"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            stats["idle_ms"]
+                .as_u64()
+                .is_none_or(|ms| ms >= settle.as_millis() as u64)
+        };
+        if drained {
+            return Ok((true, now));
+        }
+        if Instant::now() > deadline {
+            return Ok((false, now));
+        }
+        last = now;
+    }
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<T> {
+    let res = client.get(url).send().await.with_context(|| {
+        format!("could not reach {url}; is the stack (or the sink) up? `socialctl up` starts it")
+    })?;
+    if !res.status().is_success() {
+        bail!("{url} answered HTTP {}", res.status());
+    }
+    res.json()
+        .await
+        .with_context(|| format!("{url} did not answer with the expected JSON"))
+}
+
+async fn load_traces(
+    a: &VerifyArgs,
+    client: &reqwest::Client,
+) -> anyhow::Result<(Vec<Vec<Span>>, serde_json::Value)> {
+    if let Some(path) = &a.file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        let spans = verify::otlp::decode_json_lines(&text)
+            .map_err(|(line, e)| anyhow::anyhow!("{}:{line}: {e}", path.display()))?;
+        return Ok((
+            verify::otlp::group(spans),
+            serde_json::json!({"source": path.display().to_string()}),
+        ));
+    }
+    if let Some(base) = &a.jaeger {
+        let base = base.trim_end_matches('/');
+        let res = client
+            .get(format!("{base}/api/services"))
+            .send()
+            .await
+            .with_context(|| format!("could not reach Jaeger at {base}"))?;
+        let services = verify::jaeger::services(&res.bytes().await?)?;
+        let mut all: std::collections::HashMap<String, Vec<Span>> =
+            std::collections::HashMap::new();
+        for s in services {
+            let body = client
+                .get(format!(
+                    "{base}/api/traces?service={s}&limit=100000&lookback=2h"
+                ))
+                .send()
+                .await?
+                .bytes()
+                .await?;
+            for t in verify::jaeger::parse(&body)
+                .with_context(|| format!("Jaeger's answer for {s} is not trace JSON"))?
+            {
+                for span in t {
+                    let entry = all.entry(span.trace_id.clone()).or_default();
+                    if !entry.iter().any(|x| x.span_id == span.span_id) {
+                        entry.push(span);
+                    }
+                }
+            }
+        }
+        return Ok((
+            all.into_values().collect(),
+            serde_json::json!({"source": base}),
+        ));
+    }
+    let sink = a.sink.trim_end_matches('/');
+    let metrics = crate::local::metrics_urls(&a.stack);
+    let (drained, counters) = wait_drained(
+        client,
+        sink,
+        &metrics,
+        Duration::from_secs(a.timeout),
+        Duration::from_millis(a.settle_ms),
+    )
+    .await?;
+    if !drained {
+        eprintln!(
+            "warning: the pipeline did not drain within {} s; traces may still be arriving",
+            a.timeout
+        );
+    }
+    let traces: Vec<Vec<Span>> = get_json(client, &format!("{sink}/api/export")).await?;
+    let stats: serde_json::Value = get_json(client, &format!("{sink}/api/stats")).await?;
+    let pipeline = serde_json::json!({
+        "source": sink,
+        "drained": drained,
+        "services": counters.iter().map(|(n, c)| serde_json::json!({
+            "instance": n,
+            "counters": c,
+            "dropped_in_queue": c.map(|c| c.ended.saturating_sub(c.exported + c.failed)),
+        })).collect::<Vec<_>>(),
+        "sink": stats,
+    });
+    Ok((traces, pipeline))
+}
+
+pub async fn verify_traces(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let opts = CheckOptions {
+        clock_skew_ns: (a.clock_skew_ms * 1e6) as u64,
+        specs: specs(&a.specs)?,
+        ..Default::default()
+    };
+    let sent: Option<Vec<SentRequest>> = match &a.sent {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("could not read {}", p.display()))?;
+            let mut v = Vec::new();
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                v.push(serde_json::from_str(line).with_context(|| {
+                    format!("{}:{}: not a sent-request record", p.display(), i + 1)
+                })?);
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let (traces, pipeline) = load_traces(a, &client).await?;
+    let report = verify::report::verify(&traces, sent.as_deref(), &opts);
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["pipeline"] = pipeline;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", verify::report::render(&report));
+        print_pipeline(&pipeline);
+    }
+    Ok(
+        if 100.0 * report.completeness + 1e-9 >= a.min_completeness {
+            ExitCode::SUCCESS
+        } else {
+            if !a.json {
+                eprintln!(
+                    "completeness {:.3}% is below --min-completeness {}%",
+                    100.0 * report.completeness,
+                    a.min_completeness
+                );
+            }
+            ExitCode::from(1)
+        },
+    )
+}
+
+fn print_pipeline(p: &serde_json::Value) {
+    let Some(services) = p["services"].as_array() else {
+        return;
+    };
+    if services.is_empty() {
+        return;
+    }
+    println!("\npipeline (span counters per process):");
+    for s in services {
+        let c = &s["counters"];
+        if c.is_null() {
+            println!(
+                "  {:<10} counters unavailable",
+                s["instance"].as_str().unwrap_or("?")
+            );
+            continue;
+        }
+        println!(
+            "  {:<10} ended {:>8}  exported {:>8}  export failed {:>6}  dropped in queue {:>6}",
+            s["instance"].as_str().unwrap_or("?"),
+            c["ended"],
+            c["exported"],
+            c["failed"],
+            s["dropped_in_queue"]
+        );
+    }
+    let sink = &p["sink"];
+    println!(
+        "  sink       received {:>8}  duplicates {:>6}  evicted {:>6}  rejected payloads {:>4}",
+        sink["received"], sink["duplicates"], sink["evicted_spans"], sink["rejected_payloads"]
+    );
+}
+
+pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let sink = a.sink.trim_end_matches('/');
+    let list: Vec<Vec<Span>> = match &a.trace_id {
+        Some(id) => vec![
+            get_json(&client, &format!("{sink}/api/traces/{id}"))
+                .await
+                .with_context(|| format!("trace {id} is not in the sink"))?,
+        ],
+        None => {
+            let summaries: Vec<verify::sink::TraceSummary> = get_json(
+                &client,
+                &format!(
+                    "{sink}/api/traces?limit={}{}",
+                    a.limit,
+                    a.service
+                        .as_ref()
+                        .map(|s| format!("&service={s}"))
+                        .unwrap_or_default()
+                ),
+            )
+            .await?;
+            let mut v = Vec::new();
+            for s in summaries {
+                v.push(get_json(&client, &format!("{sink}/api/traces/{}", s.trace_id)).await?);
+            }
+            v
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!(
+            "no traces in the sink yet; send a request through the gateway (http://127.0.0.1:8080/api/...)"
+        );
+    }
+    for t in &list {
+        print!("{}", render_tree(t));
+        println!();
+    }
+    Ok(())
+}
+
+/// A trace as an indented tree, children under parents by start time.
+pub fn render_tree(spans: &[Span]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let Some(first) = spans.first() else { return s };
+    let ids: std::collections::HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    let t0 = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+    let _ = writeln!(s, "trace {}  ({} spans)", first.trace_id, spans.len());
+    fn walk(out: &mut String, spans: &[Span], parent: &Span, depth: usize, t0: u64) {
+        let mut kids: Vec<&Span> = spans
+            .iter()
+            .filter(|c| c.parent_span_id == parent.span_id)
+            .collect();
+        kids.sort_by_key(|k| k.start_ns);
+        for k in kids {
+            line(out, k, depth, t0);
+            walk(out, spans, k, depth + 1, t0);
+        }
+    }
+    fn line(out: &mut String, s: &Span, depth: usize, t0: u64) {
+        use std::fmt::Write;
+        let status = if s.status == verify::StatusCode::Error {
+            " ERROR"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{:>9.2} ms {:>8.2} ms  {}{} [{}] {:?}{}",
+            (s.start_ns.saturating_sub(t0)) as f64 / 1e6,
+            s.duration_ns() as f64 / 1e6,
+            "  ".repeat(depth),
+            s.name,
+            s.service,
+            s.kind,
+            status
+        );
+    }
+    let mut tops: Vec<&Span> = spans
+        .iter()
+        .filter(|x| x.is_root() || !ids.contains(x.parent_span_id.as_str()))
+        .collect();
+    tops.sort_by_key(|x| x.start_ns);
+    for top in tops {
+        if !top.is_root() {
+            let _ = writeln!(
+                s,
+                "  (parent {} not in the sink: an external caller, or a lost span)",
+                top.parent_span_id
+            );
+        }
+        line(&mut s, top, 0, t0);
+        walk(&mut s, spans, top, 1, t0);
+    }
+    s
+}

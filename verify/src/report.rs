@@ -1,0 +1,242 @@
+//! Verification over many traces: per-endpoint completeness, every defect, and the
+//! accounting of requests a load generator says it sent.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::checks::{self, CheckOptions, Defect, DefectKind};
+use crate::model::Span;
+
+/// One request a load generator sent, as it recorded it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SentRequest {
+    pub trace_id: String,
+    /// The span id it sent as the parent (its own CLIENT span), if it did not export it.
+    #[serde(default)]
+    pub parent_span_id: Option<String>,
+    /// e.g. `GET /api/feed/timeline`.
+    pub endpoint: String,
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointRow {
+    pub endpoint: String,
+    pub sent: Option<usize>,
+    pub found: usize,
+    pub complete: usize,
+    pub completeness: f64,
+    pub defects: BTreeMap<String, usize>,
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KindRow {
+    pub kind: DefectKind,
+    pub count: usize,
+    pub traces: usize,
+    pub explanation: String,
+    pub usual_fix: String,
+    pub example_trace: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Traces judged (with `--sent`: requests sent).
+    pub traces: usize,
+    pub complete: usize,
+    /// `complete / traces`, 0–1 (1 when there is nothing to judge).
+    pub completeness: f64,
+    pub endpoints: Vec<EndpointRow>,
+    pub kinds: Vec<KindRow>,
+    pub defects: Vec<Defect>,
+}
+
+/// Checks every trace (or, with `sent`, every sent request's trace) and aggregates.
+pub fn verify(traces: &[Vec<Span>], sent: Option<&[SentRequest]>, opts: &CheckOptions) -> Report {
+    let mut opts = opts.clone();
+    let by_id: HashMap<&str, &Vec<Span>> = traces
+        .iter()
+        .filter_map(|t| t.first().map(|s| (s.trace_id.as_str(), t)))
+        .collect();
+    // (endpoint, trace id, defects) per judged trace.
+    let mut judged: Vec<(String, String, Vec<Defect>, bool)> = Vec::new();
+    match sent {
+        Some(sent) => {
+            for r in sent {
+                if let Some(p) = &r.parent_span_id {
+                    opts.external_parents.insert(r.trace_id.clone(), p.clone());
+                }
+            }
+            let mut seen = HashSet::new();
+            for r in sent {
+                if !seen.insert(r.trace_id.as_str()) {
+                    continue;
+                }
+                match by_id.get(r.trace_id.as_str()) {
+                    Some(t) => judged.push((
+                        r.endpoint.clone(),
+                        r.trace_id.clone(),
+                        checks::check_trace(t, &opts),
+                        true,
+                    )),
+                    None => judged.push((
+                        r.endpoint.clone(),
+                        r.trace_id.clone(),
+                        vec![Defect {
+                            kind: DefectKind::MissingTrace,
+                            trace_id: r.trace_id.clone(),
+                            span_id: r.parent_span_id.clone().unwrap_or_default(),
+                            service: "-".into(),
+                            detail: format!(
+                                "{} was sent (status {}) but no span of its trace arrived",
+                                r.endpoint,
+                                r.status
+                                    .map(|s| s.to_string())
+                                    .unwrap_or_else(|| "?".into())
+                            ),
+                        }],
+                        false,
+                    )),
+                }
+            }
+        }
+        None => {
+            for t in traces.iter().filter(|t| !t.is_empty()) {
+                judged.push((
+                    checks::endpoint(t),
+                    t[0].trace_id.clone(),
+                    checks::check_trace(t, &opts),
+                    true,
+                ));
+            }
+        }
+    }
+
+    let mut endpoints: BTreeMap<String, EndpointRow> = BTreeMap::new();
+    let mut kinds: BTreeMap<DefectKind, (usize, HashSet<String>, String)> = BTreeMap::new();
+    let mut defects = Vec::new();
+    let mut complete = 0;
+    for (ep, trace_id, ds, found) in judged.iter() {
+        let row = endpoints.entry(ep.clone()).or_insert_with(|| EndpointRow {
+            endpoint: ep.clone(),
+            sent: sent.map(|_| 0),
+            found: 0,
+            complete: 0,
+            completeness: 0.0,
+            defects: BTreeMap::new(),
+            examples: Vec::new(),
+        });
+        if let Some(n) = row.sent.as_mut() {
+            *n += 1;
+        }
+        if *found {
+            row.found += 1;
+        }
+        if ds.is_empty() {
+            row.complete += 1;
+            complete += 1;
+        } else if row.examples.len() < 3 {
+            row.examples.push(trace_id.clone());
+        }
+        for d in ds {
+            *row.defects.entry(d.kind.name().to_owned()).or_default() += 1;
+            let k = kinds
+                .entry(d.kind)
+                .or_insert_with(|| (0, HashSet::new(), trace_id.clone()));
+            k.0 += 1;
+            k.1.insert(trace_id.clone());
+        }
+        defects.extend(ds.iter().cloned());
+    }
+    let ratio = |c: usize, n: usize| if n == 0 { 1.0 } else { c as f64 / n as f64 };
+    let endpoints = endpoints
+        .into_values()
+        .map(|mut r| {
+            r.completeness = ratio(r.complete, r.sent.unwrap_or(r.found));
+            r
+        })
+        .collect();
+    let kinds = kinds
+        .into_iter()
+        .map(|(kind, (count, traces, example))| KindRow {
+            kind,
+            count,
+            traces: traces.len(),
+            explanation: kind.explanation().into(),
+            usual_fix: kind.usual_fix().into(),
+            example_trace: example,
+        })
+        .collect();
+    Report {
+        traces: judged.len(),
+        complete,
+        completeness: ratio(complete, judged.len()),
+        endpoints,
+        kinds,
+        defects,
+    }
+}
+
+/// The human-readable report.
+pub fn render(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let with_sent = r.endpoints.iter().any(|e| e.sent.is_some());
+    let _ = writeln!(
+        s,
+        "{:<42} {:>6} {:>6} {:>9}  defects",
+        "endpoint",
+        if with_sent { "sent" } else { "" },
+        "found",
+        "complete"
+    );
+    for e in &r.endpoints {
+        let defects = if e.defects.is_empty() {
+            "-".to_owned()
+        } else {
+            e.defects
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let _ = writeln!(
+            s,
+            "{:<42} {:>6} {:>6} {:>8.3}%  {}",
+            e.endpoint,
+            e.sent.map(|n| n.to_string()).unwrap_or_default(),
+            e.found,
+            100.0 * e.completeness,
+            defects
+        );
+        if !e.examples.is_empty() {
+            let _ = writeln!(s, "{:<42} e.g. {}", "", e.examples.join(" "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n{} of {} traces complete: {:.3}%",
+        r.complete,
+        r.traces,
+        100.0 * r.completeness
+    );
+    for k in &r.kinds {
+        let _ = writeln!(
+            s,
+            "\n{} ({} in {} traces, e.g. {})",
+            k.kind.name(),
+            k.count,
+            k.traces,
+            k.example_trace
+        );
+        let _ = writeln!(s, "  what:  {}", k.explanation);
+        let _ = writeln!(s, "  fix:   {}", k.usual_fix);
+        if let Some(d) = r.defects.iter().find(|d| d.kind == k.kind) {
+            let _ = writeln!(s, "  first: [{}] {}", d.service, d.detail);
+        }
+    }
+    s
+}

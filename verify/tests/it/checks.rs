@@ -1,0 +1,287 @@
+use verify::checks::{CheckOptions, DefectKind, check_trace};
+use verify::report::{SentRequest, verify};
+use verify::spec;
+use verify::{Span, SpanKind, StatusCode};
+
+const T: &str = "0af7651916cd43dd8448eb211c80319c";
+const MS: u64 = 1_000_000;
+
+fn span(
+    id: &str,
+    parent: &str,
+    service: &str,
+    kind: SpanKind,
+    name: &str,
+    start_ms: u64,
+    end_ms: u64,
+) -> Span {
+    let mut attributes = Vec::new();
+    match kind {
+        SpanKind::Server => {
+            attributes.push(("http.request.method".into(), "GET".into()));
+            attributes.push((
+                "http.route".into(),
+                name.split(' ').nth(1).unwrap_or("/").into(),
+            ));
+            attributes.push(("http.response.status_code".into(), "200".into()));
+        }
+        SpanKind::Client if name == "GET" => {
+            attributes.push(("http.request.method".into(), "GET".into()));
+            attributes.push(("server.address".into(), "profile".into()));
+            attributes.push(("http.response.status_code".into(), "200".into()));
+        }
+        SpanKind::Client => {
+            attributes.push(("db.system.name".into(), "postgresql".into()));
+            attributes.push(("db.operation.name".into(), "SELECT".into()));
+            attributes.push(("server.address".into(), "pg".into()));
+        }
+        _ => {}
+    }
+    Span {
+        trace_id: T.into(),
+        span_id: id.into(),
+        parent_span_id: parent.into(),
+        name: name.into(),
+        kind,
+        service: service.into(),
+        start_ns: start_ms * MS,
+        end_ns: end_ms * MS,
+        status: StatusCode::Unset,
+        status_message: String::new(),
+        attributes,
+        instance: String::new(),
+    }
+}
+
+/// A clean feed → profile trace under an external caller, delivered leaves first.
+fn clean() -> Vec<Span> {
+    vec![
+        span(
+            "0000000000000005",
+            "0000000000000004",
+            "profile",
+            SpanKind::Client,
+            "SELECT profiles",
+            12,
+            14,
+        ),
+        span(
+            "0000000000000004",
+            "0000000000000003",
+            "profile",
+            SpanKind::Server,
+            "GET /api/profiles/{username}",
+            11,
+            15,
+        ),
+        span(
+            "0000000000000003",
+            "0000000000000001",
+            "feed",
+            SpanKind::Client,
+            "GET",
+            10,
+            16,
+        ),
+        span(
+            "0000000000000002",
+            "0000000000000001",
+            "feed",
+            SpanKind::Client,
+            "SELECT posts",
+            2,
+            8,
+        ),
+        span(
+            "0000000000000001",
+            "00000000000000ff",
+            "feed",
+            SpanKind::Server,
+            "GET /api/feed/timeline",
+            0,
+            20,
+        ),
+    ]
+}
+
+fn kinds(spans: &[Span]) -> Vec<DefectKind> {
+    let mut k: Vec<DefectKind> = check_trace(spans, &CheckOptions::default())
+        .into_iter()
+        .map(|d| d.kind)
+        .collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+fn check(name: &str, spans: Vec<Span>, expected: &[DefectKind]) {
+    assert_eq!(
+        kinds(&spans),
+        expected,
+        "case {name}: {:#?}",
+        check_trace(&spans, &CheckOptions::default())
+    );
+}
+
+#[test]
+fn each_defect_is_named_exactly() {
+    use DefectKind::*;
+    check("clean, external caller", clean(), &[]);
+
+    let mut orphan = clean();
+    orphan.retain(|s| s.span_id != "0000000000000003"); // feed's client span lost
+    check("lost client span", orphan, &[MissingParent]);
+
+    let mut no_root = clean();
+    no_root[4].kind = SpanKind::Internal;
+    check(
+        "no root",
+        no_root,
+        &[NoRoot, MissingParent]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>(),
+    );
+
+    let mut roots = clean();
+    roots[4].parent_span_id = String::new();
+    roots.push(span(
+        "0000000000000009",
+        "",
+        "feed",
+        SpanKind::Internal,
+        "background",
+        1,
+        2,
+    ));
+    check("several roots", roots, &[SeveralRoots]);
+
+    let mut dup = clean();
+    dup.push(span(
+        "0000000000000002",
+        "0000000000000001",
+        "feed",
+        SpanKind::Client,
+        "SELECT likes",
+        3,
+        4,
+    ));
+    check("duplicate span id", dup, &[DuplicateSpanId]);
+
+    let mut no_server = clean();
+    no_server.retain(|s| s.service != "profile");
+    check("client without server", no_server, &[ClientWithoutServer]);
+
+    let mut no_client = clean();
+    no_client[1].parent_span_id = "0000000000000001".into(); // profile's server under feed's server
+    check(
+        "server without client",
+        no_client,
+        &[ClientWithoutServer, ServerWithoutClient],
+    );
+
+    let mut early = clean();
+    early[0].start_ns = 2 * MS; // 9 ms before its parent starts
+    check("starts before parent", early, &[StartsBeforeParent]);
+
+    let mut late = clean();
+    late[3].end_ns = 40 * MS;
+    check("ends after parent", late, &[EndsAfterParent]);
+
+    let mut skew_ok = clean();
+    skew_ok[0].start_ns = 11 * MS - 2 * MS; // within the 5 ms allowance
+    check("skew within allowance", skew_ok, &[]);
+
+    let mut open = clean();
+    open[0].end_ns = 0;
+    check("never ended", open, &[NeverEnded]);
+
+    let mut swallowed = clean();
+    swallowed[1]
+        .attributes
+        .retain(|(k, _)| k != "http.response.status_code");
+    swallowed[1]
+        .attributes
+        .push(("http.response.status_code".into(), "503".into()));
+    swallowed[1].status = StatusCode::Error;
+    check(
+        "error not propagated",
+        swallowed.clone(),
+        &[ErrorNotPropagated],
+    );
+    swallowed[2].status = StatusCode::Error;
+    check("error propagated", swallowed, &[]);
+
+    let mut attr = clean();
+    attr[4].attributes.retain(|(k, _)| k != "http.route");
+    check("missing attribute", attr, &[MissingAttribute]);
+}
+
+#[test]
+fn specs_name_missing_spans_and_report_accounts_for_sent_requests() {
+    let spec = spec::parse("timeline.spec", "endpoint GET /api/feed/timeline\nspan feed server GET /api/feed/timeline\nspan feed client LRANGE\n").expect("spec");
+    let opts = CheckOptions {
+        specs: vec![spec],
+        ..Default::default()
+    };
+    let d = check_trace(&clean(), &opts);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].kind, DefectKind::MissingSpan);
+    assert!(
+        d[0].detail.contains("LRANGE") && d[0].detail.contains("timeline.spec:3"),
+        "{}",
+        d[0].detail
+    );
+
+    let sent = vec![
+        SentRequest {
+            trace_id: T.into(),
+            parent_span_id: Some("00000000000000ff".into()),
+            endpoint: "GET /api/feed/timeline".into(),
+            status: Some(200),
+        },
+        SentRequest {
+            trace_id: "ffffffffffffffffffffffffffffffff".into(),
+            parent_span_id: None,
+            endpoint: "GET /api/feed/timeline".into(),
+            status: Some(200),
+        },
+    ];
+    let r = verify(&[clean()], Some(&sent), &CheckOptions::default());
+    assert_eq!((r.traces, r.complete), (2, 1));
+    assert!((r.completeness - 0.5).abs() < 1e-9);
+    assert_eq!(r.endpoints[0].sent, Some(2));
+    assert_eq!(r.endpoints[0].found, 1);
+    assert_eq!(r.kinds[0].kind, DefectKind::MissingTrace);
+    let text = verify::report::render(&r);
+    assert!(
+        text.contains("missing_trace") && text.contains("50.000%"),
+        "{text}"
+    );
+
+    // A recorded external parent makes an unexported caller span legitimate; any other
+    // missing parent in the same trace stays an orphan.
+    let mut t = clean();
+    t.push(span(
+        "000000000000000a",
+        "00000000000000ee",
+        "feed",
+        SpanKind::Client,
+        "SELECT x",
+        3,
+        4,
+    ));
+    let r = verify(&[t], Some(&sent[..1]), &CheckOptions::default());
+    assert_eq!(
+        r.kinds.iter().map(|k| k.kind).collect::<Vec<_>>(),
+        [DefectKind::MissingParent]
+    );
+}
+
+#[test]
+fn built_in_specs_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/traces");
+    let specs = spec::load_dir(&dir).expect("the built-in specs parse");
+    assert!(specs.len() >= 5);
+}

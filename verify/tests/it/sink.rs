@@ -1,0 +1,209 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use verify::SpanStore;
+use verify::checks::CheckOptions;
+
+async fn start_sink(budget: usize) -> (Arc<SpanStore>, SocketAddr, SocketAddr) {
+    let store = Arc::new(SpanStore::new(budget));
+    let grpc = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let s = store.clone();
+    tokio::spawn(async move {
+        verify::sink::serve(s, grpc, http, std::future::pending())
+            .await
+            .expect("sink")
+    });
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .get(format!("http://{http}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "sink did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (store, grpc, http)
+}
+
+/// A three-span trace made by the real SDK: server → client → (another process's) server.
+fn emit(provider: &SdkTracerProvider, other: &SdkTracerProvider) -> String {
+    let tracer = provider.tracer("test");
+    let server = tracer
+        .span_builder("GET /api/feed/timeline")
+        .with_kind(SpanKind::Server)
+        .with_attributes([
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", "/api/feed/timeline"),
+            KeyValue::new("http.response.status_code", 200),
+        ])
+        .start(&tracer);
+    let trace_id = server.span_context().trace_id().to_string();
+    let cx = Context::current_with_span(server);
+    let client = tracer
+        .span_builder("GET")
+        .with_kind(SpanKind::Client)
+        .with_attributes([
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("server.address", "profile"),
+            KeyValue::new("http.response.status_code", 200),
+        ])
+        .start_with_context(&tracer, &cx);
+    let ccx = cx.with_span(client);
+    let t2 = other.tracer("test");
+    let mut remote = t2
+        .span_builder("GET /api/profiles/{username}")
+        .with_kind(SpanKind::Server)
+        .with_attributes([
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", "/api/profiles/{username}"),
+            KeyValue::new("http.response.status_code", 200),
+        ])
+        .start_with_context(&t2, &ccx);
+    remote.end();
+    ccx.span().end();
+    cx.span().end();
+    trace_id
+}
+
+fn provider(exporter: opentelemetry_otlp::SpanExporter, service: &str) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            Resource::builder_empty()
+                .with_service_name(service.to_owned())
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_exporters_over_grpc_and_http_arrive_whole() {
+    let (store, grpc, http) = start_sink(100_000).await;
+    let mut ids = Vec::new();
+    for (transport, service) in [("grpc", "feed"), ("http", "feed-http")] {
+        let build = |svc: &str| {
+            let exporter = if transport == "grpc" {
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(format!("http://{grpc}"))
+                    .build()
+            } else {
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_endpoint(format!("http://{http}/v1/traces"))
+                    .with_headers(Default::default())
+                    .build()
+            };
+            provider(exporter.expect("exporter builds"), svc)
+        };
+        let (a, b) = (build(service), build("profile"));
+        ids.push(emit(&a, &b));
+        // The batch processors flush on shutdown, on their own threads.
+        tokio::task::spawn_blocking(move || {
+            a.shutdown().expect("flush a");
+            b.shutdown().expect("flush b");
+        })
+        .await
+        .expect("join");
+    }
+    for id in &ids {
+        let spans = store
+            .trace(id)
+            .unwrap_or_else(|| panic!("trace {id} arrived"));
+        assert_eq!(spans.len(), 3, "{spans:#?}");
+        let report = verify::report::verify(&[spans], None, &CheckOptions::default());
+        assert_eq!(report.completeness, 1.0, "{:#?}", report.defects);
+    }
+    assert!(store.stats().by_service.iter().any(|(s, _)| s == "profile"));
+}
+
+#[tokio::test]
+async fn malformed_and_oversize_payloads_are_refused_and_the_sink_keeps_serving() {
+    let (store, _grpc, http) = start_sink(1000).await;
+    let c = reqwest::Client::new();
+    let url = format!("http://{http}/v1/traces");
+    let r = c
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff; 64])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let r = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"resourceSpans\": 7}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let r = c
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0u8; verify::sink::MAX_PAYLOAD + 1])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 413);
+    let r = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"resourceSpans\": []}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(store.stats().rejected_payloads, 2);
+    let r = c
+        .get(format!(
+            "http://{http}/api/traces/0af7651916cd43dd8448eb211c80319c"
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+}
+
+#[test]
+fn the_store_evicts_oldest_traces_and_counts_duplicates() {
+    let store = SpanStore::new(4);
+    let mk = |t: &str, s: &str| verify::Span {
+        trace_id: t.repeat(32),
+        span_id: s.repeat(16),
+        parent_span_id: String::new(),
+        name: "x".into(),
+        kind: verify::SpanKind::Server,
+        service: "svc".into(),
+        start_ns: 1,
+        end_ns: 2,
+        status: verify::StatusCode::Unset,
+        status_message: String::new(),
+        attributes: vec![],
+        instance: String::new(),
+    };
+    store.insert(vec![mk("a", "1"), mk("a", "2"), mk("a", "1")]);
+    store.insert(vec![mk("b", "1"), mk("b", "2")]);
+    store.insert(vec![mk("c", "1")]);
+    let s = store.stats();
+    assert_eq!(s.duplicates, 1);
+    assert_eq!((s.evicted_traces, s.evicted_spans), (1, 2));
+    assert!(store.trace(&"a".repeat(32)).is_none());
+    assert_eq!(store.trace(&"b".repeat(32)).expect("b kept").len(), 2);
+    assert_eq!(s.spans, 3);
+}
