@@ -404,6 +404,11 @@ pub fn metrics_urls(args: &StackArgs) -> Vec<(String, String)> {
 pub async fn up(a: &UpArgs) -> anyhow::Result<()> {
     let mut cfg = StackConfig {
         gateway_port: a.gateway_port,
+        postgres_port: a.postgres_port,
+        redis_port: a.redis_port,
+        otlp_grpc_port: a.otlp_grpc_port,
+        otlp_http_port: a.otlp_http_port,
+        service_base_port: a.service_base_port,
         ..Default::default()
     };
     cfg.scale.extend(a.scale.iter().cloned());

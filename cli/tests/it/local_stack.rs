@@ -1,0 +1,256 @@
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_socialctl");
+const GATEWAY: u16 = 18080;
+const SINK_HTTP: u16 = 24318;
+
+fn ports() -> Vec<String> {
+    [
+        ("--gateway-port", GATEWAY),
+        ("--postgres-port", 25432),
+        ("--redis-port", 26379),
+        ("--otlp-grpc-port", 24317),
+        ("--otlp-http-port", SINK_HTTP),
+        ("--service-base-port", 18081),
+    ]
+    .iter()
+    .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+    .collect()
+}
+
+fn socialctl(state: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--state-dir").arg(state);
+    if args[0] == "up" {
+        cmd.args(ports());
+    }
+    let out = cmd.output().expect("run socialctl");
+    eprintln!(
+        "$ socialctl {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stops the stack even when an assertion fails half-way.
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["down", "--volumes", "--state-dir"])
+            .arg(self.0)
+            .output();
+    }
+}
+
+async fn api(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut rb = client.request(method, format!("http://127.0.0.1:{GATEWAY}{path}"));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let res = rb.send().await.expect("request through the gateway");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn register(client: &reqwest::Client, name: &str) -> String {
+    let (s, v) = api(
+        client,
+        reqwest::Method::POST,
+        "/api/auth/register",
+        None,
+        Some(json!({"username": name, "password": "correct horse battery"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    v["access_token"].as_str().expect("token").to_owned()
+}
+
+fn verify(state: &Path) -> (i32, Value) {
+    let out = socialctl(
+        state,
+        &[
+            "verify-traces",
+            "--json",
+            "--sink",
+            &format!("http://127.0.0.1:{SINK_HTTP}"),
+            "--timeout",
+            "20",
+        ],
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).expect("verify --json prints JSON"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
+    let state = tempfile::tempdir().expect("temp dir");
+    // World-readable, because PostgreSQL runs as its own user under root.
+    let state_dir = state.path().join("stack");
+    std::fs::create_dir_all(&state_dir).expect("state dir");
+    let _ = Command::new("chmod").arg("755").arg(state.path()).status();
+    let _down = Down(&state_dir);
+    // A process socialctl did not start: `down` must leave it alone.
+    let mut bystander = Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("spawn sleep");
+
+    let up = socialctl(&state_dir, &["up"]);
+    assert!(up.status.success(), "up failed");
+    assert!(stdout(&up).contains("all healthy"));
+
+    let client = reqwest::Client::new();
+    let token = register(&client, "e2e_user").await;
+    let (s, post) = api(
+        &client,
+        reqwest::Method::POST,
+        "/api/feed/posts",
+        Some(&token),
+        Some(json!({"body": "end to end"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{post}");
+    let (s, read) = api(
+        &client,
+        reqwest::Method::GET,
+        &format!("/api/feed/posts/{}", post["id"]),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, read["body"].as_str()), (200, Some("end to end")));
+
+    let status = socialctl(&state_dir, &["status", "--json"]);
+    let v: Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    let comps = v["components"].as_array().expect("components");
+    let names: Vec<&str> = comps
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or(""))
+        .collect();
+    for want in [
+        "postgres", "redis", "sink", "auth", "profile", "feed", "gateway",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(comps.iter().all(|c| c["health"] == "healthy"), "{v:#}");
+    let pids: Vec<u64> = comps.iter().filter_map(|c| c["pid"].as_u64()).collect();
+
+    let again = socialctl(&state_dir, &["up"]);
+    assert!(
+        stdout(&again).contains("nothing to do"),
+        "a second up changes nothing"
+    );
+
+    // Every trace so far is whole.
+    let (code, report) = verify(&state_dir);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["completeness"], 1.0);
+    assert!(report["traces"].as_u64().unwrap_or(0) >= 3);
+
+    // A service that breaks propagation makes orphans, and verify names the service.
+    let faulty = socialctl(
+        &state_dir,
+        &["up", "--env", "SOCIALNET_FAULTS=broken_propagation"],
+    );
+    assert!(stdout(&faulty).contains("recreating"));
+    let (s, _) = api(
+        &client,
+        reqwest::Method::POST,
+        "/api/feed/posts",
+        Some(&token),
+        Some(json!({"body": "broken"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (code, report) = verify(&state_dir);
+    assert_eq!(code, 1, "completeness below 100 % exits 1");
+    let defects = report["defects"].as_array().expect("defects");
+    assert!(
+        defects
+            .iter()
+            .any(|d| d["kind"] == "missing_parent" && d["service"] == "profile"),
+        "an orphan in profile: {defects:#?}"
+    );
+
+    // Two feed replicas behind the gateway both serve.
+    let scaled = socialctl(&state_dir, &["up", "--scale", "feed=2"]);
+    assert!(scaled.status.success());
+    for _ in 0..20 {
+        let (s, _) = api(
+            &client,
+            reqwest::Method::GET,
+            "/api/feed/timeline",
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let traces: Vec<Vec<Value>> = client
+            .get(format!("http://127.0.0.1:{SINK_HTTP}/api/export"))
+            .send()
+            .await
+            .expect("sink")
+            .json()
+            .await
+            .expect("export json");
+        let instances: std::collections::BTreeSet<String> = traces
+            .iter()
+            .flatten()
+            .filter(|s| s["service"] == "feed" && s["name"] == "GET /api/feed/timeline")
+            .map(|s| s["instance"].as_str().unwrap_or("").to_owned())
+            .collect();
+        if instances.contains("feed") && instances.contains("feed-2") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both replicas should serve; saw {instances:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let down = socialctl(&state_dir, &["down"]);
+    assert!(down.status.success());
+    for pid in pids {
+        let alive =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+        assert!(!alive, "process {pid} still runs after down");
+    }
+    assert!(
+        bystander.try_wait().expect("wait").is_none(),
+        "down must not touch processes it did not start"
+    );
+    let _ = bystander.kill();
+    let status = socialctl(&state_dir, &["status"]);
+    assert!(
+        stdout(&status).contains("exited") || stdout(&status).contains("nothing is running"),
+        "{}",
+        stdout(&status)
+    );
+}
