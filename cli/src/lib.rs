@@ -4,6 +4,7 @@
 //! **2** usage or runtime error (the message says what went wrong and what to do).
 
 pub mod bench;
+pub mod bench_sink;
 pub mod local;
 pub mod process;
 pub mod seed;
@@ -43,6 +44,8 @@ pub enum Command {
     Seed(seed::SeedArgs),
     /// Benchmark GET /api/feed/timeline through the gateway, tracing on vs off.
     Bench(bench::BenchArgs),
+    /// Benchmark the sink: OTLP ingest rate (HTTP, gRPC), verification time, memory per span.
+    BenchSink(bench_sink::BenchSinkArgs),
     /// Check that every trace in the sink (or Jaeger, or a file) arrived whole.
     ///
     /// Waits until the services' span queues are drained, then checks each trace: one
@@ -175,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sink(a) => sink(a).await.map(|_| ExitCode::SUCCESS),
         Command::Seed(a) => seed::run(&a).await.map(|_| ExitCode::SUCCESS),
         Command::Bench(a) => bench::run(&a).await,
+        Command::BenchSink(a) => bench_sink::run(&a).await,
         Command::VerifyTraces(a) => verify_cmd::verify_traces(&a).await,
         Command::Traces(a) => verify_cmd::traces(&a).await.map(|_| ExitCode::SUCCESS),
     }

@@ -1,0 +1,227 @@
+//! `socialctl bench-sink`: how fast the sink ingests OTLP (HTTP and gRPC), how long
+//! `verify-traces` takes over a million spans, and how much memory a stored span costs.
+//!
+//! The sink runs in this process on ephemeral loopback ports; payloads are encoded once
+//! up front (as an SDK's exporter would send them: batches of 512 spans), so the figures
+//! are the sink's, not the client's.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
+use prost::Message;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchSinkArgs {
+    /// Traces to send per transport (each has `--spans-per-trace` spans).
+    #[arg(long, default_value_t = 100_000)]
+    pub traces: usize,
+    /// Spans per trace: one server root and its children.
+    #[arg(long, default_value_t = 10)]
+    pub spans_per_trace: usize,
+    /// Concurrent senders.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Batches of 512 spans: whole traces, a server root with client children.
+fn batches(seed: u64, traces: usize, per: usize) -> Vec<ExportTraceServiceRequest> {
+    let mut spans = Vec::with_capacity(traces * per);
+    for t in 0..traces as u64 {
+        let trace_id = [seed.to_be_bytes(), t.to_be_bytes()].concat();
+        let root = (t << 8 | 1).to_be_bytes().to_vec();
+        for i in 0..per as u64 {
+            let id = (t << 8 | (i + 1)).to_be_bytes().to_vec();
+            let server = i == 0;
+            let start = 1_700_000_000_000_000_000 + t * 1_000_000 + i * 1000;
+            spans.push(Span {
+                trace_id: trace_id.clone(),
+                span_id: id,
+                parent_span_id: if server { Vec::new() } else { root.clone() },
+                name: if server {
+                    "GET /api/feed/timeline".into()
+                } else {
+                    "SELECT posts".into()
+                },
+                kind: if server {
+                    SpanKind::Server as i32
+                } else {
+                    SpanKind::Client as i32
+                },
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + if server { 900_000 } else { 500 },
+                attributes: if server {
+                    vec![
+                        kv("http.request.method", "GET"),
+                        kv("http.route", "/api/feed/timeline"),
+                        kv("http.response.status_code", "200"),
+                    ]
+                } else {
+                    vec![
+                        kv("db.system.name", "postgresql"),
+                        kv("db.operation.name", "SELECT"),
+                        kv("server.address", "pg"),
+                    ]
+                },
+                ..Default::default()
+            });
+        }
+    }
+    let resource = Resource {
+        attributes: vec![kv("service.name", "feed")],
+        ..Default::default()
+    };
+    spans
+        .chunks(512)
+        .map(|c| ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(resource.clone()),
+                scope_spans: vec![ScopeSpans {
+                    spans: c.to_vec(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+        .collect()
+}
+
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+pub async fn run(a: &BenchSinkArgs) -> anyhow::Result<ExitCode> {
+    let total = a.traces * a.spans_per_trace;
+    let store = Arc::new(verify::SpanStore::new(total * 2 + 1));
+    let grpc = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let s = store.clone();
+    tokio::spawn(async move { verify::sink::serve(s, grpc, http, std::future::pending()).await });
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client
+            .get(format!("http://{http}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    println!(
+        "bench-sink: {} traces x {} spans per transport, {} senders",
+        a.traces, a.spans_per_trace, a.concurrency
+    );
+    let rss0 = rss();
+
+    let http_batches: Vec<Vec<u8>> = batches(1, a.traces, a.spans_per_trace)
+        .iter()
+        .map(|b| b.encode_to_vec())
+        .collect();
+    let t0 = Instant::now();
+    let chunks: Vec<Vec<Vec<u8>>> = split(http_batches, a.concurrency);
+    let mut tasks = Vec::new();
+    for chunk in chunks {
+        let client = client.clone();
+        let url = format!("http://{http}/v1/traces");
+        tasks.push(tokio::spawn(async move {
+            for body in chunk {
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().is_success(), "sink answered {}", r.status());
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let http_rate = total as f64 / t0.elapsed().as_secs_f64();
+    println!("  OTLP/HTTP ingest: {http_rate:>10.0} spans/s");
+
+    let grpc_batches = split(batches(2, a.traces, a.spans_per_trace), a.concurrency);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in grpc_batches {
+        let endpoint = format!("http://{grpc}");
+        tasks.push(tokio::spawn(async move {
+            let mut c = TraceServiceClient::connect(endpoint)
+                .await?
+                .max_encoding_message_size(verify::sink::MAX_PAYLOAD);
+            for req in chunk {
+                c.export(req).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await?.context("gRPC export")?;
+    }
+    let grpc_rate = total as f64 / t0.elapsed().as_secs_f64();
+    println!("  OTLP/gRPC ingest: {grpc_rate:>10.0} spans/s");
+
+    let stats = store.stats();
+    let stored = stats.spans;
+    let per_span = rss().saturating_sub(rss0) as f64 / stored as f64;
+    println!(
+        "  stored: {stored} spans in {} traces; memory ≈ {per_span:.0} bytes per stored span (RSS growth)",
+        stats.traces
+    );
+
+    let t0 = Instant::now();
+    let traces = store.all();
+    let report = verify::report::verify(&traces, None, &verify::checks::CheckOptions::default());
+    let verify_secs = t0.elapsed().as_secs_f64();
+    println!(
+        "  verify: {} spans in {} traces in {verify_secs:.2} s ({:.3}% complete)",
+        traces.iter().map(Vec::len).sum::<usize>(),
+        report.traces,
+        100.0 * report.completeness
+    );
+    let goal = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "goals: ingest ≥ 200k spans/s: HTTP {}, gRPC {}; verify a million spans ≤ 10 s: {}",
+        goal(http_rate >= 200_000.0),
+        goal(grpc_rate >= 200_000.0),
+        goal(verify_secs <= 10.0 * (stored as f64 / 1e6).max(1.0))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn split<T>(v: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = (0..n.max(1)).map(|_| Vec::new()).collect();
+    let len = out.len();
+    for (i, x) in v.into_iter().enumerate() {
+        out[i % len].push(x);
+    }
+    out
+}
