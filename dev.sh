@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # socialnet developer entry point.
 #
-#   ./dev.sh up     run the whole stack on this machine (PostgreSQL, Redis, NGINX, services)
+#   ./dev.sh up     run the whole stack: in Docker when an engine answers (images are built
+#                   locally, no registry needed), else as host processes
 #   ./dev.sh test   run every test against real PostgreSQL, Redis and NGINX
 #   ./dev.sh bench  seed 10,000 users / 100,000 posts and benchmark the timeline
 #
@@ -24,6 +25,8 @@ ensure_packages() {
     [ -f "$(ls -d /usr/share/postgresql/*/extension 2>/dev/null | tail -n 1)/pg_trgm.control" ] || missing+=(postgresql-contrib)
     command -v redis-server >/dev/null || missing+=(redis-server)
     [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx-light)
+    # The Docker runtime builds its offline base image with debootstrap.
+    [ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null || missing+=(debootstrap)
     if [ ${#missing[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
         say "installing Debian packages: ${missing[*]}"
@@ -92,7 +95,7 @@ cmd_test() {
 case "${1:-help}" in
     test) shift; cmd_test "$@" ;;
     up) shift; ensure_packages; cargo build --release --locked -p socialctl -p auth -p profile -p feed
-        exec target/release/socialctl up --runtime local "$@" ;;
+        exec target/release/socialctl up "$@" ;;
     bench) shift; ensure_packages; cargo build --release --locked -p socialctl -p auth -p profile -p feed
         exec target/release/socialctl bench "$@" ;;
     *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

@@ -5,6 +5,8 @@
 
 pub mod bench;
 pub mod bench_sink;
+pub mod docker;
+pub mod images;
 pub mod local;
 pub mod process;
 pub mod seed;
@@ -55,6 +57,9 @@ pub enum Command {
     VerifyTraces(verify_cmd::VerifyArgs),
     /// Show recent traces (or one trace) from the sink as trees.
     Traces(verify_cmd::TracesArgs),
+    /// Exit 0 when URL answers 2xx within 2 s (the containers' health check).
+    #[command(hide = true)]
+    Probe { url: String },
 }
 
 /// Options every stack command shares.
@@ -63,9 +68,14 @@ pub struct StackArgs {
     /// Where the local runtime keeps data, logs and pid files.
     #[arg(long, env = "SOCIALNET_STATE_DIR", default_value_os_t = local::default_state_dir())]
     pub state_dir: PathBuf,
-    /// Runtime: `local` (host processes on loopback).
-    #[arg(long, default_value = "local", value_parser = ["local"])]
+    /// Runtime: `docker` (containers), `local` (host processes on loopback), or `auto`
+    /// (Docker when an engine answers, else local).
+    #[arg(long, env = "SOCIALNET_RUNTIME", default_value = "auto", value_parser = ["auto", "docker", "local"])]
     pub runtime: String,
+    /// Docker project name: prefixes containers, the network and the volume, and labels
+    /// everything socialctl creates.
+    #[arg(long, default_value = "socialnet")]
+    pub project: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -167,20 +177,94 @@ pub fn main() -> ExitCode {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Up(a) => local::up(&a).await.map(|_| ExitCode::SUCCESS),
-        Command::Down(a) => local::down(&a.stack, a.volumes)
-            .await
-            .map(|_| ExitCode::SUCCESS),
-        Command::Status(a) => local::status(&a.stack, a.json)
-            .await
-            .map(|_| ExitCode::SUCCESS),
-        Command::Logs(a) => local::logs(&a).await.map(|_| ExitCode::SUCCESS),
+        Command::Up(a) => {
+            let cfg = a.config();
+            match runtime_for_up(&a.stack).await {
+                Runtime::Docker => docker::up(&a.stack.project, &cfg).await,
+                Runtime::Local => local::up_with(&a.stack, &cfg).await,
+            }
+            .map(|_| ExitCode::SUCCESS)
+        }
+        Command::Down(a) => match runtime_in_use(&a.stack).await {
+            Runtime::Docker => docker::down(&a.stack.project, a.volumes).await,
+            Runtime::Local => local::down(&a.stack, a.volumes).await,
+        }
+        .map(|_| ExitCode::SUCCESS),
+        Command::Status(a) => {
+            let (rows, name) = match runtime_in_use(&a.stack).await {
+                Runtime::Docker => (docker::status(&a.stack.project).await?, "docker"),
+                Runtime::Local => (local::collect_status(&a.stack).await?, "local"),
+            };
+            local::print_status(&rows, a.json, name)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs(a) => match runtime_in_use(&a.stack).await {
+            Runtime::Docker => docker::logs(&a.stack.project, &a.component, a.follow, a.tail).await,
+            Runtime::Local => local::logs(&a).await,
+        }
+        .map(|_| ExitCode::SUCCESS),
+        Command::Probe { url } => {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(2))
+                .build()?;
+            Ok(match client.get(&url).send().await {
+                Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+                _ => ExitCode::from(1),
+            })
+        }
         Command::Sink(a) => sink(a).await.map(|_| ExitCode::SUCCESS),
         Command::Seed(a) => seed::run(&a).await.map(|_| ExitCode::SUCCESS),
         Command::Bench(a) => bench::run(&a).await,
         Command::BenchSink(a) => bench_sink::run(&a).await,
         Command::VerifyTraces(a) => verify_cmd::verify_traces(&a).await,
         Command::Traces(a) => verify_cmd::traces(&a).await.map(|_| ExitCode::SUCCESS),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runtime {
+    Docker,
+    Local,
+}
+
+async fn runtime_for_up(a: &StackArgs) -> Runtime {
+    match a.runtime.as_str() {
+        "docker" => Runtime::Docker,
+        "local" => Runtime::Local,
+        _ if docker::available().await => Runtime::Docker,
+        _ => {
+            println!("no Docker engine answers: using the local runtime (host processes)");
+            Runtime::Local
+        }
+    }
+}
+
+/// For down/status/logs with `auto`: whichever runtime has something running.
+async fn runtime_in_use(a: &StackArgs) -> Runtime {
+    match a.runtime.as_str() {
+        "docker" => Runtime::Docker,
+        "local" => Runtime::Local,
+        _ if local::has_instances(a) => Runtime::Local,
+        _ if docker::available().await => Runtime::Docker,
+        _ => Runtime::Local,
+    }
+}
+
+impl UpArgs {
+    /// The stack settings these flags describe.
+    pub fn config(&self) -> stack::StackConfig {
+        let mut cfg = stack::StackConfig {
+            gateway_port: self.gateway_port,
+            postgres_port: self.postgres_port,
+            redis_port: self.redis_port,
+            otlp_grpc_port: self.otlp_grpc_port,
+            otlp_http_port: self.otlp_http_port,
+            service_base_port: self.service_base_port,
+            ..Default::default()
+        };
+        cfg.scale.extend(self.scale.iter().cloned());
+        cfg.env.extend(self.env.iter().cloned());
+        cfg
     }
 }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::process;
 use crate::stack::{self, Component, Role, StackConfig};
-use crate::{LogsArgs, StackArgs, UpArgs};
+use crate::{LogsArgs, StackArgs};
 
 pub fn default_state_dir() -> PathBuf {
     std::env::temp_dir()
@@ -34,7 +34,7 @@ fn whoami_uid() -> String {
         .unwrap_or_else(|| "user".into())
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     whoami_uid() == "0"
 }
 
@@ -400,22 +400,6 @@ pub fn metrics_urls(args: &StackArgs) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `socialctl up`.
-pub async fn up(a: &UpArgs) -> anyhow::Result<()> {
-    let mut cfg = StackConfig {
-        gateway_port: a.gateway_port,
-        postgres_port: a.postgres_port,
-        redis_port: a.redis_port,
-        otlp_grpc_port: a.otlp_grpc_port,
-        otlp_http_port: a.otlp_http_port,
-        service_base_port: a.service_base_port,
-        ..Default::default()
-    };
-    cfg.scale.extend(a.scale.iter().cloned());
-    cfg.env.extend(a.env.iter().cloned());
-    up_with(&a.stack, &cfg).await
-}
-
 pub async fn up_with(args: &StackArgs, cfg: &StackConfig) -> anyhow::Result<()> {
     let dirs = Dirs::open(&args.state_dir)?;
     let t0 = Instant::now();
@@ -536,6 +520,8 @@ pub struct InstanceStatus {
     pub uptime_secs: Option<u64>,
     pub memory_bytes: Option<u64>,
     pub cpu_seconds: Option<f64>,
+    /// Restarts by the runtime (Docker's restart count; local processes are not restarted).
+    pub restarts: Option<u64>,
 }
 
 /// The status of every instance socialctl started.
@@ -570,19 +556,26 @@ pub async fn collect_status(args: &StackArgs) -> anyhow::Result<Vec<InstanceStat
             uptime_secs: pid.and(uptime.map(|u| u.as_secs())),
             memory_bytes: pid.and_then(process::rss_bytes),
             cpu_seconds: pid.and_then(process::cpu_seconds),
+            restarts: None,
         });
     }
     Ok(out)
 }
 
-/// `socialctl status`.
-pub async fn status(args: &StackArgs, json: bool) -> anyhow::Result<()> {
-    let rows = collect_status(args).await?;
+/// Whether the local runtime has anything running from this state directory.
+pub fn has_instances(args: &StackArgs) -> bool {
+    Dirs::open(&args.state_dir)
+        .map(|d| d.known().iter().any(|i| d.running(i).is_some()))
+        .unwrap_or(false)
+}
+
+/// Prints `socialctl status` for either runtime.
+pub fn print_status(rows: &[InstanceStatus], json: bool, runtime: &str) -> anyhow::Result<()> {
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "runtime": "local", "components": rows })
+                &serde_json::json!({ "runtime": runtime, "components": rows })
             )?
         );
         return Ok(());
@@ -592,25 +585,27 @@ pub async fn status(args: &StackArgs, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<12} {:<8} {:<10} {:>8} {:>9} {:>10} {:>8}",
-        "COMPONENT", "STATE", "HEALTH", "PID", "UPTIME", "MEMORY", "CPU s"
+        "{:<12} {:<8} {:<10} {:>8} {:>9} {:>10} {:>8} {:>8}",
+        "COMPONENT", "STATE", "HEALTH", "PID", "UPTIME", "MEMORY", "CPU s", "RESTARTS"
     );
+    let dash = || "-".to_owned();
     for r in rows {
         println!(
-            "{:<12} {:<8} {:<10} {:>8} {:>9} {:>10} {:>8}",
+            "{:<12} {:<8} {:<10} {:>8} {:>9} {:>10} {:>8} {:>8}",
             r.name,
             r.state,
             r.health,
-            r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            r.pid.map(|p| p.to_string()).unwrap_or_else(dash),
             r.uptime_secs
                 .map(|s| format!("{}m{:02}s", s / 60, s % 60))
-                .unwrap_or_else(|| "-".into()),
+                .unwrap_or_else(dash),
             r.memory_bytes
                 .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
-                .unwrap_or_else(|| "-".into()),
+                .unwrap_or_else(dash),
             r.cpu_seconds
                 .map(|c| format!("{c:.1}"))
-                .unwrap_or_else(|| "-".into()),
+                .unwrap_or_else(dash),
+            r.restarts.map(|c| c.to_string()).unwrap_or_else(dash),
         );
     }
     Ok(())

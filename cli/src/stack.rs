@@ -125,45 +125,110 @@ pub fn instance_name(name: &str, r: u32) -> String {
     }
 }
 
+/// How components find each other: loopback ports (local runtime) or container names
+/// on the project network (Docker runtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    Local,
+    Docker,
+}
+
+impl Net {
+    /// Host and port of replica `r` of a component, as other components reach it.
+    pub fn addr(self, cfg: &StackConfig, name: &str, replica: u32) -> (String, u16) {
+        let port = |n: &str| match n {
+            "postgres" => {
+                if self == Net::Local {
+                    cfg.postgres_port
+                } else {
+                    5432
+                }
+            }
+            "redis" => {
+                if self == Net::Local {
+                    cfg.redis_port
+                } else {
+                    6379
+                }
+            }
+            "sink" => 4318,
+            "gateway" => {
+                if self == Net::Local {
+                    cfg.gateway_port
+                } else {
+                    8080
+                }
+            }
+            s => service_port(cfg, s, if self == Net::Local { replica } else { 0 }),
+        };
+        let host = match self {
+            Net::Local => "127.0.0.1".to_owned(),
+            Net::Docker => instance_name(name, replica),
+        };
+        let p = if name == "sink" && self == Net::Local {
+            cfg.otlp_http_port
+        } else {
+            port(name)
+        };
+        (host, p)
+    }
+}
+
 /// The environment of one service replica on the local runtime.
 pub fn service_env(cfg: &StackConfig, name: &str, replica: u32) -> BTreeMap<String, String> {
-    let gateway = format!("http://127.0.0.1:{}", cfg.gateway_port);
-    let port = service_port(cfg, name, replica);
+    service_env_on(cfg, Net::Local, name, replica)
+}
+
+/// The environment of one service replica.
+pub fn service_env_on(
+    cfg: &StackConfig,
+    net: Net,
+    name: &str,
+    replica: u32,
+) -> BTreeMap<String, String> {
+    let at = |n: &str, r: u32| {
+        let (h, p) = net.addr(cfg, n, r);
+        format!("{h}:{p}")
+    };
+    let (_, port) = net.addr(cfg, name, replica);
+    let bind = if net == Net::Local {
+        "127.0.0.1"
+    } else {
+        "0.0.0.0"
+    };
+    let env_name = if net == Net::Local { "local" } else { "docker" };
     let upper = name.to_ascii_uppercase();
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         env.insert(k.to_owned(), v);
     };
-    set(&format!("{upper}_LISTEN"), format!("127.0.0.1:{port}"));
+    set(&format!("{upper}_LISTEN"), format!("{bind}:{port}"));
     set(
         &format!("{upper}_DATABASE_URL"),
-        format!("postgres://postgres@127.0.0.1:{}/{name}", cfg.postgres_port),
+        format!("postgres://postgres@{}/{name}", at("postgres", 0)),
     );
-    set(
-        "REDIS_URL",
-        format!("redis://127.0.0.1:{}/0", cfg.redis_port),
-    );
+    set("REDIS_URL", format!("redis://{}/0", at("redis", 0)));
     set(
         "AUTH_JWKS_URL",
-        format!(
-            "http://127.0.0.1:{}/api/auth/jwks",
-            service_port(cfg, "auth", 0)
-        ),
+        format!("http://{}/api/auth/jwks", at("auth", 0)),
     );
     // Service-to-service calls go through the gateway, so replicas are load-balanced.
-    set("PROFILE_URL", gateway.clone());
-    set("PUBLIC_URL", gateway);
-    set("AUTH_SELF_URL", format!("http://127.0.0.1:{port}"));
+    set("PROFILE_URL", format!("http://{}", at("gateway", 0)));
+    set(
+        "PUBLIC_URL",
+        format!("http://127.0.0.1:{}", cfg.gateway_port),
+    );
+    set("AUTH_SELF_URL", format!("http://{}", at(name, replica)));
     set(
         "OTEL_EXPORTER_OTLP_ENDPOINT",
-        format!("http://127.0.0.1:{}", cfg.otlp_http_port),
+        format!("http://{}", at("sink", 0)),
     );
     set("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into());
     set("OTEL_SERVICE_NAME", name.to_owned());
     set(
         "OTEL_RESOURCE_ATTRIBUTES",
         format!(
-            "service.instance.id={},deployment.environment.name=local",
+            "service.instance.id={},deployment.environment.name={env_name}",
             instance_name(name, replica)
         ),
     );
@@ -176,22 +241,31 @@ pub fn service_env(cfg: &StackConfig, name: &str, replica: u32) -> BTreeMap<Stri
     env
 }
 
-/// The gateway's NGINX `http {}` body, from compose/nginx/gateway.conf.
+/// The gateway's NGINX `http {}` body on the local runtime.
 pub fn gateway_conf(cfg: &StackConfig) -> String {
+    gateway_conf_on(cfg, Net::Local)
+}
+
+/// The gateway's NGINX `http {}` body, from compose/nginx/gateway.conf.
+pub fn gateway_conf_on(cfg: &StackConfig, net: Net) -> String {
     let servers = |name: &str| {
         let n = cfg.scale.get(name).copied().unwrap_or(1).max(1);
         (0..n)
             .map(|r| {
-                format!(
-                    "    server 127.0.0.1:{} max_fails=3 fail_timeout=5s;",
-                    service_port(cfg, name, r)
-                )
+                let (h, p) = net.addr(cfg, name, r);
+                format!("    server {h}:{p} max_fails=3 fail_timeout=5s;")
             })
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let (gh, gp) = net.addr(cfg, "gateway", 0);
+    let listen = if net == Net::Local {
+        format!("{gh}:{gp}")
+    } else {
+        gp.to_string()
+    };
     include_str!("../../compose/nginx/gateway.conf")
-        .replace("{listen}", &format!("127.0.0.1:{}", cfg.gateway_port))
+        .replace("{listen}", &listen)
         .replace("{auth_servers}", &servers("auth"))
         .replace("{profile_servers}", &servers("profile"))
         .replace("{feed_servers}", &servers("feed"))

@@ -418,12 +418,15 @@ pub fn check_trace(spans: &[Span], opts: &CheckOptions) -> Vec<Defect> {
         }
     }
 
-    // The endpoint's expected shape.
+    // The endpoint's expected shape, for requests that succeeded: an error answer
+    // (a refused token, a validation failure) legitimately stops early.
     let ep = endpoint(spans);
-    if let Some(spec) = opts.specs.iter().find(|sp| sp.endpoint == ep) {
+    let entry = spans.iter().find(|s| s.name == ep);
+    let succeeded = entry.and_then(status_code).is_none_or(|c| c < 400);
+    if succeeded && let Some(spec) = opts.specs.iter().find(|sp| sp.endpoint == ep) {
         for req in spec.required() {
             if !spans.iter().any(|s| req.matches(s)) {
-                let anchor = spans.iter().find(|s| s.name == ep).unwrap_or(first);
+                let anchor = entry.unwrap_or(first);
                 push(
                     DefectKind::MissingSpan,
                     anchor,

@@ -24,7 +24,10 @@ fn ports() -> Vec<String> {
 
 fn socialctl(state: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).arg("--state-dir").arg(state);
+    cmd.args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--runtime", "local"]);
     if args[0] == "up" {
         cmd.args(ports());
     }

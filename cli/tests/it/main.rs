@@ -2,4 +2,5 @@
 //! the services, the sink) as local processes on private ports, and is driven like a
 //! user drives it.
 
+mod docker_stack;
 mod local_stack;

@@ -1,0 +1,210 @@
+//! Images for the Docker runtime without a registry.
+//!
+//! - `socialnet-base:RECIPE`: a Debian bookworm root filesystem made with debootstrap
+//!   (PostgreSQL, Redis, NGINX, CA certificates) and imported through the Docker API
+//!   (`docker import`, i.e. `create_image` from a tar body).
+//! - `socialnet-stack:HASH`: the base plus this build's binaries (the services and
+//!   socialctl, which is also the sink and the health probe), made by uploading them into
+//!   a stopped container and committing it, so no builder and no registry are involved.
+//!   The tag is a hash of the binaries, so a rebuild makes a new image and `up` notices.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use bollard::Docker;
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    CommitContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+/// Bump when the package list or build steps change.
+pub const BASE_RECIPE: &str = "bookworm-1";
+pub const BASE_REPO: &str = "socialnet-base";
+pub const STACK_REPO: &str = "socialnet-stack";
+const PACKAGES: &str = "postgresql,redis-server,nginx-light,ca-certificates";
+const BINARIES: &[&str] = &["auth", "profile", "feed", "socialctl"];
+
+pub async fn exists(docker: &Docker, image: &str) -> bool {
+    docker.inspect_image(image).await.is_ok()
+}
+
+/// Builds the base image unless it exists; returns its name.
+pub async fn ensure_base(docker: &Docker, say: &dyn Fn(&str)) -> anyhow::Result<String> {
+    let name = format!("{BASE_REPO}:{BASE_RECIPE}");
+    if exists(docker, &name).await {
+        return Ok(name);
+    }
+    let debootstrap = crate::process::find_program("debootstrap", &["/usr/sbin"])
+        .context("no registry is reachable from here, so socialctl builds its images itself, and that needs debootstrap: install it with `apt-get install debootstrap`")?;
+    if !crate::local::is_root() {
+        bail!(
+            "building the offline base image runs debootstrap, which needs root; run `socialctl up` once as root (later runs reuse the image)"
+        );
+    }
+    let t0 = Instant::now();
+    let dir = std::env::temp_dir().join(format!("socialnet-rootfs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    say(&format!(
+        "building {name}: debootstrap of Debian bookworm with {PACKAGES} (about a minute)"
+    ));
+    let out = Command::new(debootstrap)
+        .args([
+            "--variant=minbase",
+            &format!("--include={PACKAGES}"),
+            "bookworm",
+        ])
+        .arg(&dir)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .context("could not run debootstrap")?;
+    if !out.status.success() {
+        let log = String::from_utf8_lossy(&out.stderr);
+        let _ = std::fs::remove_dir_all(&dir);
+        bail!(
+            "debootstrap failed (is the Debian mirror reachable?):\n{}",
+            log.lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    // The package cache is not needed at run time and is a third of the size.
+    let _ = std::fs::remove_dir_all(dir.join("var/cache/apt/archives"));
+    say(&format!("importing {name} through the Docker API"));
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .args(["-c", "."])
+        .output()
+        .context("could not run tar")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if !tar.status.success() {
+        bail!(
+            "tar of the root filesystem failed: {}",
+            String::from_utf8_lossy(&tar.stderr)
+        );
+    }
+    let opts = CreateImageOptionsBuilder::default()
+        .from_src("-")
+        .repo(BASE_REPO)
+        .tag(BASE_RECIPE)
+        .build();
+    let mut stream = docker.create_image(
+        Some(opts),
+        Some(bollard::body_full(tar.stdout.into())),
+        None,
+    );
+    while let Some(item) = stream.next().await {
+        item.context("the Docker engine refused the base image import")?;
+    }
+    say(&format!(
+        "built {name} in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(name)
+}
+
+fn binary_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate socialctl")?;
+    let dir = exe
+        .parent()
+        .context("socialctl has no directory")?
+        .to_owned();
+    for b in BINARIES {
+        if !dir.join(b).is_file() {
+            bail!(
+                "cannot find the `{b}` binary next to socialctl in {}; build them with `cargo build --release -p auth -p profile -p feed -p socialctl`",
+                dir.display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
+/// FNV-1a over the binaries' bytes: a content tag for the stack image.
+fn content_tag(dir: &Path) -> anyhow::Result<String> {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in BINARIES {
+        for byte in std::fs::read(dir.join(b))? {
+            h ^= u64::from(byte);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    Ok(format!("{h:016x}"))
+}
+
+/// Builds the stack image for this build's binaries unless it exists; returns its name.
+pub async fn ensure_stack(docker: &Docker, say: &dyn Fn(&str)) -> anyhow::Result<String> {
+    let base = ensure_base(docker, say).await?;
+    let dir = binary_dir()?;
+    let tag = content_tag(&dir)?;
+    let name = format!("{STACK_REPO}:{tag}");
+    if exists(docker, &name).await {
+        return Ok(name);
+    }
+    say(&format!(
+        "building {name} from {base} and the binaries in {}",
+        dir.display()
+    ));
+    let staging = std::env::temp_dir().join(format!("socialnet-bin-{}", std::process::id()));
+    let bin = staging.join("usr/local/bin");
+    std::fs::create_dir_all(&bin)?;
+    for b in BINARIES {
+        std::fs::copy(dir.join(b), bin.join(b)).with_context(|| format!("copying {b}"))?;
+    }
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&staging)
+        .args(["-c", "usr"])
+        .output()
+        .context("could not run tar")?;
+    let _ = std::fs::remove_dir_all(&staging);
+    let body = ContainerCreateBody {
+        image: Some(base.clone()),
+        cmd: Some(vec!["true".into()]),
+        ..Default::default()
+    };
+    let c = docker
+        .create_container(None, body)
+        .await
+        .context("could not create the image-building container")?;
+    let result = async {
+        docker
+            .upload_to_container(
+                &c.id,
+                Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+                bollard::body_full(tar.stdout.into()),
+            )
+            .await
+            .context("could not copy the binaries into the image")?;
+        docker
+            .commit_container(
+                CommitContainerOptionsBuilder::default()
+                    .container(&c.id)
+                    .repo(STACK_REPO)
+                    .tag(&tag)
+                    .build(),
+                bollard::models::ContainerConfig::default(),
+            )
+            .await
+            .context("could not commit the stack image")?;
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = docker
+        .remove_container(
+            &c.id,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
+        .await;
+    result?;
+    Ok(name)
+}

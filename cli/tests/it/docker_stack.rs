@@ -1,0 +1,227 @@
+//! The Docker runtime on the real engine: images built locally (no registry), labelled
+//! containers, health-gated start, idempotent `up`, replicas, and a `down` that removes
+//! only what socialctl created.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_socialctl");
+const PROJECT: &str = "sntest";
+const GATEWAY: u16 = 19080;
+const SINK_HTTP: u16 = 34318;
+
+fn socialctl(args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .args(["--runtime", "docker", "--project", PROJECT]);
+    if args[0] == "up" {
+        cmd.args([
+            "--gateway-port",
+            "19080",
+            "--postgres-port",
+            "35432",
+            "--redis-port",
+            "36379",
+            "--otlp-grpc-port",
+            "34317",
+            "--otlp-http-port",
+            "34318",
+        ]);
+    }
+    let out = cmd.output().expect("run socialctl");
+    eprintln!(
+        "$ socialctl {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args([
+                "down",
+                "--volumes",
+                "--runtime",
+                "docker",
+                "--project",
+                PROJECT,
+            ])
+            .output();
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "sntest-bystander"])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
+    let _cleanup = Cleanup;
+    let up = socialctl(&["up"]);
+    assert!(up.status.success(), "up failed");
+    let text = String::from_utf8_lossy(&up.stdout).into_owned();
+    assert!(
+        text.contains("Docker runtime") && text.contains("all healthy"),
+        "{text}"
+    );
+
+    // Something on the engine that socialctl did not create.
+    let image = docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "socialnet-base",
+    ]);
+    let image = image
+        .lines()
+        .next()
+        .expect("the base image exists after up")
+        .to_owned();
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        "sntest-bystander",
+        &image,
+        "sleep",
+        "300",
+    ]);
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{GATEWAY}");
+    let r = client
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"username": "docker_user", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("register through the gateway");
+    assert_eq!(r.status(), 201);
+    let token = r.json::<Value>().await.expect("json")["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let post: Value = client
+        .post(format!("{base}/api/feed/posts"))
+        .bearer_auth(&token)
+        .json(&json!({"body": "from a container"}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let read: Value = client
+        .get(format!("{base}/api/feed/posts/{}", post["id"]))
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read["body"], "from a container");
+
+    let status = socialctl(&["status", "--json"]);
+    let v: Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    assert_eq!(v["runtime"], "docker");
+    let comps = v["components"].as_array().expect("components");
+    assert_eq!(comps.len(), 7, "{v:#}");
+    assert!(
+        comps
+            .iter()
+            .all(|c| c["health"] == "healthy" && c["state"] == "running"),
+        "{v:#}"
+    );
+
+    let again = socialctl(&["up"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
+
+    let scaled = socialctl(&["up", "--scale", "feed=2"]);
+    assert!(scaled.status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let _ = client
+            .get(format!("{base}/api/feed/timeline"))
+            .bearer_auth(&token)
+            .send()
+            .await;
+        let traces: Vec<Vec<Value>> = client
+            .get(format!("http://127.0.0.1:{SINK_HTTP}/api/export"))
+            .send()
+            .await
+            .expect("sink")
+            .json()
+            .await
+            .expect("json");
+        let instances: std::collections::BTreeSet<String> = traces
+            .iter()
+            .flatten()
+            .filter(|s| s["name"] == "GET /api/feed/timeline")
+            .map(|s| s["instance"].as_str().unwrap_or("").to_owned())
+            .collect();
+        if instances.contains("feed") && instances.contains("feed-2") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both feed replicas should serve; saw {instances:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let verify = socialctl(&[
+        "verify-traces",
+        "--sink",
+        &format!("http://127.0.0.1:{SINK_HTTP}"),
+        "--timeout",
+        "15",
+    ]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "traces from the containers verify at 100 %"
+    );
+
+    let down = socialctl(&["down", "--volumes"]);
+    assert!(down.status.success());
+    assert_eq!(
+        docker(&[
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=io.socialnet.project={PROJECT}")
+        ]),
+        "",
+        "no labelled container is left"
+    );
+    assert_eq!(
+        docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=^{PROJECT}$")
+        ]),
+        "",
+        "the project network is gone"
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", "sntest-bystander"]),
+        "true",
+        "down left the bystander alone"
+    );
+}
