@@ -27,6 +27,7 @@ ensure_packages() {
     [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx-light)
     # The Docker runtime builds its offline base image with debootstrap.
     [ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null || missing+=(debootstrap)
+    command -v docker-compose >/dev/null || missing+=(docker-compose)
     if [ ${#missing[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
         say "installing Debian packages: ${missing[*]}"

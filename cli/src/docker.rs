@@ -61,16 +61,16 @@ pub async fn available() -> bool {
 
 /// One container the stack wants.
 #[derive(Debug, Clone, Serialize)]
-struct Want {
-    instance: String,
-    role: Role,
-    cmd: Vec<String>,
-    env: BTreeMap<String, String>,
+pub struct Want {
+    pub instance: String,
+    pub role: Role,
+    pub cmd: Vec<String>,
+    pub env: BTreeMap<String, String>,
     /// (host port on 127.0.0.1, container port)
-    publish: Vec<(u16, u16)>,
-    health: Vec<String>,
-    volume: Option<(String, String)>,
-    image: String,
+    pub publish: Vec<(u16, u16)>,
+    pub health: Vec<String>,
+    pub volume: Option<(String, String)>,
+    pub image: String,
 }
 
 impl Want {
@@ -108,7 +108,7 @@ fn probe(url: String) -> Vec<String> {
     vec!["CMD".into(), "socialctl".into(), "probe".into(), url]
 }
 
-fn wants(cfg: &StackConfig, image: &str, project: &str) -> Vec<Want> {
+pub fn wants(cfg: &StackConfig, image: &str, project: &str) -> Vec<Want> {
     let mut out = Vec::new();
     for c in stack::components(cfg) {
         for r in 0..c.replicas {

@@ -148,6 +148,7 @@ pub async fn ensure_stack(docker: &Docker, say: &dyn Fn(&str)) -> anyhow::Result
     let tag = content_tag(&dir)?;
     let name = format!("{STACK_REPO}:{tag}");
     if exists(docker, &name).await {
+        tag_local(docker, &name).await?;
         return Ok(name);
     }
     say(&format!(
@@ -206,5 +207,44 @@ pub async fn ensure_stack(docker: &Docker, say: &dyn Fn(&str)) -> anyhow::Result
         )
         .await;
     result?;
+    tag_local(docker, &name).await?;
+    prune_old(docker, &name).await;
     Ok(name)
+}
+
+/// Also tags the stack image `socialnet-stack:local`, the name the Compose file uses.
+async fn tag_local(docker: &Docker, name: &str) -> anyhow::Result<()> {
+    let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+        .repo(STACK_REPO)
+        .tag("local")
+        .build();
+    docker
+        .tag_image(name, Some(opts))
+        .await
+        .context("could not tag the stack image as socialnet-stack:local")
+}
+
+/// Removes stack images of earlier builds. An image a container still uses is refused
+/// by the engine and kept.
+async fn prune_old(docker: &Docker, current: &str) {
+    let filters = std::collections::HashMap::from([("reference", vec![format!("{STACK_REPO}:*")])]);
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let Ok(images) = docker.list_images(Some(opts)).await else {
+        return;
+    };
+    for img in images {
+        for tag in img.repo_tags {
+            if tag != current && tag != format!("{STACK_REPO}:local") {
+                let _ = docker
+                    .remove_image(
+                        &tag,
+                        None::<bollard::query_parameters::RemoveImageOptions>,
+                        None,
+                    )
+                    .await;
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_sink;
+pub mod compose;
 pub mod docker;
 pub mod images;
 pub mod local;
@@ -57,6 +58,8 @@ pub enum Command {
     VerifyTraces(verify_cmd::VerifyArgs),
     /// Show recent traces (or one trace) from the sink as trees.
     Traces(verify_cmd::TracesArgs),
+    /// Print the stack as a Compose file (what compose/docker-compose.yml holds).
+    Compose(UpArgs),
     /// Exit 0 when URL answers 2xx within 2 s (the containers' health check).
     #[command(hide = true)]
     Probe { url: String },
@@ -203,6 +206,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Runtime::Local => local::logs(&a).await,
         }
         .map(|_| ExitCode::SUCCESS),
+        Command::Compose(a) => {
+            print!("{}", compose::render(&a.config()));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Probe { url } => {
             let client = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(2))

@@ -2,5 +2,6 @@
 //! the services, the sink) as local processes on private ports, and is driven like a
 //! user drives it.
 
+mod compose;
 mod docker_stack;
 mod local_stack;
