@@ -56,6 +56,15 @@ pub struct TracesArgs {
     /// Only traces touching this service.
     #[arg(long)]
     pub service: Option<String>,
+    /// Only traces with a span of this name, e.g. "GET /api/feed/timeline".
+    #[arg(long)]
+    pub operation: Option<String>,
+    /// Only traces with an error span.
+    #[arg(long)]
+    pub errors: bool,
+    /// Only traces at least this long, in milliseconds.
+    #[arg(long)]
+    pub min_duration_ms: Option<f64>,
     /// How many recent traces to show.
     #[arg(long, default_value_t = 5)]
     pub limit: usize,
@@ -347,18 +356,25 @@ pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("trace {id} is not in the sink"))?,
         ],
         None => {
-            let summaries: Vec<verify::sink::TraceSummary> = get_json(
-                &client,
-                &format!(
-                    "{sink}/api/traces?limit={}{}",
-                    a.limit,
-                    a.service
-                        .as_ref()
-                        .map(|s| format!("&service={s}"))
-                        .unwrap_or_default()
-                ),
-            )
-            .await?;
+            let mut url = reqwest::Url::parse(&format!("{sink}/api/traces"))
+                .context("--sink is not a URL")?;
+            url.query_pairs_mut()
+                .append_pair("limit", &a.limit.to_string());
+            if let Some(v) = &a.service {
+                url.query_pairs_mut().append_pair("service", v);
+            }
+            if let Some(v) = &a.operation {
+                url.query_pairs_mut().append_pair("operation", v);
+            }
+            if a.errors {
+                url.query_pairs_mut().append_pair("status", "error");
+            }
+            if let Some(v) = a.min_duration_ms {
+                url.query_pairs_mut()
+                    .append_pair("min_duration_ms", &v.to_string());
+            }
+            let summaries: Vec<verify::sink::TraceSummary> =
+                get_json(&client, url.as_str()).await?;
             let mut v = Vec::new();
             for s in summaries {
                 v.push(get_json(&client, &format!("{sink}/api/traces/{}", s.trace_id)).await?);

@@ -1,7 +1,8 @@
 //! The OTLP sink: gRPC (`:4317`) and HTTP (`:4318`, protobuf or JSON) receivers in
 //! front of a [`SpanStore`], plus a small query API on the HTTP port:
 //!
-//! - `GET /api/traces?service=&limit=` — recent traces (summaries)
+//! - `GET /api/traces?service=&operation=&status=error|ok&min_duration_ms=&start_ns=&end_ns=&limit=`
+//!   — recent traces (summaries), newest first
 //! - `GET /api/traces/{trace_id}` — one trace's spans
 //! - `GET /api/stats` — store counters
 //! - `GET /api/export` — every stored trace, all spans (for `verify-traces`)
@@ -86,10 +87,48 @@ async fn ingest(State(store): State<Arc<SpanStore>>, headers: HeaderMap, body: B
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters of `GET /api/traces`; all optional, combined with AND.
+#[derive(Debug, Default, Deserialize)]
 pub struct ListParams {
+    /// Traces touching this service.
     pub service: Option<String>,
+    /// Traces with a span of this name (e.g. `GET /api/feed/timeline`).
+    pub operation: Option<String>,
+    /// `error`: traces with an error span; `ok`: traces without.
+    pub status: Option<String>,
+    /// Traces at least this long, in milliseconds.
+    pub min_duration_ms: Option<f64>,
+    /// Traces that started at or after this time (Unix nanoseconds).
+    pub start_ns: Option<u64>,
+    /// Traces that started before this time (Unix nanoseconds).
+    pub end_ns: Option<u64>,
     pub limit: Option<usize>,
+}
+
+impl ListParams {
+    /// Whether a trace passes every filter.
+    pub fn keep(&self, t: &[Span]) -> bool {
+        let start = t.iter().map(|s| s.start_ns).min().unwrap_or(0);
+        let end = t.iter().map(|s| s.end_ns).max().unwrap_or(0);
+        let errors = t.iter().any(|s| s.status == crate::StatusCode::Error);
+        self.service
+            .as_ref()
+            .is_none_or(|svc| t.iter().any(|s| &s.service == svc))
+            && self
+                .operation
+                .as_ref()
+                .is_none_or(|op| t.iter().any(|s| &s.name == op))
+            && match self.status.as_deref() {
+                Some("error") => errors,
+                Some("ok") => !errors,
+                _ => true,
+            }
+            && self
+                .min_duration_ms
+                .is_none_or(|ms| end.saturating_sub(start) as f64 / 1e6 >= ms)
+            && self.start_ns.is_none_or(|from| start >= from)
+            && self.end_ns.is_none_or(|to| start < to)
+    }
 }
 
 /// One line per trace in listings.
@@ -136,11 +175,7 @@ async fn list(
     Query(p): Query<ListParams>,
 ) -> axum::Json<Vec<TraceSummary>> {
     let limit = p.limit.unwrap_or(20).min(1000);
-    let traces = store.recent(limit, |t| {
-        p.service
-            .as_ref()
-            .is_none_or(|svc| t.iter().any(|s| &s.service == svc))
-    });
+    let traces = store.recent(limit, |t| p.keep(t));
     axum::Json(traces.iter().map(|t| summarize(t)).collect())
 }
 

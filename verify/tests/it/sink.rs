@@ -207,3 +207,77 @@ fn the_store_evicts_oldest_traces_and_counts_duplicates() {
     assert_eq!(store.trace(&"b".repeat(32)).expect("b kept").len(), 2);
     assert_eq!(s.spans, 3);
 }
+
+#[tokio::test]
+async fn traces_can_be_searched_by_service_operation_status_duration_and_time() {
+    let (store, _grpc, http) = start_sink(1000).await;
+    let mk =
+        |t: &str, svc: &str, name: &str, start_ms: u64, dur_ms: u64, error: bool| verify::Span {
+            trace_id: t.repeat(32),
+            span_id: "1".repeat(16),
+            parent_span_id: String::new(),
+            name: name.into(),
+            kind: verify::SpanKind::Server,
+            service: svc.into(),
+            start_ns: start_ms * 1_000_000,
+            end_ns: (start_ms + dur_ms) * 1_000_000,
+            status: if error {
+                verify::StatusCode::Error
+            } else {
+                verify::StatusCode::Unset
+            },
+            status_message: String::new(),
+            attributes: vec![],
+            instance: String::new(),
+        };
+    store.insert(vec![mk(
+        "a",
+        "feed",
+        "GET /api/feed/timeline",
+        1000,
+        5,
+        false,
+    )]);
+    store.insert(vec![mk(
+        "b",
+        "feed",
+        "POST /api/feed/posts",
+        2000,
+        80,
+        true,
+    )]);
+    store.insert(vec![mk(
+        "c",
+        "profile",
+        "GET /api/profiles/{username}",
+        3000,
+        2,
+        false,
+    )]);
+    let c = reqwest::Client::new();
+    let ids = |q: &'static str| {
+        let c = c.clone();
+        async move {
+            let v: Vec<verify::sink::TraceSummary> = c
+                .get(format!("http://{http}/api/traces?{q}"))
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            v.into_iter()
+                .map(|t| t.trace_id[..1].to_owned())
+                .collect::<Vec<_>>()
+                .join("")
+        }
+    };
+    assert_eq!(ids("").await, "cba", "newest first");
+    assert_eq!(ids("service=feed").await, "ba");
+    assert_eq!(ids("operation=GET%20/api/feed/timeline").await, "a");
+    assert_eq!(ids("status=error").await, "b");
+    assert_eq!(ids("status=ok").await, "ca");
+    assert_eq!(ids("min_duration_ms=10").await, "b");
+    assert_eq!(ids("start_ns=1500000000&end_ns=2500000000").await, "b");
+    assert_eq!(ids("limit=1").await, "c");
+}
