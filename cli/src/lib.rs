@@ -58,6 +58,9 @@ pub enum Command {
     VerifyTraces(verify_cmd::VerifyArgs),
     /// Show recent traces (or one trace) from the sink as trees.
     Traces(verify_cmd::TracesArgs),
+    /// Build, export or import the stack's images (offline workshop rooms).
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
     /// Print the stack as a Compose file (what compose/docker-compose.yml holds).
     Compose(UpArgs),
     /// Exit 0 when URL answers 2xx within 2 s (the containers' health check).
@@ -206,6 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Runtime::Local => local::logs(&a).await,
         }
         .map(|_| ExitCode::SUCCESS),
+        Command::Images(c) => images::run(&c).await.map(|_| ExitCode::SUCCESS),
         Command::Compose(a) => {
             print!("{}", compose::render(&a.config()));
             Ok(ExitCode::SUCCESS)
