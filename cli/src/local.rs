@@ -470,24 +470,7 @@ pub async fn up_with(args: &StackArgs, cfg: &StackConfig) -> anyhow::Result<()> 
         println!("healthy ({:.1} s)", started.elapsed().as_secs_f64());
         changed += 1;
     }
-    if changed == 0 {
-        println!("nothing to do: the stack is already up with these settings");
-    } else {
-        println!("all healthy in {:.1} s", t0.elapsed().as_secs_f64());
-    }
-    println!(
-        "\n  gateway      http://127.0.0.1:{}/api/",
-        cfg.gateway_port
-    );
-    println!(
-        "  OTLP         grpc 127.0.0.1:{}  http http://127.0.0.1:{}",
-        cfg.otlp_grpc_port, cfg.otlp_http_port
-    );
-    println!(
-        "  traces       http://127.0.0.1:{}/api/traces",
-        cfg.otlp_http_port
-    );
-    println!("  stop with    socialctl down");
+    stack::print_up_summary(cfg, changed, t0.elapsed());
     Ok(())
 }
 

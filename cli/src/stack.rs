@@ -271,6 +271,28 @@ pub fn gateway_conf_on(cfg: &StackConfig, net: Net) -> String {
         .replace("{feed_servers}", &servers("feed"))
 }
 
+/// What `up` prints last on either runtime: what changed, and the URLs a learner needs.
+pub fn print_up_summary(cfg: &StackConfig, changed: usize, elapsed: std::time::Duration) {
+    if changed == 0 {
+        println!("nothing to do: the stack is already up with these settings");
+    } else {
+        println!("all healthy in {:.1} s", elapsed.as_secs_f64());
+    }
+    println!(
+        "\n  gateway      http://127.0.0.1:{}/api/",
+        cfg.gateway_port
+    );
+    println!(
+        "  OTLP         grpc 127.0.0.1:{}  http http://127.0.0.1:{}",
+        cfg.otlp_grpc_port, cfg.otlp_http_port
+    );
+    println!(
+        "  traces       http://127.0.0.1:{}/api/traces",
+        cfg.otlp_http_port
+    );
+    println!("  stop with    socialctl down");
+}
+
 /// `feed=3` → ("feed", 3).
 pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
     let (name, n) = s
