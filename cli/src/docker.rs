@@ -363,9 +363,6 @@ pub async fn up(project: &str, cfg: &StackConfig) -> anyhow::Result<()> {
         .and_then(|v| v.version)
         .unwrap_or_else(|| "?".into());
     println!("socialctl up: Docker runtime (engine {version}), project {project}");
-    println!(
-        "  images: no registry is used; socialctl builds them locally (debootstrap base + this build's binaries)"
-    );
     let say = |m: &str| println!("  {m}");
     let image = crate::images::ensure_stack(&docker, &say).await?;
     if docker
@@ -398,7 +395,6 @@ pub async fn up(project: &str, cfg: &StackConfig) -> anyhow::Result<()> {
     }
     let mut changed = 0;
     for w in &want {
-        let started = Instant::now();
         if let Some(e) = have.remove(&w.instance) {
             if e.running && e.spec == w.spec_hash() {
                 println!("  {:<12} unchanged", w.instance);
@@ -407,12 +403,20 @@ pub async fn up(project: &str, cfg: &StackConfig) -> anyhow::Result<()> {
             println!("  {:<12} settings changed: recreating", w.instance);
             remove(&docker, &e.id).await?;
         }
-        print!("  {:<12} starting … ", w.instance);
-        use std::io::Write as _;
-        let _ = std::io::stdout().flush();
-        let id = create_and_start(&docker, project, w).await?;
-        wait_healthy(&docker, &id, &w.instance).await?;
-        println!("healthy ({:.1} s)", started.elapsed().as_secs_f64());
+        let line = crate::progress::Line::start(&w.instance, "starting");
+        let id = match create_and_start(&docker, project, w).await {
+            Ok(id) => id,
+            Err(e) => {
+                line.fail("failed to start");
+                return Err(e);
+            }
+        };
+        line.set("waiting for health");
+        if let Err(e) = wait_healthy(&docker, &id, &w.instance).await {
+            line.fail("not healthy");
+            return Err(e);
+        }
+        line.finish("healthy");
         changed += 1;
     }
     stack::print_up_summary(cfg, changed, t0.elapsed());

@@ -151,6 +151,7 @@ pub async fn ensure_stack(docker: &Docker, say: &dyn Fn(&str)) -> anyhow::Result
         tag_local(docker, &name).await?;
         return Ok(name);
     }
+    say(&registry_reason(docker).await);
     say(&format!(
         "building {name} from {base} and the binaries in {}",
         dir.display()
@@ -335,4 +336,29 @@ pub async fn run(cmd: &ImagesCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why images are built here rather than pulled, probed without pulling anything. Only
+/// asked when an image must be built: the probe can take seconds on an offline machine.
+async fn registry_reason(docker: &Docker) -> String {
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        docker.inspect_registry_image("postgres:15", None),
+    )
+    .await;
+    let why = match probe {
+        Ok(Ok(_)) => {
+            "a registry answers, but official-image mode is not implemented yet".to_owned()
+        }
+        Ok(Err(e)) => {
+            // The engine wraps the resolver's error; its last clause says why.
+            let msg = e.to_string();
+            format!(
+                "no registry is reachable: {}",
+                msg.rsplit(": ").next().unwrap_or(&msg).trim()
+            )
+        }
+        Err(_) => "no registry answered within 5 s".to_owned(),
+    };
+    format!("{why}; socialctl builds the images locally (debootstrap base + this build's binaries)")
 }

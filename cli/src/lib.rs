@@ -10,6 +10,7 @@ pub mod docker;
 pub mod images;
 pub mod local;
 pub mod process;
+pub mod progress;
 pub mod seed;
 pub mod stack;
 pub mod verify_cmd;

@@ -439,35 +439,36 @@ pub async fn up_with(args: &StackArgs, cfg: &StackConfig) -> anyhow::Result<()> 
                 spec.port
             );
         }
-        let started = Instant::now();
-        print!("  {inst:<12} starting … ");
-        use std::io::Write as _;
-        let _ = std::io::stdout().flush();
-        let pid = start(inst, spec, &dirs)?;
+        let line = crate::progress::Line::start(inst, "starting");
+        let pid = match start(inst, spec, &dirs) {
+            Ok(pid) => pid,
+            Err(e) => {
+                line.fail("failed to start");
+                return Err(e);
+            }
+        };
         std::fs::write(dirs.pid_file(inst), pid.to_string())?;
         std::fs::write(dirs.spec_file(inst), serde_json::to_string_pretty(spec)?)?;
+        line.set("waiting for health");
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if healthy(spec, cfg.gateway_port).await {
-                break;
-            }
-            if !process::alive(pid) {
-                println!("exited");
+        while !healthy(spec, cfg.gateway_port).await {
+            let why = if !process::alive(pid) {
+                Some("exited during start-up")
+            } else if Instant::now() > deadline {
+                Some("did not become healthy within 60 s")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                line.fail(why);
                 bail!(
-                    "{inst} exited during start-up; its last log lines:\n{}",
-                    process::tail(&dirs.log(inst), 20)
-                );
-            }
-            if Instant::now() > deadline {
-                println!("not healthy");
-                bail!(
-                    "{inst} did not become healthy within 60 s; its last log lines:\n{}",
+                    "{inst} {why}; its last log lines:\n{}",
                     process::tail(&dirs.log(inst), 20)
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        println!("healthy ({:.1} s)", started.elapsed().as_secs_f64());
+        line.finish("healthy");
         changed += 1;
     }
     stack::print_up_summary(cfg, changed, t0.elapsed());
