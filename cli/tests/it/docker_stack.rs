@@ -158,20 +158,7 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
             .bearer_auth(&token)
             .send()
             .await;
-        let traces: Vec<Vec<Value>> = client
-            .get(format!("http://127.0.0.1:{SINK_HTTP}/api/export"))
-            .send()
-            .await
-            .expect("sink")
-            .json()
-            .await
-            .expect("json");
-        let instances: std::collections::BTreeSet<String> = traces
-            .iter()
-            .flatten()
-            .filter(|s| s["name"] == "GET /api/feed/timeline")
-            .map(|s| s["instance"].as_str().unwrap_or("").to_owned())
-            .collect();
+        let instances = crate::feed_instances(&client, SINK_HTTP).await;
         if instances.contains("feed") && instances.contains("feed-2") {
             break;
         }

@@ -214,20 +214,7 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let traces: Vec<Vec<Value>> = client
-            .get(format!("http://127.0.0.1:{SINK_HTTP}/api/export"))
-            .send()
-            .await
-            .expect("sink")
-            .json()
-            .await
-            .expect("export json");
-        let instances: std::collections::BTreeSet<String> = traces
-            .iter()
-            .flatten()
-            .filter(|s| s["service"] == "feed" && s["name"] == "GET /api/feed/timeline")
-            .map(|s| s["instance"].as_str().unwrap_or("").to_owned())
-            .collect();
+        let instances = crate::feed_instances(&client, SINK_HTTP).await;
         if instances.contains("feed") && instances.contains("feed-2") {
             break;
         }

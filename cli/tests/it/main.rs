@@ -5,3 +5,25 @@
 mod compose;
 mod docker_stack;
 mod local_stack;
+
+/// `service.instance.id`s of the feed replicas that served `GET /api/feed/timeline`,
+/// according to the sink.
+pub async fn feed_instances(
+    client: &reqwest::Client,
+    sink_port: u16,
+) -> std::collections::BTreeSet<String> {
+    let traces: Vec<Vec<serde_json::Value>> = client
+        .get(format!("http://127.0.0.1:{sink_port}/api/export"))
+        .send()
+        .await
+        .expect("sink answers")
+        .json()
+        .await
+        .expect("export is JSON");
+    traces
+        .iter()
+        .flatten()
+        .filter(|s| s["service"] == "feed" && s["name"] == "GET /api/feed/timeline")
+        .map(|s| s["instance"].as_str().unwrap_or("").to_owned())
+        .collect()
+}

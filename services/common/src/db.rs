@@ -45,14 +45,6 @@ impl Db {
         })
     }
 
-    /// A handle over an existing pool (tests).
-    pub fn from_pool(pool: PgPool, url: &str) -> Self {
-        Self {
-            pool,
-            spans: SqlSpans::from_url(url),
-        }
-    }
-
     /// Readiness: one round trip. Not traced: probes run outside any request, and a
     /// root span per probe would bury real traces.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {

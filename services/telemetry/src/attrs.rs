@@ -25,14 +25,3 @@ pub const USER_ID: &str = "enduser.id";
 pub const FEED_STRATEGY: &str = "socialnet.feed.strategy";
 /// Number of followers a new post was pushed to.
 pub const FEED_FANOUT_COUNT: &str = "socialnet.feed.fanout.count";
-
-/// Attributes every SERVER span must carry (checked by `verify`).
-pub const REQUIRED_SERVER: &[&str] = &[HTTP_REQUEST_METHOD, HTTP_ROUTE, HTTP_RESPONSE_STATUS_CODE];
-/// Attributes every HTTP CLIENT span must carry.
-pub const REQUIRED_HTTP_CLIENT: &[&str] = &[
-    HTTP_REQUEST_METHOD,
-    SERVER_ADDRESS,
-    HTTP_RESPONSE_STATUS_CODE,
-];
-/// Attributes every database CLIENT span must carry.
-pub const REQUIRED_DB_CLIENT: &[&str] = &[DB_SYSTEM_NAME, DB_OPERATION_NAME, SERVER_ADDRESS];

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use opentelemetry::Context;
 use opentelemetry::global;
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The remote context named by a request's `traceparent`/`tracestate`/`baggage` headers.
 pub fn extract_http(headers: &http::HeaderMap) -> Context {
@@ -16,11 +15,6 @@ pub fn extract_http(headers: &http::HeaderMap) -> Context {
 /// Writes `cx` into outgoing headers.
 pub fn inject_http(cx: &Context, headers: &mut http::HeaderMap) {
     global::get_text_map_propagator(|p| p.inject_context(cx, &mut HeaderInjector(headers)));
-}
-
-/// Writes the current span's context into outgoing headers.
-pub fn inject_current_http(headers: &mut http::HeaderMap) {
-    inject_http(&tracing::Span::current().context(), headers);
 }
 
 /// Writes `cx` into a string map (a message envelope).

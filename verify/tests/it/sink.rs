@@ -137,38 +137,36 @@ async fn malformed_and_oversize_payloads_are_refused_and_the_sink_keeps_serving(
     let (store, _grpc, http) = start_sink(1000).await;
     let c = reqwest::Client::new();
     let url = format!("http://{http}/v1/traces");
-    let r = c
-        .post(&url)
-        .header("content-type", "application/x-protobuf")
-        .body(vec![0xff; 64])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 400);
-    let r = c
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"resourceSpans\": 7}")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 400);
-    let r = c
-        .post(&url)
-        .header("content-type", "application/x-protobuf")
-        .body(vec![0u8; verify::sink::MAX_PAYLOAD + 1])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 413);
-    let r = c
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"resourceSpans\": []}")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
+    let post = |ctype: &'static str, body: Vec<u8>| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            c.post(&url)
+                .header("content-type", ctype)
+                .body(body)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post("application/x-protobuf", vec![0xff; 64]).await, 400);
+    assert_eq!(
+        post("application/json", b"{\"resourceSpans\": 7}".to_vec()).await,
+        400
+    );
+    assert_eq!(
+        post(
+            "application/x-protobuf",
+            vec![0u8; verify::sink::MAX_PAYLOAD + 1]
+        )
+        .await,
+        413
+    );
+    assert_eq!(
+        post("application/json", b"{\"resourceSpans\": []}".to_vec()).await,
+        200
+    );
     assert_eq!(store.stats().rejected_payloads, 2);
     let r = c
         .get(format!(
