@@ -6,13 +6,16 @@
 pub mod bench;
 pub mod bench_sink;
 pub mod compose;
+pub mod dashboard;
 pub mod docker;
 pub mod images;
+pub mod load;
 pub mod local;
 pub mod process;
 pub mod progress;
 pub mod seed;
 pub mod stack;
+pub mod top;
 pub mod verify_cmd;
 
 use std::net::SocketAddr;
@@ -46,6 +49,17 @@ pub enum Command {
     Sink(SinkArgs),
     /// Fill the running stack's databases with a realistic data set.
     Seed(seed::SeedArgs),
+    /// Drive the running stack with a social network's day: users who sign in, read
+    /// timelines, view profiles, search, follow, post, like and comment.
+    ///
+    /// Every request starts its trace here (a CLIENT span sent as traceparent) and is
+    /// recorded with its trace id, so `verify-traces --sent` accounts for each one. On a
+    /// terminal a live view shows throughput, latency, errors, components and trace
+    /// completeness (q quits, p pauses); elsewhere, progress lines. Ends with a
+    /// per-endpoint report; exit 1 when a threshold is not met.
+    Load(Box<load::LoadArgs>),
+    /// Watch the running stack: component health, traffic and trace completeness (no load).
+    Top(top::TopArgs),
     /// Benchmark GET /api/feed/timeline through the gateway, tracing on vs off.
     Bench(bench::BenchArgs),
     /// Benchmark the sink: OTLP ingest rate (HTTP, gRPC), verification time, memory per span.
@@ -217,10 +231,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         .map(|_| ExitCode::SUCCESS),
         Command::Status(a) => {
-            let (rows, name) = match runtime_in_use(&a.stack).await {
-                Runtime::Docker => (docker::status(&a.stack.project).await?, "docker"),
-                Runtime::Local => (local::collect_status(&a.stack).await?, "local"),
-            };
+            let (rows, name) = component_status(&a.stack).await?;
             local::print_status(&rows, a.json, name)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -245,11 +256,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sink(a) => sink(a).await.map(|_| ExitCode::SUCCESS),
         Command::Seed(a) => seed::run(&a).await.map(|_| ExitCode::SUCCESS),
+        Command::Load(a) => load::run(&a).await,
+        Command::Top(a) => top::run(&a).await,
         Command::Bench(a) => bench::run(&a).await,
         Command::BenchSink(a) => bench_sink::run(&a).await,
         Command::VerifyTraces(a) => verify_cmd::verify_traces(&a).await,
         Command::Traces(a) => verify_cmd::traces(&a).await.map(|_| ExitCode::SUCCESS),
     }
+}
+
+/// Every component's status, from whichever runtime runs the stack, and its name.
+pub async fn component_status(
+    stack: &StackArgs,
+) -> anyhow::Result<(Vec<local::InstanceStatus>, &'static str)> {
+    Ok(match runtime_in_use(stack).await {
+        Runtime::Docker => (docker::status(&stack.project).await?, "docker"),
+        Runtime::Local => (local::collect_status(stack).await?, "local"),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

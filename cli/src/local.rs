@@ -495,7 +495,7 @@ pub async fn down(args: &StackArgs, volumes: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstanceStatus {
     pub name: String,
     pub state: &'static str,

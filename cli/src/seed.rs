@@ -80,12 +80,12 @@ async fn pool(server: &str, db: &str) -> anyhow::Result<PgPool> {
 }
 
 /// Picks ranks with probability ∝ 1/(rank+1)^s by inverting the cumulative weights.
-struct Zipf {
+pub struct Zipf {
     cumulative: Vec<f64>,
 }
 
 impl Zipf {
-    fn new(n: usize, s: f64) -> Self {
+    pub fn new(n: usize, s: f64) -> Self {
         let mut acc = 0.0;
         let cumulative = (0..n)
             .map(|i| {
@@ -95,7 +95,7 @@ impl Zipf {
             .collect();
         Self { cumulative }
     }
-    fn sample(&self, rng: &mut StdRng) -> usize {
+    pub fn sample(&self, rng: &mut impl Rng) -> usize {
         let total = *self.cumulative.last().expect("at least one user");
         let x = rng.random::<f64>() * total;
         self.cumulative

@@ -1,9 +1,12 @@
-//! Scenarios as data: expected trace shapes (`traces/*.spec`) today; the load mix and
-//! chaos experiments join them as those commands arrive.
+//! Scenarios as data: expected trace shapes (`traces/*.spec`) and the load mix
+//! (`load/*.workload`, parsed by [`workload`]); chaos experiments join them as that
+//! command arrives.
 //!
 //! The files are compiled into `socialctl`, so it works from any directory; a user can
 //! still point `verify-traces --specs DIR` at edited copies. This crate depends on no
 //! service crate.
+
+pub mod workload;
 
 /// The built-in trace specs: (file name, text).
 pub const TRACE_SPECS: &[(&str, &str)] = &[

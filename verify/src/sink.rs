@@ -5,6 +5,7 @@
 //!   — recent traces (summaries), newest first
 //! - `GET /api/traces/{trace_id}` — one trace's spans
 //! - `GET /api/stats` — store counters
+//! - `POST /api/check` — completeness of given (sent) or recent settled traces, for live views
 //! - `GET /api/export` — every stored trace, all spans (for `verify-traces`)
 //!
 //! Malformed payloads get 400 (HTTP) or `INVALID_ARGUMENT` (gRPC) and the sink keeps
@@ -42,6 +43,7 @@ pub fn http_app(store: Arc<SpanStore>) -> Router {
         .route("/api/traces", get(list))
         .route("/api/traces/{id}", get(one))
         .route("/api/stats", get(stats))
+        .route("/api/check", post(check))
         .route("/api/export", get(export))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
@@ -197,6 +199,118 @@ async fn export(State(store): State<Arc<SpanStore>>) -> axum::Json<Vec<Vec<Span>
 
 async fn stats(State(store): State<Arc<SpanStore>>) -> axum::Json<crate::StoreStats> {
     axum::Json(store.stats())
+}
+
+/// Body of `POST /api/check`: judge these sent requests' traces, or else the newest
+/// `recent` traces that have been quiet for `settle_ms`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CheckRequest {
+    #[serde(default)]
+    pub sent: Vec<crate::report::SentRequest>,
+    #[serde(default)]
+    pub recent: usize,
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+}
+
+fn default_settle_ms() -> u64 {
+    2000
+}
+
+/// Most sent requests or recent traces one check judges.
+pub const MAX_CHECK: usize = 20_000;
+
+/// Answer of `POST /api/check` (structural checks only; trace specs are `verify-traces`').
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CheckSummary {
+    pub checked: usize,
+    pub complete: usize,
+    /// Sent requests with no span in the sink.
+    pub missing: usize,
+    /// Defect name → count.
+    pub defects: std::collections::BTreeMap<String, usize>,
+    /// Per root endpoint of the judged traces that arrived: count, errors, root duration.
+    pub endpoints: Vec<EndpointTraffic>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct EndpointTraffic {
+    pub endpoint: String,
+    pub traces: usize,
+    pub errors: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Judges traces for a live view (see [`CheckRequest`]).
+pub fn check_summary(store: &SpanStore, req: &CheckRequest) -> CheckSummary {
+    let opts = crate::checks::CheckOptions::default();
+    let (traces, report) = if req.sent.is_empty() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let quiet_since = now.saturating_sub(req.settle_ms * 1_000_000);
+        let traces = store.recent(req.recent.min(MAX_CHECK), |t| {
+            t.iter().map(|s| s.end_ns).max().unwrap_or(0) < quiet_since
+        });
+        let report = crate::report::verify(&traces, None, &opts);
+        (traces, report)
+    } else {
+        let sent = &req.sent[..req.sent.len().min(MAX_CHECK)];
+        let traces: Vec<Vec<Span>> = sent
+            .iter()
+            .filter_map(|r| store.trace(&r.trace_id))
+            .collect();
+        let report = crate::report::verify(&traces, Some(sent), &opts);
+        (traces, report)
+    };
+    let mut by_endpoint: std::collections::BTreeMap<String, (usize, Vec<f64>)> = Default::default();
+    for t in &traces {
+        let s = summarize(t);
+        let e = by_endpoint.entry(crate::checks::endpoint(t)).or_default();
+        e.0 += usize::from(s.errors > 0);
+        e.1.push(s.duration_ms);
+    }
+    let pct = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    CheckSummary {
+        checked: report.traces,
+        complete: report.complete,
+        missing: report
+            .kinds
+            .iter()
+            .filter(|k| k.kind == crate::checks::DefectKind::MissingTrace)
+            .map(|k| k.traces)
+            .sum(),
+        defects: report
+            .kinds
+            .iter()
+            .map(|k| (k.kind.name().to_owned(), k.traces))
+            .collect(),
+        endpoints: by_endpoint
+            .into_iter()
+            .map(|(endpoint, (errors, mut d))| {
+                d.sort_by(f64::total_cmp);
+                EndpointTraffic {
+                    endpoint,
+                    traces: d.len(),
+                    errors,
+                    p50_ms: pct(&d, 0.5),
+                    p99_ms: pct(&d, 0.99),
+                }
+            })
+            .collect(),
+    }
+}
+
+async fn check(State(store): State<Arc<SpanStore>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<CheckRequest>(&body) {
+        Ok(req) => axum::Json(check_summary(&store, &req)).into_response(),
+        Err(e) => bad_request(
+            &store,
+            format!("POST /api/check wants {{sent: [...]}} or {{recent: N}}: {e}"),
+        ),
+    }
 }
 
 /// The gRPC receiver.

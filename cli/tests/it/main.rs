@@ -4,6 +4,7 @@
 
 mod compose;
 mod docker_stack;
+mod load_run;
 mod local_stack;
 
 /// `service.instance.id`s of the feed replicas that served `GET /api/feed/timeline`,

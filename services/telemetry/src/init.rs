@@ -202,6 +202,43 @@ pub fn init(default_service_name: &str, version: &str) -> Result<TelemetryGuard,
     })
 }
 
+/// A tracer provider for a process that makes its spans by hand rather than through
+/// `tracing` (socialctl's load generator): OTLP/HTTP to `traces_endpoint` (used verbatim,
+/// e.g. `http://127.0.0.1:4318/v1/traces`), counted like a service's spans
+/// ([`export_stats`]), no subscriber and no global state installed. The caller shuts it
+/// down (which flushes) when done.
+pub fn standalone_provider(
+    default_service_name: &str,
+    version: &str,
+    traces_endpoint: &str,
+) -> Result<SdkTracerProvider, TelemetryError> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let counters = counters();
+    let exporter = CountingExporter {
+        inner: opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(traces_endpoint)
+            .build()?,
+        counters: counters.clone(),
+    };
+    let processor = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(DEFAULT_MAX_QUEUE_SIZE)
+                .with_scheduled_delay(Duration::from_millis(500))
+                .with_max_export_batch_size(2048)
+                .build(),
+        )
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_span_processor(CountingProcessor {
+            inner: processor,
+            counters,
+        })
+        .with_resource(resource(default_service_name, version))
+        .build())
+}
+
 pub(crate) fn install_subscriber<W>(
     provider: &SdkTracerProvider,
     filter: EnvFilter,

@@ -31,7 +31,7 @@ pub mod testing;
 pub use http_client::HttpClient;
 pub use init::{
     DEFAULT_MAX_QUEUE_SIZE, ExportStats, TelemetryError, TelemetryGuard, export_stats, init,
-    shutdown_signal, tracing_disabled,
+    shutdown_signal, standalone_provider, tracing_disabled,
 };
 
 use opentelemetry::trace::TraceContextExt;

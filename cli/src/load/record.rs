@@ -1,0 +1,706 @@
+//! Every request's outcome: one thread aggregates them into HDR histograms (per endpoint
+//! and per second) and appends each to the JSON-lines file `verify-traces --sent` reads.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use scenarios::workload::Threshold;
+use serde::{Deserialize, Serialize};
+
+/// The requests the workload sends, by route template (low cardinality: span names and
+/// report rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Endpoint {
+    Register,
+    Login,
+    Refresh,
+    Timeline,
+    GetPost,
+    ListComments,
+    Profile,
+    UserPosts,
+    Search,
+    Follow,
+    Unfollow,
+    CreatePost,
+    Like,
+    Comment,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 14] = [
+        Endpoint::Register,
+        Endpoint::Login,
+        Endpoint::Refresh,
+        Endpoint::Timeline,
+        Endpoint::GetPost,
+        Endpoint::ListComments,
+        Endpoint::Profile,
+        Endpoint::UserPosts,
+        Endpoint::Search,
+        Endpoint::Follow,
+        Endpoint::Unfollow,
+        Endpoint::CreatePost,
+        Endpoint::Like,
+        Endpoint::Comment,
+    ];
+
+    pub fn method(self) -> &'static str {
+        match self {
+            Endpoint::Register
+            | Endpoint::Login
+            | Endpoint::Refresh
+            | Endpoint::CreatePost
+            | Endpoint::Comment => "POST",
+            Endpoint::Follow | Endpoint::Like => "PUT",
+            Endpoint::Unfollow => "DELETE",
+            _ => "GET",
+        }
+    }
+
+    /// The route template, as the services name their server spans.
+    pub fn route(self) -> &'static str {
+        match self {
+            Endpoint::Register => "/api/auth/register",
+            Endpoint::Login => "/api/auth/login",
+            Endpoint::Refresh => "/api/auth/refresh",
+            Endpoint::Timeline => "/api/feed/timeline",
+            Endpoint::GetPost => "/api/feed/posts/{id}",
+            Endpoint::ListComments | Endpoint::Comment => "/api/feed/posts/{id}/comments",
+            Endpoint::Profile => "/api/profiles/{username}",
+            Endpoint::UserPosts => "/api/feed/users/{username}/posts",
+            Endpoint::Search => "/api/profiles/search",
+            Endpoint::Follow | Endpoint::Unfollow => "/api/profiles/{username}/follow",
+            Endpoint::CreatePost => "/api/feed/posts",
+            Endpoint::Like => "/api/feed/posts/{id}/like",
+        }
+    }
+
+    /// `GET /api/feed/timeline`: the span name and the report's row label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Register => "POST /api/auth/register",
+            Endpoint::Login => "POST /api/auth/login",
+            Endpoint::Refresh => "POST /api/auth/refresh",
+            Endpoint::Timeline => "GET /api/feed/timeline",
+            Endpoint::GetPost => "GET /api/feed/posts/{id}",
+            Endpoint::ListComments => "GET /api/feed/posts/{id}/comments",
+            Endpoint::Profile => "GET /api/profiles/{username}",
+            Endpoint::UserPosts => "GET /api/feed/users/{username}/posts",
+            Endpoint::Search => "GET /api/profiles/search",
+            Endpoint::Follow => "PUT /api/profiles/{username}/follow",
+            Endpoint::Unfollow => "DELETE /api/profiles/{username}/follow",
+            Endpoint::CreatePost => "POST /api/feed/posts",
+            Endpoint::Like => "PUT /api/feed/posts/{id}/like",
+            Endpoint::Comment => "POST /api/feed/posts/{id}/comments",
+        }
+    }
+}
+
+/// One finished request.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub endpoint: Endpoint,
+    /// HTTP status, or `None` when no response came (connection refused, timeout).
+    pub status: Option<u16>,
+    /// When it was meant to start, from the run's start.
+    pub intended: Duration,
+    /// From the intended start to the end of the response body.
+    pub latency: Duration,
+    /// From sending to the end of the response body (what the server cost).
+    pub service: Duration,
+    /// Closed model: the user's usual gap between requests, for coordinated-omission
+    /// correction; zero in the open model, whose latency already counts from the slot.
+    pub interval: Duration,
+    pub trace_id: String,
+    pub span_id: String,
+}
+
+impl Sample {
+    pub fn failed(&self) -> bool {
+        self.status.is_none_or(|s| s >= 400)
+    }
+
+    fn status_key(&self) -> String {
+        self.status
+            .map_or_else(|| "no response".to_owned(), |s| s.to_string())
+    }
+}
+
+/// The line written per request; `verify-traces --sent` reads the first four fields.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SentLine {
+    pub trace_id: String,
+    pub parent_span_id: Option<String>,
+    pub endpoint: String,
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    pub intended_ms: f64,
+}
+
+fn histogram(sigfig: u8) -> Histogram<u64> {
+    // 1 µs to 10 minutes.
+    Histogram::new_with_bounds(1, 600_000_000, sigfig).expect("valid histogram bounds")
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointStats {
+    pub requests: u64,
+    pub failures: u64,
+    pub statuses: BTreeMap<String, u64>,
+    /// From the intended start, corrected for coordinated omission (µs).
+    pub latency: Histogram<u64>,
+    /// From sending (µs), uncorrected.
+    pub service: Histogram<u64>,
+}
+
+impl Default for EndpointStats {
+    fn default() -> Self {
+        Self {
+            requests: 0,
+            failures: 0,
+            statuses: BTreeMap::new(),
+            latency: histogram(3),
+            service: histogram(3),
+        }
+    }
+}
+
+/// One second of the run, for the live charts.
+#[derive(Debug, Clone)]
+pub struct Second {
+    pub requests: u64,
+    pub failures: u64,
+    pub latency: Histogram<u64>,
+}
+
+/// Everything recorded so far. Shared with the live view behind a mutex.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub per_endpoint: BTreeMap<Endpoint, EndpointStats>,
+    /// Counted separately from the endpoints, as a cross-check of the report's totals.
+    pub recorded: u64,
+    pub seconds: Vec<Second>,
+    /// Recent finished requests, newest last, for the live completeness check.
+    pub recent: std::collections::VecDeque<(Duration, SentLineLite)>,
+    pub users_signed_in: u64,
+    pub write_error: Option<String>,
+}
+
+/// What the live completeness check needs of a request.
+#[derive(Debug, Clone)]
+pub struct SentLineLite {
+    pub trace_id: String,
+    pub span_id: String,
+    pub endpoint: Endpoint,
+    pub status: Option<u16>,
+}
+
+const RECENT_KEPT: usize = 20_000;
+
+impl Stats {
+    fn add(&mut self, s: &Sample, end: Duration) {
+        let e = self.per_endpoint.entry(s.endpoint).or_default();
+        e.requests += 1;
+        let failed = s.failed();
+        e.failures += u64::from(failed);
+        *e.statuses.entry(s.status_key()).or_default() += 1;
+        let us = (s.latency.as_micros() as u64).max(1);
+        let interval = s.interval.as_micros() as u64;
+        // record_correct adds the requests a stalled closed-loop user did not send.
+        let _ = if interval > 0 {
+            e.latency.record_correct(us, interval)
+        } else {
+            e.latency.record(us)
+        };
+        let _ = e.service.record((s.service.as_micros() as u64).max(1));
+        self.recorded += 1;
+        let sec = end.as_secs() as usize;
+        while self.seconds.len() <= sec {
+            self.seconds.push(Second {
+                requests: 0,
+                failures: 0,
+                latency: histogram(2),
+            });
+        }
+        let b = &mut self.seconds[sec];
+        b.requests += 1;
+        b.failures += u64::from(failed);
+        let _ = b.latency.record(us);
+        self.recent.push_back((
+            end,
+            SentLineLite {
+                trace_id: s.trace_id.clone(),
+                span_id: s.span_id.clone(),
+                endpoint: s.endpoint,
+                status: s.status,
+            },
+        ));
+        if self.recent.len() > RECENT_KEPT {
+            self.recent.pop_front();
+        }
+    }
+}
+
+enum Msg {
+    Sample(Sample),
+    SignedIn,
+    Finish,
+}
+
+/// Cheap to clone; every virtual user holds one.
+#[derive(Debug, Clone)]
+pub struct RecorderHandle {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+impl RecorderHandle {
+    pub fn record(&self, s: Sample) {
+        let _ = self.tx.send(Msg::Sample(s));
+    }
+
+    pub fn signed_in(&self) {
+        let _ = self.tx.send(Msg::SignedIn);
+    }
+}
+
+pub struct Recorder {
+    pub stats: Arc<Mutex<Stats>>,
+    pub path: PathBuf,
+    handle: RecorderHandle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Recorder {
+    /// Starts the aggregating thread, writing request lines to `path` (created, with its
+    /// directory; an existing file is replaced).
+    pub fn start(path: &Path, started: tokio::time::Instant) -> anyhow::Result<Recorder> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("could not create {}", dir.display()))?;
+        }
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("could not create the request record {}", path.display()))?;
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let shared = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("load-recorder".into())
+            .spawn(move || aggregate(rx, shared, file, started))
+            .context("could not start the recorder thread")?;
+        Ok(Recorder {
+            stats,
+            path: path.to_owned(),
+            handle: RecorderHandle { tx },
+            thread,
+        })
+    }
+
+    pub fn handle(&self) -> RecorderHandle {
+        self.handle.clone()
+    }
+
+    /// Records everything already sent, flushes the file and stops the thread.
+    pub fn finish(self) -> anyhow::Result<Arc<Mutex<Stats>>> {
+        let _ = self.handle.tx.send(Msg::Finish);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the recorder thread panicked"))?;
+        let err = self
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_error
+            .clone();
+        if let Some(e) = err {
+            anyhow::bail!("writing {} failed: {e}", self.path.display());
+        }
+        Ok(self.stats)
+    }
+}
+
+fn aggregate(
+    rx: mpsc::Receiver<Msg>,
+    stats: Arc<Mutex<Stats>>,
+    file: std::fs::File,
+    started: tokio::time::Instant,
+) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    let mut batch = Vec::with_capacity(1024);
+    let mut write_error = None;
+    while let Ok(m) = rx.recv() {
+        batch.push(m);
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let end = started.elapsed();
+        let mut finish = false;
+        for m in &batch {
+            if let Msg::Sample(s) = m
+                && write_error.is_none()
+            {
+                let line = SentLine {
+                    trace_id: s.trace_id.clone(),
+                    parent_span_id: Some(s.span_id.clone()),
+                    endpoint: s.endpoint.name().to_owned(),
+                    status: s.status,
+                    latency_ms: s.latency.as_secs_f64() * 1000.0,
+                    intended_ms: s.intended.as_secs_f64() * 1000.0,
+                };
+                let r = serde_json::to_writer(&mut out, &line)
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| out.write_all(b"\n"));
+                if let Err(e) = r {
+                    write_error = Some(e.to_string());
+                }
+            }
+        }
+        {
+            let mut st = stats.lock().unwrap_or_else(|e| e.into_inner());
+            for m in batch.drain(..) {
+                match m {
+                    Msg::Sample(s) => st.add(&s, end),
+                    Msg::SignedIn => st.users_signed_in += 1,
+                    Msg::Finish => finish = true,
+                }
+            }
+            if st.write_error.is_none() {
+                st.write_error.clone_from(&write_error);
+            }
+        }
+        if finish {
+            break;
+        }
+    }
+    if let Err(e) = out.flush() {
+        stats.lock().unwrap_or_else(|e| e.into_inner()).write_error = Some(e.to_string());
+    }
+}
+
+/// One row of the end-of-run table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub endpoint: String,
+    pub requests: u64,
+    pub failures: u64,
+    /// Status → count; `no response` for transport failures.
+    pub statuses: BTreeMap<String, u64>,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// p99 from sending, without the coordinated-omission correction.
+    pub service_p99_ms: f64,
+}
+
+fn row(name: &str, e: &EndpointStats, secs: f64) -> Row {
+    let q = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Row {
+        endpoint: name.to_owned(),
+        requests: e.requests,
+        failures: e.failures,
+        statuses: e.statuses.clone(),
+        rps: e.requests as f64 / secs.max(1e-9),
+        p50_ms: q(&e.latency, 0.50),
+        p90_ms: q(&e.latency, 0.90),
+        p99_ms: q(&e.latency, 0.99),
+        max_ms: e.latency.max() as f64 / 1000.0,
+        service_p99_ms: q(&e.service, 0.99),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub rule: String,
+    pub actual: String,
+    pub passed: bool,
+}
+
+/// The end-of-run report (`--json` prints it as is).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub mode: String,
+    pub users: usize,
+    pub seconds: f64,
+    pub stopped_by: String,
+    pub endpoints: Vec<Row>,
+    pub total: Row,
+    pub thresholds: Vec<ThresholdResult>,
+    /// Open model: slots that fell due but were never sent (users all busy at the end).
+    pub unsent: Option<u64>,
+    pub client_spans: ClientSpans,
+    pub record: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClientSpans {
+    pub ended: u64,
+    pub exported: u64,
+    pub failed: u64,
+}
+
+impl Report {
+    pub fn build(
+        stats: &Stats,
+        seconds: f64,
+        thresholds: &[Threshold],
+    ) -> (Vec<Row>, Row, Vec<ThresholdResult>) {
+        let mut total = EndpointStats::default();
+        let mut rows = Vec::new();
+        for (ep, e) in &stats.per_endpoint {
+            rows.push(row(ep.name(), e, seconds));
+            total.failures += e.failures;
+            for (k, v) in &e.statuses {
+                *total.statuses.entry(k.clone()).or_default() += v;
+            }
+            let _ = total.latency.add(&e.latency);
+            let _ = total.service.add(&e.service);
+        }
+        total.requests = stats.recorded;
+        let total = row("total", &total, seconds);
+        let judged = thresholds
+            .iter()
+            .map(|t| match *t {
+                Threshold::ErrorRate(max) => {
+                    let rate = if total.requests == 0 {
+                        0.0
+                    } else {
+                        total.failures as f64 / total.requests as f64
+                    };
+                    ThresholdResult {
+                        rule: t.to_string(),
+                        actual: format!("{:.3}%", rate * 100.0),
+                        passed: rate < max || (max == 0.0 && rate == 0.0),
+                    }
+                }
+                Threshold::Latency { percentile, max } => {
+                    let mut h = histogram(3);
+                    for e in stats.per_endpoint.values() {
+                        let _ = h.add(&e.latency);
+                    }
+                    let v = if percentile >= 100.0 {
+                        h.max()
+                    } else {
+                        h.value_at_percentile(percentile)
+                    };
+                    ThresholdResult {
+                        rule: t.to_string(),
+                        actual: format!("{:.1}ms", v as f64 / 1000.0),
+                        passed: (v as u128) < max.as_micros(),
+                    }
+                }
+            })
+            .collect();
+        (rows, total, judged)
+    }
+
+    pub fn passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.passed)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let statuses = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k}×{v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        out.push_str(&format!(
+            "{:<40} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8}  statuses\n",
+            "endpoint", "requests", "fail", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+        ));
+        for r in self.endpoints.iter().chain(std::iter::once(&self.total)) {
+            out.push_str(&format!(
+                "{:<40} {:>9} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}  {}\n",
+                r.endpoint,
+                r.requests,
+                r.failures,
+                r.rps,
+                r.p50_ms,
+                r.p90_ms,
+                r.p99_ms,
+                r.max_ms,
+                statuses(&r.statuses)
+            ));
+        }
+        out.push_str(&format!(
+            "\n{}, {} users, {:.1} s, ended by {}. Latency counts from each request's intended start \
+             (coordinated omission corrected); p99 from sending alone: {:.1} ms.\n",
+            self.mode, self.users, self.seconds, self.stopped_by, self.total.service_p99_ms
+        ));
+        if let Some(n) = self.unsent.filter(|n| *n > 0) {
+            out.push_str(&format!(
+                "{n} arrivals fell due but were never sent: every user was busy. Add --users to keep up with --rate.\n"
+            ));
+        }
+        let c = &self.client_spans;
+        out.push_str(&format!(
+            "client spans: {} ended, {} exported, {} failed, {} lost\n",
+            c.ended,
+            c.exported,
+            c.failed,
+            c.ended.saturating_sub(c.exported + c.failed)
+        ));
+        for t in &self.thresholds {
+            out.push_str(&format!(
+                "threshold {:<20} {:<10} {}\n",
+                t.rule,
+                t.actual,
+                if t.passed { "ok" } else { "FAILED" }
+            ));
+        }
+        out.push_str(&format!(
+            "requests recorded in {}\ncheck their traces: socialctl verify-traces --sent {}\n",
+            self.record, self.record
+        ));
+        out
+    }
+
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "endpoint,requests,failures,rps,p50_ms,p90_ms,p99_ms,max_ms,service_p99_ms,statuses\n",
+        );
+        for r in self.endpoints.iter().chain(std::iter::once(&self.total)) {
+            let statuses: Vec<String> =
+                r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            out.push_str(&format!(
+                "\"{}\",{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},\"{}\"\n",
+                r.endpoint,
+                r.requests,
+                r.failures,
+                r.rps,
+                r.p50_ms,
+                r.p90_ms,
+                r.p99_ms,
+                r.max_ms,
+                r.service_p99_ms,
+                statuses.join(" ")
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(endpoint: Endpoint, status: Option<u16>, ms: u64, interval_ms: u64) -> Sample {
+        Sample {
+            endpoint,
+            status,
+            intended: Duration::ZERO,
+            latency: Duration::from_millis(ms),
+            service: Duration::from_millis(ms),
+            interval: Duration::from_millis(interval_ms),
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            span_id: "b7ad6b7169203331".into(),
+        }
+    }
+
+    #[test]
+    fn a_stall_in_the_closed_model_is_backfilled() {
+        let mut st = Stats::default();
+        for _ in 0..99 {
+            st.add(
+                &sample(Endpoint::Timeline, Some(200), 1, 100),
+                Duration::ZERO,
+            );
+        }
+        // One request stalled for a second: a user pacing every 100 ms would have sent
+        // nine more in that time, each waiting part of the stall.
+        st.add(
+            &sample(Endpoint::Timeline, Some(200), 1000, 100),
+            Duration::ZERO,
+        );
+        let e = &st.per_endpoint[&Endpoint::Timeline];
+        assert_eq!(e.requests, 100);
+        assert_eq!(e.latency.len(), 109);
+        assert_eq!(e.service.len(), 100);
+        assert!(e.latency.value_at_quantile(0.95) >= 400_000);
+        assert!(e.service.value_at_quantile(0.95) < 2_000);
+    }
+
+    #[test]
+    fn totals_thresholds_and_statuses() {
+        let mut st = Stats::default();
+        for i in 0..90 {
+            st.add(
+                &sample(Endpoint::Timeline, Some(200), 10 + i, 0),
+                Duration::from_millis(i * 20),
+            );
+        }
+        for _ in 0..8 {
+            st.add(
+                &sample(Endpoint::CreatePost, Some(201), 30, 0),
+                Duration::from_secs(1),
+            );
+        }
+        st.add(
+            &sample(Endpoint::Like, Some(503), 5, 0),
+            Duration::from_secs(1),
+        );
+        st.add(
+            &sample(Endpoint::Like, None, 5000, 0),
+            Duration::from_secs(2),
+        );
+        let rules: Vec<Threshold> = ["error-rate<1%", "error-rate<5%", "p50<60ms", "max<1s"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let (rows, total, judged) = Report::build(&st, 2.0, &rules);
+        assert_eq!(total.requests, 100);
+        assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), total.requests);
+        assert_eq!(total.failures, 2);
+        assert_eq!(total.statuses["no response"], 1);
+        assert_eq!(total.statuses["503"], 1);
+        assert_eq!(total.rps, 50.0);
+        let passed: Vec<bool> = judged.iter().map(|t| t.passed).collect();
+        assert_eq!(passed, [false, true, true, false]);
+        assert_eq!(judged[0].actual, "2.000%");
+        assert_eq!(st.seconds.len(), 3);
+        assert_eq!(st.seconds[1].failures, 1);
+    }
+
+    #[test]
+    fn csv_has_a_row_per_endpoint_and_a_total() {
+        let mut st = Stats::default();
+        st.add(&sample(Endpoint::Search, Some(200), 3, 0), Duration::ZERO);
+        let (endpoints, total, thresholds) = Report::build(&st, 1.0, &[]);
+        let r = Report {
+            mode: "closed".into(),
+            users: 1,
+            seconds: 1.0,
+            stopped_by: "duration".into(),
+            endpoints,
+            total,
+            thresholds,
+            unsent: None,
+            client_spans: ClientSpans::default(),
+            record: "x.jsonl".into(),
+        };
+        let csv = r.csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].starts_with("\"GET /api/profiles/search\",1,0,1.000,3.0"));
+        assert!(lines[2].starts_with("\"total\",1,0"));
+        assert!(r.render().contains("GET /api/profiles/search"));
+    }
+}

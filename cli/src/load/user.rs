@@ -1,0 +1,479 @@
+//! One virtual user of `socialctl load`: signs in, then thinks and acts as the workload
+//! says. Every request starts its trace here, in a CLIENT span whose context travels as
+//! `traceparent`, and is recorded with its trace id and outcome.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use goose::prelude::*;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use scenarios::workload::{ActionKind, Workload};
+use tokio::time::Instant;
+
+use super::pace::{Control, Halt, Pacer};
+use super::record::{Endpoint, RecorderHandle, Sample};
+use crate::seed::Zipf;
+
+/// Everything the users share.
+pub struct Shared {
+    pub workload: Workload,
+    pub control: Arc<Control>,
+    /// Open model (`--rate`): arrivals come from here instead of think times.
+    pub pacer: Option<Arc<Pacer>>,
+    pub recorder: RecorderHandle,
+    pub tracer: opentelemetry_sdk::trace::SdkTracer,
+    pub zipf: Zipf,
+    pub next_user: AtomicUsize,
+    /// Makes registered usernames unique per run.
+    pub run_tag: String,
+    pub server_address: String,
+    pub server_port: i64,
+}
+
+/// A signed-in user's state, kept in goose's session data.
+#[derive(Clone)]
+struct Session {
+    username: String,
+    access: String,
+    refresh: String,
+    expires_at: Instant,
+    /// Post ids seen lately (likes, comments and post views pick from them).
+    seen: Vec<i64>,
+    followed: Vec<String>,
+    /// Closed model: when the next action is due.
+    next_at: Instant,
+    rng: StdRng,
+}
+
+/// A response as far as the workload cares.
+struct Reply {
+    status: Option<u16>,
+    body: bytes::Bytes,
+}
+
+impl Reply {
+    fn ok(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+fn method(ep: Endpoint) -> GooseMethod {
+    match ep.method() {
+        "POST" => GooseMethod::Post,
+        "PUT" => GooseMethod::Put,
+        "DELETE" => GooseMethod::Delete,
+        _ => GooseMethod::Get,
+    }
+}
+
+/// The run is over or stopped: end the transaction. goose notices the stop between
+/// transactions; the short pause keeps a stopped user from spinning until it does.
+async fn halted(_: Halt) -> TransactionResult {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}
+
+impl Shared {
+    /// The goose scenario: sign in once, then act until the run ends.
+    pub fn scenario(self: &Arc<Self>) -> Scenario {
+        let s1 = self.clone();
+        let s2 = self.clone();
+        scenario!("social day")
+            .register_transaction(
+                Transaction::new(Arc::new(move |u| Box::pin(s1.clone().sign_in(u))))
+                    .set_name("sign in")
+                    .set_on_start(),
+            )
+            .register_transaction(
+                Transaction::new(Arc::new(move |u| Box::pin(s2.clone().act(u)))).set_name("act"),
+            )
+    }
+
+    fn think(&self, rng: &mut StdRng) -> Duration {
+        self.workload.think.at(rng.random())
+    }
+
+    /// When the next request may start, and the gap used for coordinated-omission
+    /// correction. Open model: the next arrival slot. Closed: `due`.
+    async fn wait_turn(&self, due: Instant, gap: Duration) -> Result<(Instant, Duration), Halt> {
+        let (mut at, interval) = match &self.pacer {
+            Some(p) => (p.take(&self.control), Duration::ZERO),
+            None => (due, gap),
+        };
+        self.control.sleep_until(at).await?;
+        // A pause moves the intended start: paused time is not latency.
+        let paused = self.control.wait_unpaused().await?;
+        if !paused.is_zero() {
+            at = Instant::now();
+        }
+        self.control.may_start()?;
+        Ok((at, interval))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        user: &mut GooseUser,
+        ep: Endpoint,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+        intended: Instant,
+        interval: Duration,
+    ) -> Reply {
+        let url = format!("{}{}", user.base_url.as_str().trim_end_matches('/'), path);
+        let mut span = self
+            .tracer
+            .span_builder(ep.name())
+            .with_kind(SpanKind::Client)
+            .with_attributes([
+                KeyValue::new("http.request.method", ep.method()),
+                KeyValue::new("url.full", url),
+                KeyValue::new("url.template", ep.route()),
+                KeyValue::new("server.address", self.server_address.clone()),
+                KeyValue::new("server.port", self.server_port),
+            ])
+            .start(&self.tracer);
+        let sc = span.span_context().clone();
+        let (trace_id, span_id) = (sc.trace_id().to_string(), sc.span_id().to_string());
+        let traceparent = format!("00-{trace_id}-{span_id}-{:02x}", sc.trace_flags().to_u8());
+        let sent = Instant::now();
+        let reply = match self
+            .exchange(user, ep, path, token, body, &traceparent)
+            .await
+        {
+            Ok(r) => r,
+            Err(kind) => {
+                span.set_attribute(KeyValue::new("error.type", kind));
+                span.set_status(Status::error(kind));
+                Reply {
+                    status: None,
+                    body: bytes::Bytes::new(),
+                }
+            }
+        };
+        let done = Instant::now();
+        if let Some(status) = reply.status {
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+            if status >= 400 {
+                span.set_attribute(KeyValue::new("error.type", status.to_string()));
+                span.set_status(Status::error(""));
+            }
+        }
+        span.end();
+        self.recorder.record(Sample {
+            endpoint: ep,
+            status: reply.status,
+            intended: intended.saturating_duration_since(self.control.started()),
+            latency: done.saturating_duration_since(intended),
+            service: done - sent,
+            interval,
+            trace_id,
+            span_id,
+        });
+        reply
+    }
+
+    async fn exchange(
+        &self,
+        user: &mut GooseUser,
+        ep: Endpoint,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+        traceparent: &str,
+    ) -> Result<Reply, &'static str> {
+        let mut rb = user
+            .get_request_builder(&method(ep), path)
+            .map_err(|_| "invalid_url")?
+            .header("traceparent", traceparent);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = &body {
+            rb = rb.json(b);
+        }
+        let res = user
+            .request(GooseRequest::builder().set_request_builder(rb).build())
+            .await
+            .map_err(|_| "request_failed")?;
+        let res = res.response.map_err(|e| {
+            if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "request_failed"
+            }
+        })?;
+        let status = res.status().as_u16();
+        let body = res.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                "timeout"
+            } else {
+                "body_read"
+            }
+        })?;
+        Ok(Reply {
+            status: Some(status),
+            body,
+        })
+    }
+
+    /// Logs in as the next seeded user, or registers a new account (`register` share).
+    async fn sign_in(self: Arc<Self>, user: &mut GooseUser) -> TransactionResult {
+        let n = self.next_user.fetch_add(1, Ordering::Relaxed);
+        let mut rng = StdRng::seed_from_u64(0x5eed ^ n as u64);
+        let register = rng.random::<f64>() < self.workload.register_share;
+        let (ep, username) = if register {
+            (Endpoint::Register, format!("lt{}_{n}", self.run_tag))
+        } else {
+            (
+                Endpoint::Login,
+                crate::seed::username(n % self.workload.users),
+            )
+        };
+        let body = serde_json::json!({"username": username, "password": self.workload.password});
+        // Signing in is not paced: users sign in while they ramp up, before arrivals start.
+        let at = Instant::now();
+        let gap = Duration::ZERO;
+        if let Err(h) = self.control.may_start() {
+            return halted(h).await;
+        }
+        let reply = self
+            .send(user, ep, ep.route(), None, Some(body), at, gap)
+            .await;
+        let tokens = reply.ok().then(|| reply.json()).flatten();
+        let Some(t) = tokens else {
+            // Nothing to act as: this user stays idle (its failure is in the report).
+            return Ok(());
+        };
+        let str_of = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
+        let think = self.think(&mut rng);
+        user.set_session_data(Session {
+            username,
+            access: str_of("access_token"),
+            refresh: str_of("refresh_token"),
+            expires_at: Instant::now()
+                + Duration::from_secs(t["expires_in"].as_u64().unwrap_or(900)),
+            seen: Vec::new(),
+            followed: Vec::new(),
+            next_at: Instant::now() + think,
+            rng,
+        });
+        self.recorder.signed_in();
+        Ok(())
+    }
+
+    async fn act(self: Arc<Self>, user: &mut GooseUser) -> TransactionResult {
+        let Some(mut s) = user.get_session_data::<Session>().cloned() else {
+            // Sign-in failed: wait out the run rather than spin.
+            let _ = self.control.sleep_until(self.control.deadline()).await;
+            return Ok(());
+        };
+        let r = self.act_once(user, &mut s).await;
+        user.set_session_data(s);
+        match r {
+            Ok(()) => Ok(()),
+            Err(h) => halted(h).await,
+        }
+    }
+
+    async fn act_once(&self, user: &mut GooseUser, s: &mut Session) -> Result<(), Halt> {
+        let gap = self.workload.think.mean();
+        if s.expires_at.saturating_duration_since(Instant::now()) < self.workload.refresh_before {
+            let (at, interval) = self.wait_turn(s.next_at, gap).await?;
+            let body = serde_json::json!({"refresh_token": s.refresh});
+            let r = self
+                .send(
+                    user,
+                    Endpoint::Refresh,
+                    Endpoint::Refresh.route(),
+                    None,
+                    Some(body),
+                    at,
+                    interval,
+                )
+                .await;
+            if let Some(t) = r.ok().then(|| r.json()).flatten() {
+                s.access = t["access_token"].as_str().unwrap_or_default().to_owned();
+                s.refresh = t["refresh_token"].as_str().unwrap_or_default().to_owned();
+                s.expires_at =
+                    Instant::now() + Duration::from_secs(t["expires_in"].as_u64().unwrap_or(900));
+            }
+            s.next_at = Instant::now() + self.think(&mut s.rng);
+            return Ok(());
+        }
+        let action = self.workload.pick(s.rng.random()).clone();
+        let mut kind = action.kind;
+        let needs_post = matches!(
+            kind,
+            ActionKind::ViewPost | ActionKind::Like | ActionKind::Comment
+        );
+        if needs_post && s.seen.is_empty() {
+            kind = ActionKind::Timeline;
+        }
+        let post = if s.seen.is_empty() {
+            0
+        } else {
+            s.seen[s.rng.random_range(0..s.seen.len())]
+        };
+        let token = s.access.clone();
+        let tok = Some(token.as_str());
+        let (at, interval) = self.wait_turn(s.next_at, gap).await?;
+        match kind {
+            ActionKind::Timeline => {
+                let pages = s.rng.random_range(action.pages.0..=action.pages.1);
+                let mut cursor: Option<i64> = None;
+                let (mut at, mut interval) = (at, interval);
+                for page in 0..pages {
+                    if page > 0 {
+                        let pause = action.page_think.at(s.rng.random());
+                        (at, interval) = self
+                            .wait_turn(Instant::now() + pause, action.page_think.mean())
+                            .await?;
+                    }
+                    let path = match cursor {
+                        Some(c) => format!("/api/feed/timeline?limit=20&cursor={c}"),
+                        None => "/api/feed/timeline?limit=20".to_owned(),
+                    };
+                    let r = self
+                        .send(user, Endpoint::Timeline, &path, tok, None, at, interval)
+                        .await;
+                    let page = r.json().unwrap_or_default();
+                    remember_posts(s, &page["items"]);
+                    cursor = page["next_cursor"].as_i64();
+                    if cursor.is_none() {
+                        break;
+                    }
+                }
+            }
+            ActionKind::ViewPost => {
+                let path = format!("/api/feed/posts/{post}");
+                self.send(user, Endpoint::GetPost, &path, tok, None, at, interval)
+                    .await;
+                let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
+                let path = format!("/api/feed/posts/{post}/comments");
+                self.send(user, Endpoint::ListComments, &path, tok, None, at, interval)
+                    .await;
+            }
+            ActionKind::Profile => {
+                let name = self.someone_else(s);
+                let path = format!("/api/profiles/{name}");
+                self.send(user, Endpoint::Profile, &path, tok, None, at, interval)
+                    .await;
+                let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
+                let path = format!("/api/feed/users/{name}/posts?limit=20");
+                let r = self
+                    .send(user, Endpoint::UserPosts, &path, tok, None, at, interval)
+                    .await;
+                remember_posts(s, &r.json().unwrap_or_default()["items"]);
+            }
+            ActionKind::Search => {
+                let q = format!("user{:02}", s.rng.random_range(0..100));
+                let path = format!("/api/profiles/search?q={q}");
+                self.send(user, Endpoint::Search, &path, tok, None, at, interval)
+                    .await;
+            }
+            ActionKind::Follow => {
+                let name = self.someone_else(s);
+                let path = format!("/api/profiles/{name}/follow");
+                let r = self
+                    .send(user, Endpoint::Follow, &path, tok, None, at, interval)
+                    .await;
+                if r.ok() && s.followed.len() < 50 {
+                    s.followed.push(name);
+                }
+            }
+            ActionKind::Unfollow => {
+                let name = match s.followed.pop() {
+                    Some(n) => n,
+                    None => self.someone_else(s),
+                };
+                let path = format!("/api/profiles/{name}/follow");
+                self.send(user, Endpoint::Unfollow, &path, tok, None, at, interval)
+                    .await;
+            }
+            ActionKind::Post => {
+                let body = serde_json::json!({"body": format!("{} says hello #{} #load", s.username, s.rng.random::<u16>())});
+                let r = self
+                    .send(
+                        user,
+                        Endpoint::CreatePost,
+                        Endpoint::CreatePost.route(),
+                        tok,
+                        Some(body),
+                        at,
+                        interval,
+                    )
+                    .await;
+                if let Some(id) = r.json().and_then(|p| p["id"].as_i64()) {
+                    push_seen(s, id);
+                }
+            }
+            ActionKind::Like => {
+                let path = format!("/api/feed/posts/{post}/like");
+                self.send(user, Endpoint::Like, &path, tok, None, at, interval)
+                    .await;
+            }
+            ActionKind::Comment => {
+                let path = format!("/api/feed/posts/{post}/comments");
+                let body = serde_json::json!({"body": "nice one"});
+                self.send(
+                    user,
+                    Endpoint::Comment,
+                    &path,
+                    tok,
+                    Some(body),
+                    at,
+                    interval,
+                )
+                .await;
+            }
+        }
+        s.next_at = Instant::now() + self.think(&mut s.rng);
+        Ok(())
+    }
+
+    /// A user picked by popularity, never oneself.
+    fn someone_else(&self, s: &mut Session) -> String {
+        loop {
+            let name = crate::seed::username(self.zipf.sample(&mut s.rng));
+            if name != s.username || self.workload.users < 2 {
+                return name;
+            }
+        }
+    }
+}
+
+fn push_seen(s: &mut Session, id: i64) {
+    if s.seen.len() >= 64 {
+        let i = s.rng.random_range(0..s.seen.len());
+        s.seen[i] = id;
+    } else {
+        s.seen.push(id);
+    }
+}
+
+fn remember_posts(s: &mut Session, items: &serde_json::Value) {
+    for id in items
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["id"].as_i64())
+        .take(5)
+    {
+        push_seen(s, id);
+    }
+}

@@ -1,0 +1,164 @@
+//! `socialctl top`: watch a running stack without adding load. Components from the
+//! runtime, traffic and trace completeness from the sink (its newest settled traces).
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::dashboard::{DashData, EndpointLine};
+use crate::load::live::LiveTraces;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub stack: crate::StackArgs,
+    /// The sink's OTLP/HTTP and query address.
+    #[arg(long, default_value = "http://127.0.0.1:4318")]
+    pub sink: String,
+    /// How many of the newest settled traces each completeness check judges.
+    #[arg(long, default_value_t = 2000)]
+    pub traces: usize,
+    /// Print one snapshot and exit (the default without a terminal is a line every 5 s).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// Spans per second arriving at the sink, one value per second.
+fn follow_span_rate(sink: String) -> (Arc<Mutex<Vec<u64>>>, tokio::task::JoinHandle<()>) {
+    let series = Arc::new(Mutex::new(Vec::new()));
+    let out = series.clone();
+    let task = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let url = format!("{}/api/stats", sink.trim_end_matches('/'));
+        let mut last: Option<u64> = None;
+        loop {
+            let received = async {
+                let v: serde_json::Value = client
+                    .get(&url)
+                    .timeout(Duration::from_secs(1))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                v["received"].as_u64()
+            }
+            .await;
+            if let (Some(now), Some(before)) = (received, last) {
+                out.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(now.saturating_sub(before));
+            }
+            last = received.or(last);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    (series, task)
+}
+
+fn data(
+    a: &TopArgs,
+    live: &LiveTraces,
+    rate: &Mutex<Vec<u64>>,
+    p99: &Mutex<Vec<u64>>,
+    comps: &Mutex<(Vec<crate::local::InstanceStatus>, Option<String>)>,
+) -> DashData {
+    let t = live.snapshot();
+    let rate = rate.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let worst_p99 = t.endpoints.iter().map(|e| e.p99_ms).fold(0.0, f64::max);
+    let mid_p50 = {
+        let mut v: Vec<f64> = t.endpoints.iter().map(|e| e.p50_ms).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let p99 = {
+        let mut s = p99.lock().unwrap_or_else(|e| e.into_inner());
+        if s.last() != Some(&(worst_p99 as u64)) || s.is_empty() {
+            s.push(worst_p99 as u64);
+        }
+        s.clone()
+    };
+    let comps = comps.lock().unwrap_or_else(|e| e.into_inner());
+    DashData {
+        title: "socialctl top".into(),
+        subtitle: format!("watching the stack · sink {}", a.sink),
+        rate_label: "spans/s into the sink".into(),
+        rate_now: rate.last().copied().unwrap_or(0) as f64,
+        rate,
+        p99_ms: p99,
+        p50_now_ms: mid_p50,
+        p99_now_ms: worst_p99,
+        endpoints: t
+            .endpoints
+            .iter()
+            .map(|e| EndpointLine {
+                name: e.endpoint.clone(),
+                requests: e.traces as u64,
+                failures: e.errors as u64,
+                errors: if e.errors > 0 {
+                    format!("{} with errors", e.errors)
+                } else {
+                    String::new()
+                },
+                p50_ms: e.p50_ms,
+                p99_ms: e.p99_ms,
+            })
+            .collect(),
+        components: comps.0.clone(),
+        components_note: comps.1.clone(),
+        traces: t,
+        traces_scope: "newest settled traces".into(),
+        paused: false,
+        can_pause: false,
+    }
+}
+
+pub async fn run(a: &TopArgs) -> anyhow::Result<ExitCode> {
+    let sink_ok = reqwest::Client::new()
+        .get(format!("{}/api/stats", a.sink.trim_end_matches('/')))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    let live = LiveTraces::new(&a.sink, sink_ok);
+    let _checks = sink_ok.then(|| live.follow_recent(a.traces));
+    let (rate, _rate_task) = follow_span_rate(a.sink.clone());
+    let (comps, _status_task) = crate::dashboard::follow_components(a.stack.clone());
+    let p99 = Arc::new(Mutex::new(Vec::new()));
+    if std::io::stdout().is_terminal() && !a.once {
+        let a2 = a.clone();
+        crate::dashboard::run_top(move || data(&a2, &live, &rate, &p99, &comps)).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // No terminal: a summary line every 5 s (or one, with --once) after the first check.
+    loop {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let d = data(a, &live, &rate, &p99, &comps);
+        let healthy = d
+            .components
+            .iter()
+            .filter(|c| c.health == "healthy")
+            .count();
+        let traces = match (d.traces.percent(), &d.traces.error) {
+            (_, Some(e)) => e.clone(),
+            (Some(p), None) => format!(
+                "{p:.3}% of the newest {} settled traces complete",
+                d.traces.checked
+            ),
+            (None, None) if sink_ok => "no settled traces yet".into(),
+            (None, None) => format!("no sink answers at {}", a.sink),
+        };
+        println!(
+            "top: components {healthy}/{} healthy · {:.0} spans/s · root p99 {:.1} ms · {traces}",
+            d.components.len(),
+            d.rate_now,
+            d.p99_now_ms
+        );
+        if a.once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+}

@@ -1,0 +1,225 @@
+//! `socialctl load` against a real stack (local runtime, private ports): every request
+//! recorded, totals consistent, every recorded trace accounted for by verify-traces, the
+//! open model's rate honoured, thresholds and bad targets reported.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_socialctl");
+const GATEWAY: u16 = 19180;
+const PG: u16 = 25532;
+const REDIS: u16 = 26479;
+const SINK_HTTP: u16 = 24418;
+
+fn run(state: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--runtime", "local"]);
+    if args[0] == "up" {
+        for (k, v) in [
+            ("--gateway-port", GATEWAY),
+            ("--postgres-port", PG),
+            ("--redis-port", REDIS),
+            ("--otlp-grpc-port", 24417),
+            ("--otlp-http-port", SINK_HTTP),
+            ("--service-base-port", 19181),
+        ] {
+            cmd.arg(k).arg(v.to_string());
+        }
+    }
+    if args[0] == "load" {
+        cmd.args(["--gateway", &format!("http://127.0.0.1:{GATEWAY}")])
+            .args(["--otlp", &format!("http://127.0.0.1:{SINK_HTTP}")])
+            .args([
+                "--database-url",
+                &format!("postgres://postgres@127.0.0.1:{PG}"),
+            ])
+            .args(["--redis-url", &format!("redis://127.0.0.1:{REDIS}/0")]);
+    }
+    let out = cmd.output().expect("run socialctl");
+    eprintln!(
+        "$ socialctl {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["down", "--volumes", "--runtime", "local", "--state-dir"])
+            .arg(self.0)
+            .output();
+    }
+}
+
+/// A small population so the automatic seeding is quick, short think times so a few
+/// seconds make a few hundred requests, and every action in the mix.
+const WORKLOAD: &str = "\
+population users=300 password=password123
+register 0%
+think 20ms..120ms
+action timeline 10 pages=1..2 page-think=10ms..30ms
+action view-post 3
+action profile 3
+action search 2
+action follow 2
+action unfollow 1
+action post 2
+action like 3
+action comment 2
+threshold error-rate<1%
+";
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("record file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each record line is JSON"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_records_every_request_and_verify_accounts_for_each() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("stack");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let _ = Command::new("chmod").arg("755").arg(tmp.path()).status();
+    let _down = Down(&state);
+    let workload = tmp.path().join("small.workload");
+    std::fs::write(&workload, WORKLOAD).expect("workload file");
+
+    // Nothing listens yet: a clear error naming the fix, exit 2.
+    let early = run(&state, &["load", "--users", "2", "--duration", "2s"]);
+    assert_eq!(early.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&early.stderr).contains("socialctl up"));
+
+    assert!(run(&state, &["up"]).status.success(), "up failed");
+
+    // Closed model. The population is missing, so load seeds it first.
+    let record = tmp.path().join("closed.jsonl");
+    let out = run(
+        &state,
+        &[
+            "load",
+            "--users",
+            "10",
+            "--duration",
+            "6s",
+            "--ramp",
+            "1s",
+            "--json",
+            "--workload",
+            workload.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "thresholds met");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seeding 300 users"));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints only the report");
+    let total = report["total"]["requests"].as_u64().unwrap();
+    let rows = report["endpoints"].as_array().unwrap();
+    let sum: u64 = rows.iter().map(|r| r["requests"].as_u64().unwrap()).sum();
+    assert_eq!(sum, total, "the total is the sum of the endpoints");
+    let recorded = lines(&record);
+    assert_eq!(recorded.len() as u64, total, "one line per request");
+    assert!(
+        total > 100,
+        "a 6 s run with 10 users makes hundreds of requests: {total}"
+    );
+    let logins: Vec<&Value> = recorded
+        .iter()
+        .filter(|l| l["endpoint"] == "POST /api/auth/login")
+        .collect();
+    assert_eq!(logins.len(), 10, "each user signs in once");
+    // Ramp honoured: every user signed in within the ramp (plus the login's own time).
+    assert!(
+        logins
+            .iter()
+            .all(|l| l["intended_ms"].as_f64().unwrap() < 1500.0),
+        "{logins:?}"
+    );
+    let secs = report["seconds"].as_f64().unwrap();
+    assert!((5.5..=6.5).contains(&secs), "duration honoured: {secs}");
+    let mut ids = HashSet::new();
+    for l in &recorded {
+        let t = l["trace_id"].as_str().unwrap();
+        assert!(
+            t.len() == 32 && t.chars().all(|c| c.is_ascii_hexdigit()),
+            "{l}"
+        );
+        assert_eq!(l["parent_span_id"].as_str().unwrap().len(), 16);
+        assert!(ids.insert(t.to_owned()), "trace id {t} used twice");
+    }
+    for kind in [
+        "GET /api/feed/timeline",
+        "POST /api/feed/posts",
+        "PUT /api/feed/posts/{id}/like",
+    ] {
+        assert!(rows.iter().any(|r| r["endpoint"] == kind), "{kind} missing");
+    }
+    assert_eq!(report["client_spans"]["exported"].as_u64(), Some(total));
+
+    // verify-traces accounts for every trace id the run recorded.
+    let v = run(
+        &state,
+        &[
+            "verify-traces",
+            "--json",
+            "--sink",
+            &format!("http://127.0.0.1:{SINK_HTTP}"),
+            "--sent",
+            record.to_str().unwrap(),
+        ],
+    );
+    let verdict: Value = serde_json::from_slice(&v.stdout).expect("verify --json");
+    assert_eq!(verdict["traces"].as_u64(), Some(total), "{verdict:#}");
+    assert_eq!(verdict["completeness"], 1.0, "{verdict:#}");
+    assert_eq!(v.status.code(), Some(0));
+
+    // Open model: 40 arrivals a second for the 3 s after the ramp, and a threshold that
+    // cannot be met (exit 1, report still printed).
+    let record = tmp.path().join("open.jsonl");
+    let out = run(
+        &state,
+        &[
+            "load",
+            "--users",
+            "8",
+            "--rate",
+            "40",
+            "--duration",
+            "4s",
+            "--ramp",
+            "1s",
+            "--csv",
+            "--threshold",
+            "max<1ms",
+            "--workload",
+            workload.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "an unmet threshold exits 1");
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("endpoint,requests,failures,"), "{csv}");
+    let paced = lines(&record)
+        .iter()
+        .filter(|l| l["endpoint"] != "POST /api/auth/login")
+        .count();
+    assert!(
+        (108..=120).contains(&paced),
+        "40/s for 3 s is 120 arrivals; sent {paced}"
+    );
+}
