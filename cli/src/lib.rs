@@ -219,11 +219,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(a) => {
             let cfg = a.config();
-            match runtime_for_up(&a.stack).await {
-                Runtime::Docker => docker::up(&a.stack.project, &cfg).await,
-                Runtime::Local => local::up_with(&a.stack, &cfg).await,
+            let up = async {
+                match runtime_for_up(&a.stack).await {
+                    Runtime::Docker => docker::up(&a.stack.project, &cfg).await,
+                    Runtime::Local => local::up_with(&a.stack, &cfg).await,
+                }
+            };
+            // Ctrl-C stops between steps: what already started keeps running, and
+            // `status` shows it.
+            tokio::select! {
+                r = up => r.map(|_| ExitCode::SUCCESS),
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!(
+                        "\nup interrupted: components already started keep running. \
+                         `socialctl status` shows them; `socialctl up` finishes the job, `socialctl down` removes them."
+                    );
+                    Ok(ExitCode::from(130))
+                }
             }
-            .map(|_| ExitCode::SUCCESS)
         }
         Command::Down(a) => match runtime_in_use(&a.stack).await {
             Runtime::Docker => docker::down(&a.stack.project, a.volumes).await,
