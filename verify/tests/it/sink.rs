@@ -279,3 +279,93 @@ async fn traces_can_be_searched_by_service_operation_status_duration_and_time() 
     assert_eq!(ids("start_ns=1500000000&end_ns=2500000000").await, "b");
     assert_eq!(ids("limit=1").await, "c");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_judges_sent_requests_and_recent_settled_traces() {
+    let (store, _grpc, http) = start_sink(1000).await;
+    // A caller-rooted server span (whole), an orphan (its parent is neither sent nor
+    // present), and a request whose trace never arrived.
+    let span = |t: &str, id: &str, parent: &str, name: &str| verify::Span {
+        trace_id: t.repeat(32),
+        span_id: id.repeat(16),
+        parent_span_id: parent.to_owned(),
+        name: name.into(),
+        kind: verify::SpanKind::Server,
+        service: "feed".into(),
+        start_ns: 1_000_000,
+        end_ns: 3_000_000,
+        status: verify::StatusCode::Unset,
+        status_message: String::new(),
+        attributes: vec![
+            ("http.request.method".into(), "GET".into()),
+            ("http.route".into(), "/api/feed/timeline".into()),
+            ("http.response.status_code".into(), "200".into()),
+        ],
+        instance: String::new(),
+    };
+    store.insert(vec![span(
+        "a",
+        "1",
+        &"c".repeat(16),
+        "GET /api/feed/timeline",
+    )]);
+    store.insert(vec![
+        span("b", "2", "", "GET /api/feed/timeline"),
+        span("b", "3", &"9".repeat(16), "GET /api/feed/timeline"),
+    ]);
+    let sent = |t: &str| verify::report::SentRequest {
+        trace_id: t.repeat(32),
+        parent_span_id: Some("c".repeat(16)),
+        endpoint: "GET /api/feed/timeline".into(),
+        status: Some(200),
+    };
+    let c = reqwest::Client::new();
+    let check = |req: verify::sink::CheckRequest| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .post(format!("http://{http}/api/check"))
+                .json(&req)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200);
+            r.json::<verify::sink::CheckSummary>().await.expect("json")
+        }
+    };
+    let s = check(verify::sink::CheckRequest {
+        sent: vec![sent("a"), sent("b"), sent("d")],
+        recent: 0,
+        settle_ms: 0,
+    })
+    .await;
+    assert_eq!((s.checked, s.complete, s.missing), (3, 1, 1), "{s:?}");
+    assert_eq!(s.defects.get("missing_trace"), Some(&1));
+    assert!(s.defects.contains_key("missing_parent"), "{s:?}");
+    assert_eq!(s.endpoints.len(), 1);
+    assert_eq!(s.endpoints[0].traces, 2);
+
+    // Recent mode: both stored traces ended long ago (1970), so both have settled.
+    let s = check(verify::sink::CheckRequest {
+        sent: Vec::new(),
+        recent: 10,
+        settle_ms: 1000,
+    })
+    .await;
+    assert_eq!((s.checked, s.complete, s.missing), (2, 1, 0), "{s:?}");
+
+    let bad = c
+        .post(format!("http://{http}/api/check"))
+        .body("{\"sent\": 3}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().await.expect("json error body");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/api/check")
+    );
+}
