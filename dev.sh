@@ -5,6 +5,8 @@
 #                   locally, no registry needed), else as host processes
 #   ./dev.sh test   run every test against real PostgreSQL, Redis and NGINX
 #   ./dev.sh bench  seed 10,000 users / 100,000 posts and benchmark the timeline
+#   ./dev.sh bench-load  `socialctl load --users 500 --duration 60s` with its CPU cost and
+#                   trace completeness, then requests per CPU-second vs Locust (from PyPI)
 #
 # Each command installs the Debian packages it needs (apt-get, as root) and says so.
 set -euo pipefail
@@ -93,11 +95,60 @@ cmd_test() {
     return "$rc"
 }
 
+# CPU seconds (user + system) a command used, from GNU time's output file.
+cpu_of() { awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.2f", u+s}' "$1"; }
+
+bench_load() {
+    ensure_packages
+    command -v /usr/bin/time >/dev/null || { say "installing GNU time"; apt-get install -y -qq time >/dev/null; }
+    local users=${LOAD_USERS:-500} secs=${LOAD_SECONDS:-60} cmp_users=${CMP_USERS:-50} cmp_secs=${CMP_SECONDS:-30}
+    say "building release binaries"
+    cargo build --release --locked -p socialctl -p auth -p profile -p feed
+    local ctl=target/release/socialctl out="$RUN_DIR/bench-load"
+    mkdir -p "$out"
+    say "starting the stack (local runtime)"
+    "$ctl" up --runtime local
+    say "socialctl load --users $users --duration ${secs}s --verify"
+    /usr/bin/time -v -o "$out/load.time" "$ctl" load --runtime local --users "$users" --duration "${secs}s" \
+        --verify --record "$out/load.jsonl" | tee "$out/load.txt" || true
+    say "load used $(cpu_of "$out/load.time") CPU s"
+
+    if [ ! -x "$RUN_DIR/locust/bin/locust" ]; then
+        say "installing Locust from PyPI into $RUN_DIR/locust"
+        python3 -c 'import ensurepip' 2>/dev/null || apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$RUN_DIR/locust" && "$RUN_DIR/locust/bin/pip" install -q locust
+    fi
+    say "one GET, $cmp_users users, ${cmp_secs}s, no think time: socialctl load"
+    /usr/bin/time -v -o "$out/one-get.time" "$ctl" load --runtime local --users "$cmp_users" --duration "${cmp_secs}s" \
+        --workload scenarios/load/one-get.workload --json --record "$out/one-get.jsonl" > "$out/one-get.json" || true
+    say "one GET, $cmp_users users, ${cmp_secs}s, no wait time: Locust FastHttpUser"
+    /usr/bin/time -v -o "$out/locust.time" "$RUN_DIR/locust/bin/locust" -f scenarios/load/locustfile.py --headless \
+        -u "$cmp_users" -r "$cmp_users" -t "${cmp_secs}s" --host http://127.0.0.1:8080 --only-summary \
+        --csv "$out/locust" > "$out/locust.txt" 2>&1 || true
+    python3 - "$out" <<'PY'
+import csv, json, re, sys
+out = sys.argv[1]
+def cpu(name):
+    t = open(f"{out}/{name}.time").read()
+    return sum(float(re.search(rf"{k} time \(seconds\): ([0-9.]+)", t).group(1)) for k in ("User", "System"))
+ours = json.load(open(f"{out}/one-get.json"))
+ours_n = next(r["requests"] for r in ours["endpoints"] if r["endpoint"] == "GET /api/profiles/search")
+rows = list(csv.DictReader(open(f"{out}/locust_stats.csv")))
+loc = next(r for r in rows if r["Name"] == "GET /api/profiles/search")
+loc_n = int(loc["Request Count"])
+a, b = ours_n / cpu("one-get"), loc_n / cpu("locust")
+print(f"socialctl load: {ours_n} requests in {ours['seconds']:.0f} s, {cpu('one-get'):.2f} CPU s: {a:.0f} requests per CPU-second")
+print(f"locust        : {loc_n} requests, {cpu('locust'):.2f} CPU s: {b:.0f} requests per CPU-second")
+print(f"ratio         : {a / b:.1f}x (goal: at least 10x)")
+PY
+}
+
 case "${1:-help}" in
     test) shift; cmd_test "$@" ;;
     up) shift; ensure_packages; cargo build --release --locked -p socialctl -p auth -p profile -p feed
         exec target/release/socialctl up "$@" ;;
     bench) shift; ensure_packages; cargo build --release --locked -p socialctl -p auth -p profile -p feed
         exec target/release/socialctl bench "$@" ;;
-    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    bench-load) shift; bench_load "$@" ;;
+    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
