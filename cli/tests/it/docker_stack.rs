@@ -30,14 +30,7 @@ fn socialctl(args: &[&str]) -> Output {
             "34318",
         ]);
     }
-    let out = cmd.output().expect("run socialctl");
-    eprintln!(
-        "$ socialctl {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    crate::run_logged(cmd, args)
 }
 
 fn docker(args: &[&str]) -> String {

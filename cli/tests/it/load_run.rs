@@ -41,14 +41,7 @@ fn run(state: &Path, args: &[&str]) -> Output {
             ])
             .args(["--redis-url", &format!("redis://127.0.0.1:{REDIS}/0")]);
     }
-    let out = cmd.output().expect("run socialctl");
-    eprintln!(
-        "$ socialctl {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    crate::run_logged(cmd, args)
 }
 
 struct Down<'a>(&'a Path);

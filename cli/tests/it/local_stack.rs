@@ -31,14 +31,7 @@ fn socialctl(state: &Path, args: &[&str]) -> Output {
     if args[0] == "up" {
         cmd.args(ports());
     }
-    let out = cmd.output().expect("run socialctl");
-    eprintln!(
-        "$ socialctl {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    crate::run_logged(cmd, args)
 }
 
 fn stdout(o: &Output) -> String {

@@ -7,6 +7,18 @@ mod docker_stack;
 mod load_run;
 mod local_stack;
 
+/// Runs a socialctl command and echoes it with its output (shown when a test fails).
+pub fn run_logged(mut cmd: std::process::Command, args: &[&str]) -> std::process::Output {
+    let out = cmd.output().expect("run socialctl");
+    eprintln!(
+        "$ socialctl {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// `service.instance.id`s of the feed replicas that served `GET /api/feed/timeline`,
 /// according to the sink.
 pub async fn feed_instances(
