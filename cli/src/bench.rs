@@ -165,7 +165,9 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let base = "http://127.0.0.1:8080";
     println!("bench: starting the stack (tracing on)");
     crate::local::up_with(&a.stack, &base_config(true)).await?;
-    let auth_users = count_users(&a.seed).await.unwrap_or(0);
+    let auth_users = crate::seed::count_users(&a.seed.database_url)
+        .await
+        .unwrap_or(0);
     if a.reseed || auth_users < a.seed.users as i64 {
         println!(
             "bench: seeding {} users / {} posts",
@@ -237,15 +239,6 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     report(&results);
     crate::local::up_with(&a.stack, &base_config(true)).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn count_users(s: &crate::seed::SeedArgs) -> anyhow::Result<i64> {
-    let mut url = reqwest::Url::parse(&s.database_url)?;
-    url.set_path("/auth");
-    let pool = sqlx::PgPool::connect(url.as_str()).await?;
-    Ok(sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&pool)
-        .await?)
 }
 
 fn mean(v: &[&Figures], f: impl Fn(&Figures) -> f64) -> f64 {

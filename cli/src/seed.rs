@@ -60,6 +60,14 @@ pub struct Seeded {
     pub seconds: f64,
 }
 
+/// Accounts in auth's database on the PostgreSQL server at `server`.
+pub async fn count_users(server: &str) -> anyhow::Result<i64> {
+    let pool = pool(server, "auth").await?;
+    Ok(sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await?)
+}
+
 pub fn username(i: usize) -> String {
     format!("user{i:05}")
 }

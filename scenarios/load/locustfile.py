@@ -3,7 +3,7 @@ with Locust's fastest client (FastHttpUser, geventhttpclient) and no wait time."
 from locust import FastHttpUser, task
 
 
-class Searcher(FastHttpUser):
+class ProfileReader(FastHttpUser):
     @task
-    def search(self):
-        self.client.get("/api/profiles/search?q=user01", name="GET /api/profiles/search")
+    def profile(self):
+        self.client.get("/api/profiles/user00001", name="GET /api/profiles/{username}")

@@ -87,6 +87,8 @@ pub struct Action {
     pub pages: (u32, u32),
     /// Pause between pages.
     pub page_think: TimeRange,
+    /// Profile only: also read the user's posts (a second request).
+    pub with_posts: bool,
 }
 
 /// A pass/fail rule for a run.
@@ -299,6 +301,7 @@ fn parse_action(rest: &[&str]) -> Result<Action, String> {
         weight,
         pages: (1, 1),
         page_think: TimeRange::ZERO,
+        with_posts: true,
     };
     for kv in options {
         let (k, v) = kv
@@ -318,6 +321,13 @@ fn parse_action(rest: &[&str]) -> Result<Action, String> {
                 };
             }
             (ActionKind::Timeline, "page-think") => a.page_think = parse_range(v)?,
+            (ActionKind::Profile, "posts") => {
+                a.with_posts = match v {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(format!("posts wants yes or no, not {v:?}")),
+                }
+            }
             _ => return Err(format!("action {name} has no option {k:?}")),
         }
     }
@@ -456,6 +466,7 @@ mod tests {
             ("think 5\naction post 1", 1, "unit"),
             ("action post 1\nspeed 3\n", 2, "unknown keyword"),
             ("action post 1 pages=2\n", 1, "no option"),
+            ("action profile 1 posts=maybe\n", 1, "yes or no"),
             ("action timeline 1 pages=0..2\n", 1, "pages"),
             ("population users=0\naction post 1\n", 1, "positive"),
         ];

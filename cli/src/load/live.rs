@@ -124,8 +124,8 @@ impl LiveTraces {
                         .into_iter()
                         .step_by(step)
                         .map(|(_, r)| SentRequest {
-                            trace_id: r.trace_id.clone(),
-                            parent_span_id: Some(r.span_id.clone()),
+                            trace_id: r.trace_id.to_string(),
+                            parent_span_id: Some(r.span_id.to_string()),
                             endpoint: r.endpoint.name().to_owned(),
                             status: r.status,
                         })

@@ -86,8 +86,9 @@ pub struct LoadArgs {
     /// Do not seed the population when the stack has none.
     #[arg(long)]
     pub no_seed: bool,
-    /// After the run, check the trace of every request sent (as `verify-traces --sent`).
-    #[arg(long)]
+    /// After the run, check the trace of every request sent (as `verify-traces --sent`)
+    /// and print its table; exit 1 unless all are complete.
+    #[arg(long, conflicts_with_all = ["json", "csv"])]
     pub verify: bool,
     /// PostgreSQL of the stack, used only to seed a missing population.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:15432")]
@@ -233,11 +234,27 @@ async fn preflight(a: &LoadArgs, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Re
     };
     match login().await.context("the trial login failed")? {
         200 => Ok(()),
-        401 if a.no_seed => bail!(
-            "cannot log in as {}: the stack has no seeded population. Run `socialctl seed` (or drop --no-seed)",
-            crate::seed::username(0)
-        ),
         401 => {
+            let first = crate::seed::username(0);
+            let n = crate::seed::count_users(&a.database_url).await.with_context(|| {
+                format!(
+                    "login as {first} failed (HTTP 401) and the database at {} could not be read to tell why; \
+                     on a fresh stack run `socialctl seed`",
+                    a.database_url
+                )
+            })?;
+            if n > 0 {
+                bail!(
+                    "login as {first} with the workload's password failed (HTTP 401), yet the stack has {n} accounts: \
+                     the password differs from the seeded one, or {first} was never seeded. \
+                     `socialctl seed --reset` replaces all data with a fresh population"
+                );
+            }
+            if a.no_seed {
+                bail!(
+                    "the stack has no accounts to sign in as. Run `socialctl seed` (or drop --no-seed)"
+                );
+            }
             say(&format!(
                 "load: no seeded population (login as {} failed); seeding {} users, as `socialctl seed` would",
                 crate::seed::username(0),
@@ -251,7 +268,7 @@ async fn preflight(a: &LoadArgs, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Re
                 mean_follows: 20,
                 zipf: 1.0,
                 password: w.password.clone(),
-                reset: true,
+                reset: false,
                 seed: 42,
             })
             .await

@@ -49,6 +49,13 @@ struct Session {
     rng: StdRng,
 }
 
+/// A user whose sign-in has not succeeded yet: who it is, and how often it tried.
+#[derive(Clone)]
+struct Pending {
+    n: usize,
+    attempts: u32,
+}
+
 /// A response as far as the workload cares.
 struct Reply {
     status: Option<u16>,
@@ -143,7 +150,7 @@ impl Shared {
             ])
             .start(&self.tracer);
         let sc = span.span_context().clone();
-        let (trace_id, span_id) = (sc.trace_id().to_string(), sc.span_id().to_string());
+        let (trace_id, span_id) = (sc.trace_id(), sc.span_id());
         let traceparent = format!("00-{trace_id}-{span_id}-{:02x}", sc.trace_flags().to_u8());
         let sent = Instant::now();
         let reply = match self
@@ -231,13 +238,26 @@ impl Shared {
         })
     }
 
-    /// Logs in as the next seeded user, or registers a new account (`register` share).
+    /// The on-start transaction: picks who this user is, then signs in.
     async fn sign_in(self: Arc<Self>, user: &mut GooseUser) -> TransactionResult {
         let n = self.next_user.fetch_add(1, Ordering::Relaxed);
+        user.set_session_data(Pending { n, attempts: 0 });
+        match self.try_sign_in(user, n, 0).await {
+            Ok(()) => Ok(()),
+            Err(h) => halted(h).await,
+        }
+    }
+
+    /// Logs in as seeded user `n`, or registers a new account (`register` share). On
+    /// failure the user stays pending and tries again later, as a real client would.
+    async fn try_sign_in(&self, user: &mut GooseUser, n: usize, attempt: u32) -> Result<(), Halt> {
         let mut rng = StdRng::seed_from_u64(0x5eed ^ n as u64);
         let register = rng.random::<f64>() < self.workload.register_share;
         let (ep, username) = if register {
-            (Endpoint::Register, format!("lt{}_{n}", self.run_tag))
+            (
+                Endpoint::Register,
+                format!("lt{}_{n}_{attempt}", self.run_tag),
+            )
         } else {
             (
                 Endpoint::Login,
@@ -247,16 +267,12 @@ impl Shared {
         let body = serde_json::json!({"username": username, "password": self.workload.password});
         // Signing in is not paced: users sign in while they ramp up, before arrivals start.
         let at = Instant::now();
-        let gap = Duration::ZERO;
-        if let Err(h) = self.control.may_start() {
-            return halted(h).await;
-        }
+        self.control.may_start()?;
         let reply = self
-            .send(user, ep, ep.route(), None, Some(body), at, gap)
+            .send(user, ep, ep.route(), None, Some(body), at, Duration::ZERO)
             .await;
         let tokens = reply.ok().then(|| reply.json()).flatten();
         let Some(t) = tokens else {
-            // Nothing to act as: this user stays idle (its failure is in the report).
             return Ok(());
         };
         let str_of = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
@@ -278,9 +294,23 @@ impl Shared {
 
     async fn act(self: Arc<Self>, user: &mut GooseUser) -> TransactionResult {
         let Some(mut s) = user.get_session_data::<Session>().cloned() else {
-            // Sign-in failed: wait out the run rather than spin.
-            let _ = self.control.sleep_until(self.control.deadline()).await;
-            return Ok(());
+            // Not signed in yet: back off (1 s, 2 s, … up to 8 s), then try again.
+            let Some(p) = user.get_session_data::<Pending>().cloned() else {
+                return halted(Halt::Stopped).await;
+            };
+            let backoff = Duration::from_secs(1 << p.attempts.min(3));
+            user.set_session_data(Pending {
+                n: p.n,
+                attempts: p.attempts + 1,
+            });
+            let r = match self.control.sleep_until(Instant::now() + backoff).await {
+                Ok(()) => self.try_sign_in(user, p.n, p.attempts + 1).await,
+                Err(h) => Err(h),
+            };
+            return match r {
+                Ok(()) => Ok(()),
+                Err(h) => halted(h).await,
+            };
         };
         let r = self.act_once(user, &mut s).await;
         user.set_session_data(s);
@@ -373,6 +403,10 @@ impl Shared {
                 let path = format!("/api/profiles/{name}");
                 self.send(user, Endpoint::Profile, &path, tok, None, at, interval)
                     .await;
+                if !action.with_posts {
+                    s.next_at = Instant::now() + self.think(&mut s.rng);
+                    return Ok(());
+                }
                 let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
                 let path = format!("/api/feed/users/{name}/posts?limit=20");
                 let r = self
