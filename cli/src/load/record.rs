@@ -204,7 +204,8 @@ pub struct SentLineLite {
     pub status: Option<u16>,
 }
 
-const RECENT_KEPT: usize = 20_000;
+/// Enough for the live check to find settled requests at 20k requests/s.
+const RECENT_KEPT: usize = 100_000;
 
 impl Stats {
     fn add(&mut self, s: &Sample, end: Duration) {

@@ -3,11 +3,28 @@
 //! Hashing is deliberately slow CPU work (tens of milliseconds), so it runs on Tokio's
 //! blocking pool: on a worker thread it would stall every other request on that thread.
 //! The `auth.password_hash` / `auth.password_verify` spans make that cost visible.
+//!
+//! At most one hash per core runs at a time; the rest wait their turn (the span covers
+//! the wait). Unbounded, a burst of logins (hundreds of users signing in at once) runs
+//! hundreds of hashes in parallel, starving every other thread of the process: Redis
+//! and PostgreSQL calls then time out and unrelated requests fail with 503.
+
+use std::sync::LazyLock;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
+
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// Runs one argon2 computation on the blocking pool once a core is free for it.
+async fn on_a_core<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    let _turn = HASHING.acquire().await?;
+    Ok(tokio::task::spawn_blocking(f).await?)
+}
 
 /// A PHC string for `password`.
 pub async fn hash(password: String) -> anyhow::Result<String> {
@@ -16,7 +33,7 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
         otel.name = "auth.password_hash",
         otel.kind = "internal"
     );
-    tokio::task::spawn_blocking(move || {
+    on_a_core(move || {
         let mut raw = [0u8; 16];
         rand::rng().fill_bytes(&mut raw);
         let salt = SaltString::encode_b64(&raw).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
@@ -41,7 +58,7 @@ pub async fn verify(password: String, phc: Option<String>) -> bool {
         otel.kind = "internal"
     );
     let known = phc.is_some();
-    tokio::task::spawn_blocking(move || {
+    on_a_core(move || {
         let stored = phc.unwrap_or_else(|| DECOY.to_owned());
         match PasswordHash::new(&stored) {
             Ok(h) => {
