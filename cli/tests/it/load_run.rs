@@ -96,7 +96,14 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
     assert_eq!(early.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&early.stderr).contains("socialctl up"));
 
-    assert!(run(&state, &["up"]).status.success(), "up failed");
+    // Access tokens that live 62 s: the workload refreshes them when they expire within
+    // 60 s, so every user refreshes about two seconds after signing in.
+    assert!(
+        run(&state, &["up", "--env", "AUTH_ACCESS_TTL=62"])
+            .status
+            .success(),
+        "up failed"
+    );
 
     // Closed model. The population is missing, so load seeds it first.
     let record = tmp.path().join("closed.jsonl");
@@ -154,6 +161,12 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
         assert_eq!(l["parent_span_id"].as_str().unwrap().len(), 16);
         assert!(ids.insert(t.to_owned()), "trace id {t} used twice");
     }
+    let refresh = rows
+        .iter()
+        .find(|r| r["endpoint"] == "POST /api/auth/refresh")
+        .expect("tokens about to expire are refreshed");
+    assert!(refresh["requests"].as_u64().unwrap() >= 10, "{refresh}");
+    assert_eq!(refresh["failures"], 0, "{refresh}");
     for kind in [
         "GET /api/feed/timeline",
         "POST /api/feed/posts",
