@@ -31,10 +31,17 @@ pub fn render(cfg: &StackConfig) -> String {
         y,
         "# Do not edit: run `socialctl compose > compose/docker-compose.yml` instead."
     );
-    let _ = writeln!(
-        y,
-        "# The image is built locally by `socialctl up --runtime docker` (no registry needed)."
-    );
+    if cfg.images == stack::ImageMode::Official {
+        let _ = writeln!(
+            y,
+            "# Official images (pulled, pinned) plus the services' image, built locally by `socialctl up --images official`."
+        );
+    } else {
+        let _ = writeln!(
+            y,
+            "# The image is built locally by `socialctl up --runtime docker` (no registry needed)."
+        );
+    }
     let _ = writeln!(y, "services:");
     let components = stack::components(cfg);
     for w in &ws {
@@ -67,20 +74,22 @@ pub fn render(cfg: &StackConfig) -> String {
         if let Some((vol, path)) = &w.volume {
             let _ = writeln!(y, "    volumes:\n      - {vol}:{path}");
         }
-        let _ = writeln!(y, "    healthcheck:");
-        let _ = writeln!(
-            y,
-            "      test: [{}]",
-            w.health
-                .iter()
-                .map(|c| quote(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let _ = writeln!(
-            y,
-            "      interval: 1s\n      timeout: 3s\n      retries: 120"
-        );
+        if !w.health.is_empty() {
+            let _ = writeln!(y, "    healthcheck:");
+            let _ = writeln!(
+                y,
+                "      test: [{}]",
+                w.health
+                    .iter()
+                    .map(|c| quote(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let _ = writeln!(
+                y,
+                "      interval: 1s\n      timeout: 3s\n      retries: 120"
+            );
+        }
         if let Some(c) = comp
             && !c.depends_on.is_empty()
         {
@@ -90,9 +99,16 @@ pub fn render(cfg: &StackConfig) -> String {
                     .iter()
                     .filter(|x| x.instance == *d || x.instance.starts_with(&format!("{d}-")))
                 {
+                    // Images without a probe (the Collector, Jaeger) can only be waited
+                    // for to start.
+                    let condition = if inst.health.is_empty() {
+                        "service_started"
+                    } else {
+                        "service_healthy"
+                    };
                     let _ = writeln!(
                         y,
-                        "      {}:\n        condition: service_healthy",
+                        "      {}:\n        condition: {condition}",
                         inst.instance
                     );
                 }
@@ -100,6 +116,9 @@ pub fn render(cfg: &StackConfig) -> String {
         }
         let _ = writeln!(y, "    restart: unless-stopped");
     }
-    let _ = writeln!(y, "volumes:\n  {project}-pgdata:");
+    let _ = writeln!(y, "volumes:");
+    for (vol, _) in ws.iter().filter_map(|w| w.volume.as_ref()) {
+        let _ = writeln!(y, "  {vol}:");
+    }
     y
 }

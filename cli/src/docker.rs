@@ -22,7 +22,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::stack::{self, Net, Role, StackConfig};
+use crate::stack::{self, ImageMode, Net, Role, StackConfig};
 
 pub const LABEL_PROJECT: &str = "io.socialnet.project";
 const LABEL_INSTANCE: &str = "io.socialnet.instance";
@@ -123,7 +123,37 @@ pub fn wants(cfg: &StackConfig, image: &str, project: &str) -> Vec<Want> {
                 volume: None,
                 image: image.to_owned(),
             };
+            let official = cfg.images == ImageMode::Official;
             match c.role {
+                Role::Postgres if official => {
+                    w.image = stack::POSTGRES_IMAGE.into();
+                    w.env = BTreeMap::from([(
+                        "POSTGRES_HOST_AUTH_METHOD".to_owned(),
+                        "trust".to_owned(),
+                    )]);
+                    w.cmd = [
+                        "postgres",
+                        "-c",
+                        "max_connections=400",
+                        "-c",
+                        "synchronous_commit=off",
+                    ]
+                    .map(String::from)
+                    .to_vec();
+                    w.health = vec![
+                        "CMD".into(),
+                        "pg_isready".into(),
+                        "-U".into(),
+                        "postgres".into(),
+                    ];
+                    w.publish = vec![(cfg.postgres_port, 5432)];
+                    // Its own volume: the official image's PostgreSQL major differs from
+                    // Debian bookworm's, so the data directories are not interchangeable.
+                    w.volume = Some((
+                        format!("{project}-pgdata-official"),
+                        "/var/lib/postgresql/data".into(),
+                    ));
+                }
                 Role::Postgres => {
                     w.cmd = vec!["sh".into(), "-c".into(), PG_SCRIPT.into()];
                     w.health = vec![
@@ -152,6 +182,23 @@ pub fn wants(cfg: &StackConfig, image: &str, project: &str) -> Vec<Want> {
                     .to_vec();
                     w.health = vec!["CMD".into(), "redis-cli".into(), "ping".into()];
                     w.publish = vec![(cfg.redis_port, 6379)];
+                    if official {
+                        w.image = stack::REDIS_IMAGE.into();
+                    }
+                }
+                Role::Collector => {
+                    w.image = stack::COLLECTOR_IMAGE.into();
+                    w.cmd = vec!["--config=env:OTELCOL_CONFIG".into()];
+                    w.env = BTreeMap::from([(
+                        "OTELCOL_CONFIG".to_owned(),
+                        stack::COLLECTOR_CONFIG.to_owned(),
+                    )]);
+                }
+                Role::Jaeger => {
+                    w.image = stack::JAEGER_IMAGE.into();
+                    w.env =
+                        BTreeMap::from([("COLLECTOR_OTLP_ENABLED".to_owned(), "true".to_owned())]);
+                    w.publish = vec![(cfg.jaeger_ui_port, 16686)];
                 }
                 Role::Sink => {
                     w.cmd = [
@@ -182,6 +229,13 @@ pub fn wants(cfg: &StackConfig, image: &str, project: &str) -> Vec<Want> {
                     w.env = BTreeMap::from([("NGINX_CONF".to_owned(), nginx_conf(cfg))]);
                     w.health = probe("http://127.0.0.1:8080/healthz".into());
                     w.publish = vec![(cfg.gateway_port, 8080)];
+                    if official {
+                        w.image = stack::NGINX_IMAGE.into();
+                        w.health = vec![
+                            "CMD-SHELL".into(),
+                            "curl -fsS http://127.0.0.1:8080/healthz >/dev/null || exit 1".into(),
+                        ];
+                    }
                 }
             }
             out.push(w);
@@ -279,7 +333,9 @@ async fn create_and_start(docker: &Docker, project: &str, w: &Want) -> anyhow::R
             (LABEL_SPEC.to_owned(), w.spec_hash()),
         ])),
         exposed_ports: Some(exposed),
-        healthcheck: Some(HealthConfig {
+        // Images without a shell or probe tool (the Collector, Jaeger) get no Docker
+        // health check; `up` then gates on them running.
+        healthcheck: (!w.health.is_empty()).then(|| HealthConfig {
             test: Some(w.health.clone()),
             interval: Some(second / 2),
             timeout: Some(3 * second),
@@ -321,8 +377,14 @@ async fn create_and_start(docker: &Docker, project: &str, w: &Want) -> anyhow::R
     Ok(c.id)
 }
 
-async fn wait_healthy(docker: &Docker, id: &str, instance: &str) -> anyhow::Result<()> {
+async fn wait_healthy(
+    docker: &Docker,
+    id: &str,
+    instance: &str,
+    has_check: bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
+    let started = Instant::now();
     loop {
         let info = docker
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -333,10 +395,12 @@ async fn wait_healthy(docker: &Docker, id: &str, instance: &str) -> anyhow::Resu
             .and_then(|h| h.status)
             .map(|s| s.to_string())
             .unwrap_or_default();
-        if health == "healthy" {
+        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        if health == "healthy"
+            || (!has_check && status == "running" && started.elapsed() >= Duration::from_secs(2))
+        {
             return Ok(());
         }
-        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
         if status == "exited" || status == "dead" || Instant::now() > deadline {
             let why = if Instant::now() > deadline {
                 "did not become healthy within 90 s"
@@ -364,7 +428,17 @@ pub async fn up(project: &str, cfg: &StackConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| "?".into());
     println!("socialctl up: Docker runtime (engine {version}), project {project}");
     let say = |m: &str| println!("  {m}");
-    let image = crate::images::ensure_stack(&docker, &say).await?;
+    let official = cfg.images == ImageMode::Official;
+    if official {
+        say(&format!(
+            "images: official, pinned ({}), with the OpenTelemetry Collector and Jaeger; the services' image is built from this build's binaries",
+            stack::OFFICIAL_IMAGES.join(", ")
+        ));
+        for image in stack::OFFICIAL_IMAGES {
+            crate::images::pull(&docker, image, &say).await?;
+        }
+    }
+    let image = crate::images::ensure_stack(&docker, &say, official).await?;
     if docker
         .inspect_network(
             project,
@@ -412,7 +486,7 @@ pub async fn up(project: &str, cfg: &StackConfig) -> anyhow::Result<()> {
             }
         };
         line.set("waiting for health");
-        if let Err(e) = wait_healthy(&docker, &id, &w.instance).await {
+        if let Err(e) = wait_healthy(&docker, &id, &w.instance, !w.health.is_empty()).await {
             line.fail("not healthy");
             return Err(e);
         }
@@ -453,13 +527,18 @@ pub async fn down(project: &str, volumes: bool) -> anyhow::Result<()> {
             .context("could not remove the project network")?;
     }
     if volumes {
-        let _ = docker
-            .remove_volume(
-                &format!("{project}-pgdata"),
-                None::<bollard::query_parameters::RemoveVolumeOptions>,
-            )
-            .await;
-        println!("removed volume {project}-pgdata");
+        for v in [
+            format!("{project}-pgdata"),
+            format!("{project}-pgdata-official"),
+        ] {
+            if docker
+                .remove_volume(&v, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await
+                .is_ok()
+            {
+                println!("removed volume {v}");
+            }
+        }
     }
     Ok(())
 }

@@ -142,16 +142,34 @@ fn content_tag(dir: &Path) -> anyhow::Result<String> {
 }
 
 /// Builds the stack image for this build's binaries unless it exists; returns its name.
-pub async fn ensure_stack(docker: &Docker, say: &dyn Fn(&str)) -> anyhow::Result<String> {
-    let base = ensure_base(docker, say).await?;
+///
+/// With `official`, the base is the pinned official Debian image (pulled) instead of the
+/// debootstrap one; the tag then ends in `-slim`.
+pub async fn ensure_stack(
+    docker: &Docker,
+    say: &dyn Fn(&str),
+    official: bool,
+) -> anyhow::Result<String> {
+    let base = if official {
+        pull(docker, crate::stack::DEBIAN_IMAGE, say).await?;
+        crate::stack::DEBIAN_IMAGE.to_owned()
+    } else {
+        ensure_base(docker, say).await?
+    };
     let dir = binary_dir()?;
     let tag = content_tag(&dir)?;
-    let name = format!("{STACK_REPO}:{tag}");
+    let name = if official {
+        format!("{STACK_REPO}:{tag}-slim")
+    } else {
+        format!("{STACK_REPO}:{tag}")
+    };
     if exists(docker, &name).await {
         tag_local(docker, &name).await?;
         return Ok(name);
     }
-    say(&registry_reason(docker).await);
+    if !official {
+        say(&registry_reason(docker).await);
+    }
     say(&format!(
         "building {name} from {base} and the binaries in {}",
         dir.display()
@@ -274,11 +292,11 @@ pub async fn run(cmd: &ImagesCommand) -> anyhow::Result<()> {
     let say = |m: &str| println!("  {m}");
     match cmd {
         ImagesCommand::Build => {
-            let name = ensure_stack(&docker, &say).await?;
+            let name = ensure_stack(&docker, &say, false).await?;
             println!("ready: {name} (also tagged {STACK_REPO}:local)");
         }
         ImagesCommand::Export { file } => {
-            let stack = ensure_stack(&docker, &say).await?;
+            let stack = ensure_stack(&docker, &say, false).await?;
             let base = format!("{BASE_REPO}:{BASE_RECIPE}");
             let local = format!("{STACK_REPO}:local");
             let names = [base.as_str(), stack.as_str(), local.as_str()];
@@ -340,25 +358,57 @@ pub async fn run(cmd: &ImagesCommand) -> anyhow::Result<()> {
 
 /// Why images are built here rather than pulled, probed without pulling anything. Only
 /// asked when an image must be built: the probe can take seconds on an offline machine.
-async fn registry_reason(docker: &Docker) -> String {
+/// Whether the engine can reach a registry (it resolves one pinned official image), or
+/// why not.
+pub async fn registry_probe(docker: &Docker) -> Result<(), String> {
     let probe = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        docker.inspect_registry_image("postgres:15", None),
+        docker.inspect_registry_image(crate::stack::POSTGRES_IMAGE, None),
     )
     .await;
-    let why = match probe {
-        Ok(Ok(_)) => {
-            "a registry answers, but official-image mode is not implemented yet".to_owned()
-        }
+    match probe {
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => {
             // The engine wraps the resolver's error; its last clause says why.
             let msg = e.to_string();
-            format!(
+            Err(format!(
                 "no registry is reachable: {}",
                 msg.rsplit(": ").next().unwrap_or(&msg).trim()
-            )
+            ))
         }
-        Err(_) => "no registry answered within 5 s".to_owned(),
+        Err(_) => Err("no registry answered within 5 s".to_owned()),
+    }
+}
+
+async fn registry_reason(docker: &Docker) -> String {
+    let why = match registry_probe(docker).await {
+        Ok(()) => "--images local asks for locally built images".to_owned(),
+        Err(why) => why,
     };
     format!("{why}; socialctl builds the images locally (debootstrap base + this build's binaries)")
+}
+
+/// Pulls `image` unless the engine has it, saying so.
+pub async fn pull(docker: &Docker, image: &str, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+    if exists(docker, image).await {
+        return Ok(());
+    }
+    let t0 = Instant::now();
+    say(&format!("pulling {image}"));
+    let opts = CreateImageOptionsBuilder::default()
+        .from_image(image)
+        .build();
+    let mut stream = docker.create_image(Some(opts), None, None);
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            bail!(
+                "pulling {image} failed: {e}; retry, or use `socialctl up --images local` to build everything offline"
+            );
+        }
+    }
+    say(&format!(
+        "pulled {image} in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }

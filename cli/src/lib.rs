@@ -127,6 +127,14 @@ pub struct UpArgs {
     /// Extra environment for every service, e.g. `--env RUST_LOG=debug` (repeatable).
     #[arg(long, value_parser = stack::parse_env)]
     pub env: Vec<(String, String)>,
+    /// Docker images: `official` (pinned official images plus the OpenTelemetry
+    /// Collector and Jaeger; needs a registry), `local` (everything built here, offline),
+    /// or `auto` (official when a registry answers).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "local", "official"])]
+    pub images: String,
+    /// Jaeger's UI port on 127.0.0.1 (official images only).
+    #[arg(long, default_value_t = 16686)]
+    pub jaeger_ui_port: u16,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -221,7 +229,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = a.config();
             let up = async {
                 match runtime_for_up(&a.stack).await {
-                    Runtime::Docker => docker::up(&a.stack.project, &cfg).await,
+                    Runtime::Docker => {
+                        let mut cfg = cfg;
+                        if a.images == "auto" {
+                            cfg.images = images_for().await;
+                        }
+                        docker::up(&a.stack.project, &cfg).await
+                    }
                     Runtime::Local => local::up_with(&a.stack, &cfg).await,
                 }
             };
@@ -288,6 +302,17 @@ pub async fn component_status(
     })
 }
 
+/// `--images auto` on Docker: official images when a registry answers, else local.
+async fn images_for() -> stack::ImageMode {
+    let Ok(docker) = docker::connect().await else {
+        return stack::ImageMode::Local;
+    };
+    match images::registry_probe(&docker).await {
+        Ok(()) => stack::ImageMode::Official,
+        Err(_) => stack::ImageMode::Local,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Runtime {
     Docker,
@@ -327,6 +352,12 @@ impl UpArgs {
             otlp_grpc_port: self.otlp_grpc_port,
             otlp_http_port: self.otlp_http_port,
             service_base_port: self.service_base_port,
+            images: if self.images == "official" {
+                stack::ImageMode::Official
+            } else {
+                stack::ImageMode::Local
+            },
+            jaeger_ui_port: self.jaeger_ui_port,
             ..Default::default()
         };
         cfg.scale.extend(self.scale.iter().cloned());

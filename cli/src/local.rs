@@ -112,7 +112,7 @@ fn stop_rank(role: Option<Role>) -> u8 {
     match role {
         Some(Role::Gateway) => 0,
         Some(Role::Service) | None => 1,
-        Some(Role::Sink) => 2,
+        Some(Role::Sink) | Some(Role::Collector) | Some(Role::Jaeger) => 2,
         Some(Role::Redis) => 3,
         Some(Role::Postgres) => 4,
     }
@@ -137,6 +137,10 @@ fn spec_for(c: &Component, replica: u32, cfg: &StackConfig, dirs: &Dirs) -> anyh
         c.port
     };
     let (program, args, env) = match c.role {
+        Role::Collector | Role::Jaeger => anyhow::bail!(
+            "{} runs only in official-image mode, which needs the Docker runtime",
+            c.name
+        ),
         Role::Postgres => {
             let bin = process::postgres_bin_dir().ok_or_else(|| {
                 anyhow::anyhow!("PostgreSQL is not installed; install it with `apt-get install postgresql postgresql-contrib`")
@@ -377,6 +381,8 @@ pub async fn healthy(spec: &Spec, gateway_port: u16) -> bool {
         Role::Sink => http(format!("http://127.0.0.1:{}/healthz", spec.port)).await,
         Role::Service => http(format!("http://127.0.0.1:{}/readyz", spec.port)).await,
         Role::Gateway => http(format!("http://127.0.0.1:{gateway_port}/healthz")).await,
+        // Never started by this runtime (official-image mode is Docker-only).
+        Role::Collector | Role::Jaeger => false,
     }
 }
 
@@ -401,6 +407,11 @@ pub fn metrics_urls(args: &StackArgs) -> Vec<(String, String)> {
 }
 
 pub async fn up_with(args: &StackArgs, cfg: &StackConfig) -> anyhow::Result<()> {
+    if cfg.images == stack::ImageMode::Official {
+        anyhow::bail!(
+            "--images official needs the Docker runtime (the local runtime runs host binaries); drop --images or use --runtime docker"
+        );
+    }
     let dirs = Dirs::open(&args.state_dir)?;
     let t0 = Instant::now();
     println!(

@@ -15,7 +15,74 @@ pub enum Role {
     Service,
     /// NGINX in front of the services.
     Gateway,
+    /// The OpenTelemetry Collector (contrib), official-image mode only: receives the
+    /// services' spans and exports them to Jaeger and to the sink.
+    Collector,
+    /// Jaeger (all-in-one), official-image mode only: the trace UI.
+    Jaeger,
 }
+
+/// Where the infrastructure images come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageMode {
+    /// Everything from images socialctl builds (debootstrap base): no registry needed.
+    #[default]
+    Local,
+    /// Official images, pinned by version, plus the Collector and Jaeger; only the
+    /// services' image is built locally.
+    Official,
+}
+
+/// The official images of official-image mode, pinned (never `latest`).
+pub const POSTGRES_IMAGE: &str = "postgres:16.4-bookworm";
+pub const REDIS_IMAGE: &str = "redis:7.4.1-bookworm";
+pub const NGINX_IMAGE: &str = "nginx:1.27.3-bookworm";
+pub const COLLECTOR_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.114.0";
+pub const JAEGER_IMAGE: &str = "jaegertracing/all-in-one:1.62.0";
+/// Base of the services' image in official-image mode (instead of the debootstrap one).
+pub const DEBIAN_IMAGE: &str = "debian:bookworm-20241111-slim";
+pub const OFFICIAL_IMAGES: &[&str] = &[
+    POSTGRES_IMAGE,
+    REDIS_IMAGE,
+    NGINX_IMAGE,
+    COLLECTOR_IMAGE,
+    JAEGER_IMAGE,
+    DEBIAN_IMAGE,
+];
+
+/// The Collector's configuration in official-image mode: OTLP in, batched, out to
+/// Jaeger (OTLP/gRPC) and to socialctl's sink (OTLP/HTTP), so `verify-traces` and the
+/// Jaeger UI see the same spans.
+pub const COLLECTOR_CONFIG: &str = "\
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 0.0.0.0:4317
+      http:
+        endpoint: 0.0.0.0:4318
+processors:
+  batch:
+    timeout: 500ms
+exporters:
+  otlp/jaeger:
+    endpoint: jaeger:4317
+    tls:
+      insecure: true
+  otlphttp/sink:
+    endpoint: http://sink:4318
+extensions:
+  health_check:
+    endpoint: 0.0.0.0:13133
+service:
+  extensions: [health_check]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp/jaeger, otlphttp/sink]
+";
 
 /// One component (a service may run several replicas).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -41,6 +108,15 @@ pub struct StackConfig {
     pub service_base_port: u16,
     pub scale: BTreeMap<String, u32>,
     pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub images: ImageMode,
+    /// Jaeger's UI on 127.0.0.1 (official-image mode).
+    #[serde(default = "default_jaeger_ui_port")]
+    pub jaeger_ui_port: u16,
+}
+
+fn default_jaeger_ui_port() -> u16 {
+    16686
 }
 
 impl Default for StackConfig {
@@ -54,6 +130,8 @@ impl Default for StackConfig {
             service_base_port: 8081,
             scale: BTreeMap::new(),
             env: BTreeMap::new(),
+            images: ImageMode::Local,
+            jaeger_ui_port: default_jaeger_ui_port(),
         }
     }
 }
@@ -97,13 +175,34 @@ pub fn components(cfg: &StackConfig) -> Vec<Component> {
             depends_on: &[],
         },
     ];
+    let official = cfg.images == ImageMode::Official;
+    if official {
+        out.push(Component {
+            name: "jaeger",
+            role: Role::Jaeger,
+            port: cfg.jaeger_ui_port,
+            replicas: 1,
+            depends_on: &[],
+        });
+        out.push(Component {
+            name: "collector",
+            role: Role::Collector,
+            port: 4318,
+            replicas: 1,
+            depends_on: &["sink", "jaeger"],
+        });
+    }
     for &s in SERVICES {
         out.push(Component {
             name: s,
             role: Role::Service,
             port: service_port(cfg, s, 0),
             replicas: replicas(s),
-            depends_on: &["postgres", "redis", "sink"],
+            depends_on: if official {
+                &["postgres", "redis", "collector"]
+            } else {
+                &["postgres", "redis", "sink"]
+            },
         });
     }
     out.push(Component {
@@ -151,7 +250,8 @@ impl Net {
                     6379
                 }
             }
-            "sink" => 4318,
+            "sink" | "collector" => 4318,
+            "jaeger" => 16686,
             "gateway" => {
                 if self == Net::Local {
                     cfg.gateway_port
@@ -219,9 +319,16 @@ pub fn service_env_on(
         format!("http://127.0.0.1:{}", cfg.gateway_port),
     );
     set("AUTH_SELF_URL", format!("http://{}", at(name, replica)));
+    // Spans go to the Collector when there is one (official-image mode), else straight
+    // to the sink.
+    let receiver = if cfg.images == ImageMode::Official && net == Net::Docker {
+        "collector"
+    } else {
+        "sink"
+    };
     set(
         "OTEL_EXPORTER_OTLP_ENDPOINT",
-        format!("http://{}", at("sink", 0)),
+        format!("http://{}", at(receiver, 0)),
     );
     set("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into());
     set("OTEL_SERVICE_NAME", name.to_owned());
@@ -296,6 +403,12 @@ pub fn print_up_summary(cfg: &StackConfig, changed: usize, elapsed: std::time::D
         "  traces       http://127.0.0.1:{}/api/traces",
         cfg.otlp_http_port
     );
+    if cfg.images == ImageMode::Official {
+        println!(
+            "  Jaeger UI    http://127.0.0.1:{}/ (the Collector sends every span to Jaeger and to the sink)",
+            cfg.jaeger_ui_port
+        );
+    }
     println!("  stop with    socialctl down");
 }
 

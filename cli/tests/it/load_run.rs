@@ -96,6 +96,11 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
     assert_eq!(early.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&early.stderr).contains("socialctl up"));
 
+    // Official images are a Docker thing: the local runtime says so instead of guessing.
+    let official = run(&state, &["up", "--images", "official"]);
+    assert_eq!(official.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&official.stderr).contains("needs the Docker runtime"));
+
     // Access tokens that live 62 s: the workload refreshes them when they expire within
     // 60 s, so every user refreshes about two seconds after signing in.
     assert!(
