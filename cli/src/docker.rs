@@ -1,6 +1,7 @@
-//! The Docker runtime: the stack as labelled containers on one project network, built
-//! from locally made images (see `images.rs`), started in dependency order and gated on
-//! Docker health checks.
+//! The Docker runtime: the stack as labelled containers on one project network, from
+//! locally made images or, where a registry answers, pinned official ones (see
+//! `images.rs`), started in dependency order and gated on Docker health checks (or, for
+//! images with no probe tool inside, on running).
 //!
 //! Every object it creates carries `io.socialnet.project=<project>`; `down` and
 //! `status` only ever act on objects with that label, so nothing else on the engine is

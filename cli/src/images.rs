@@ -7,6 +7,10 @@
 //!   socialctl, which is also the sink and the health probe), made by uploading them into
 //!   a stopped container and committing it, so no builder and no registry are involved.
 //!   The tag is a hash of the binaries, so a rebuild makes a new image and `up` notices.
+//!
+//! In official-image mode (a registry answers) the infrastructure images are pulled,
+//! pinned, and the stack image is built the same way on the official Debian slim image
+//! (`socialnet-stack:HASH-slim`) instead of the debootstrap base.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
