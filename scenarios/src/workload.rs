@@ -91,25 +91,38 @@ pub struct Action {
     pub with_posts: bool,
 }
 
-/// A pass/fail rule for a run.
+/// What a threshold limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Threshold {
+pub enum Rule {
     /// Failed requests over all requests, as a fraction (0.01 is 1 %).
     ErrorRate(f64),
-    /// A latency percentile (0–100; 100 is the maximum) over every request.
+    /// A latency percentile (0–100; 100 is the maximum).
     Latency { percentile: f64, max: Duration },
+}
+
+/// A pass/fail rule for a run: `p99<500ms`, or `p99<500ms GET /api/feed/timeline` for
+/// one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub rule: Rule,
+    /// Only this endpoint's requests (`METHOD /route`); every request when `None`.
+    pub endpoint: Option<String>,
 }
 
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Threshold::ErrorRate(r) => write!(f, "error-rate<{}%", r * 100.0),
-            Threshold::Latency { percentile, max } if *percentile >= 100.0 => {
-                write!(f, "max<{}", format_duration(*max))
+        match self.rule {
+            Rule::ErrorRate(r) => write!(f, "error-rate<{}%", r * 100.0)?,
+            Rule::Latency { percentile, max } if percentile >= 100.0 => {
+                write!(f, "max<{}", format_duration(max))?
             }
-            Threshold::Latency { percentile, max } => {
-                write!(f, "p{}<{}", percentile, format_duration(*max))
+            Rule::Latency { percentile, max } => {
+                write!(f, "p{}<{}", percentile, format_duration(max))?
             }
+        }
+        match &self.endpoint {
+            Some(e) => write!(f, " {e}"),
+            None => Ok(()),
         }
     }
 }
@@ -117,14 +130,29 @@ impl fmt::Display for Threshold {
 impl std::str::FromStr for Threshold {
     type Err = String;
 
-    /// `error-rate<1%`, `p99<500ms`, `p50<100ms`, `p99.9<2s`, `max<5s`.
+    /// `error-rate<1%`, `p99<500ms`, `p50<100ms`, `p99.9<2s`, `max<5s`, each optionally
+    /// followed by an endpoint: `p99<300ms GET /api/feed/timeline`.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let (lhs, rhs) = s.split_once('<').ok_or_else(|| {
+        let (rule, endpoint) = match s.split_once(char::is_whitespace) {
+            Some((r, e)) => (r, Some(e.split_whitespace().collect::<Vec<_>>().join(" "))),
+            None => (s, None),
+        };
+        if let Some(e) = &endpoint {
+            let ok = e.split_once(' ').is_some_and(|(m, p)| {
+                m.chars().all(|c| c.is_ascii_uppercase()) && p.starts_with('/')
+            });
+            if !ok {
+                return Err(format!(
+                    "threshold endpoint {e:?} should read like `GET /api/feed/timeline`"
+                ));
+            }
+        }
+        let (lhs, rhs) = rule.split_once('<').ok_or_else(|| {
             format!("threshold {s:?} has no '<': write e.g. error-rate<1% or p99<500ms")
         })?;
         let (lhs, rhs) = (lhs.trim(), rhs.trim());
-        if lhs == "error-rate" {
+        let rule = if lhs == "error-rate" {
             let pct = rhs
                 .strip_suffix('%')
                 .and_then(|p| p.trim().parse::<f64>().ok())
@@ -132,24 +160,26 @@ impl std::str::FromStr for Threshold {
                 .ok_or_else(|| {
                     format!("error-rate wants a percentage 0–100, e.g. 1%, not {rhs:?}")
                 })?;
-            return Ok(Threshold::ErrorRate(pct / 100.0));
-        }
-        let percentile = if lhs == "max" {
-            100.0
+            Rule::ErrorRate(pct / 100.0)
         } else {
-            lhs.strip_prefix('p')
-                .and_then(|p| p.parse::<f64>().ok())
-                .filter(|p| *p > 0.0 && *p <= 100.0)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown threshold {lhs:?}: use error-rate, max, or a percentile like p99"
-                    )
-                })?
+            let percentile = if lhs == "max" {
+                100.0
+            } else {
+                lhs.strip_prefix('p')
+                    .and_then(|p| p.parse::<f64>().ok())
+                    .filter(|p| *p > 0.0 && *p <= 100.0)
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown threshold {lhs:?}: use error-rate, max, or a percentile like p99"
+                        )
+                    })?
+            };
+            Rule::Latency {
+                percentile,
+                max: parse_duration(rhs)?,
+            }
         };
-        Ok(Threshold::Latency {
-            percentile,
-            max: parse_duration(rhs)?,
-        })
+        Ok(Threshold { rule, endpoint })
     }
 }
 
@@ -265,9 +295,12 @@ impl Workload {
                 "refresh" => w.refresh_before = parse_duration(one("a time")?).map_err(err)?,
                 "think" => w.think = parse_range(one("a time or range")?).map_err(err)?,
                 "action" => w.actions.push(parse_action(&rest).map_err(err)?),
-                "threshold" => w
-                    .thresholds
-                    .push(one("a rule like p99<500ms")?.parse().map_err(err)?),
+                "threshold" => {
+                    if rest.is_empty() {
+                        return Err(err("threshold wants a rule like p99<500ms".into()));
+                    }
+                    w.thresholds.push(rest.join(" ").parse().map_err(err)?)
+                }
                 _ => {
                     return Err(err(format!(
                         "unknown keyword {keyword:?} (population, popularity, register, refresh, think, action, threshold)"
@@ -417,7 +450,12 @@ mod tests {
             .find(|a| a.kind == ActionKind::Timeline)
             .unwrap();
         assert_eq!(timeline.pages, (1, 3));
-        assert!(w.thresholds.contains(&Threshold::ErrorRate(0.01)));
+        assert!(w.thresholds.contains(&"error-rate<1%".parse().unwrap()));
+        assert!(
+            w.thresholds
+                .iter()
+                .any(|t| t.endpoint.as_deref() == Some("GET /api/feed/timeline"))
+        );
     }
 
     #[test]
@@ -447,12 +485,22 @@ mod tests {
         }
         assert_eq!(
             "p90<250ms".parse::<Threshold>().unwrap(),
-            Threshold::Latency {
-                percentile: 90.0,
-                max: Duration::from_millis(250)
+            Threshold {
+                rule: Rule::Latency {
+                    percentile: 90.0,
+                    max: Duration::from_millis(250)
+                },
+                endpoint: None
             }
         );
-        for bad in ["p99", "p0<1s", "error-rate<5", "q99<1s", "p99<5"] {
+        for bad in [
+            "p99",
+            "p0<1s",
+            "error-rate<5",
+            "q99<1s",
+            "p99<5",
+            "p99<1s timeline",
+        ] {
             assert!(bad.parse::<Threshold>().is_err(), "{bad} accepted");
         }
     }

@@ -60,8 +60,9 @@ pub struct LoadArgs {
     /// Workload file (default: the built-in scenarios/load/social-day.workload).
     #[arg(long)]
     pub workload: Option<PathBuf>,
-    /// Pass/fail rule, e.g. `p99<500ms` or `error-rate<1%` (repeatable; replaces the
-    /// workload file's thresholds). Exit 1 when one is not met.
+    /// Pass/fail rule, e.g. `p99<500ms`, `error-rate<1%`, or for one endpoint
+    /// `"p99<300ms GET /api/feed/timeline"` (repeatable; replaces the workload file's
+    /// thresholds). Exit 1 when one is not met.
     #[arg(long)]
     pub threshold: Vec<Threshold>,
     /// The stack's gateway.
@@ -172,6 +173,17 @@ fn load_workload(a: &LoadArgs) -> anyhow::Result<Workload> {
     };
     if !a.threshold.is_empty() {
         w.thresholds.clone_from(&a.threshold);
+    }
+    for t in &w.thresholds {
+        if let Some(e) = &t.endpoint
+            && !record::Endpoint::ALL.iter().any(|k| k.name() == e)
+        {
+            let known: Vec<&str> = record::Endpoint::ALL.iter().map(|k| k.name()).collect();
+            bail!(
+                "threshold `{t}` names an endpoint the workload never calls; known: {}",
+                known.join(", ")
+            );
+        }
     }
     Ok(w)
 }

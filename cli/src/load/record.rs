@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use opentelemetry::trace::{SpanId, TraceId};
-use scenarios::workload::Threshold;
+use scenarios::workload::{Rule, Threshold};
 use serde::{Deserialize, Serialize};
 
 /// The requests the workload sends, by route template (low cardinality: span names and
@@ -490,33 +490,51 @@ impl Report {
         let total = row("total", &total, seconds);
         let judged = thresholds
             .iter()
-            .map(|t| match *t {
-                Threshold::ErrorRate(max) => {
-                    let rate = if total.requests == 0 {
-                        0.0
-                    } else {
-                        total.failures as f64 / total.requests as f64
-                    };
-                    ThresholdResult {
+            .map(|t| {
+                let chosen: Vec<&EndpointStats> = stats
+                    .per_endpoint
+                    .iter()
+                    .filter(|(ep, _)| t.endpoint.as_deref().is_none_or(|want| ep.name() == want))
+                    .map(|(_, e)| e)
+                    .collect();
+                let requests: u64 = chosen.iter().map(|e| e.requests).sum();
+                let failures: u64 = chosen.iter().map(|e| e.failures).sum();
+                if requests == 0 && t.endpoint.is_some() {
+                    // Asked about an endpoint the run never called: nothing proves it.
+                    return ThresholdResult {
                         rule: t.to_string(),
-                        actual: format!("{:.3}%", rate * 100.0),
-                        passed: rate < max || (max == 0.0 && rate == 0.0),
-                    }
+                        actual: "no requests".into(),
+                        passed: false,
+                    };
                 }
-                Threshold::Latency { percentile, max } => {
-                    let mut h = histogram(3);
-                    for e in stats.per_endpoint.values() {
-                        let _ = h.add(&e.latency);
+                match t.rule {
+                    Rule::ErrorRate(max) => {
+                        let rate = if requests == 0 {
+                            0.0
+                        } else {
+                            failures as f64 / requests as f64
+                        };
+                        ThresholdResult {
+                            rule: t.to_string(),
+                            actual: format!("{:.3}%", rate * 100.0),
+                            passed: rate < max || (max == 0.0 && rate == 0.0),
+                        }
                     }
-                    let v = if percentile >= 100.0 {
-                        h.max()
-                    } else {
-                        h.value_at_percentile(percentile)
-                    };
-                    ThresholdResult {
-                        rule: t.to_string(),
-                        actual: format!("{:.1}ms", v as f64 / 1000.0),
-                        passed: (v as u128) < max.as_micros(),
+                    Rule::Latency { percentile, max } => {
+                        let mut h = histogram(3);
+                        for e in &chosen {
+                            let _ = h.add(&e.latency);
+                        }
+                        let v = if percentile >= 100.0 {
+                            h.max()
+                        } else {
+                            h.value_at_percentile(percentile)
+                        };
+                        ThresholdResult {
+                            rule: t.to_string(),
+                            actual: format!("{:.1}ms", v as f64 / 1000.0),
+                            passed: (v as u128) < max.as_micros(),
+                        }
                     }
                 }
             })
@@ -675,10 +693,18 @@ mod tests {
             &sample(Endpoint::Like, None, 5000, 0),
             Duration::from_secs(2),
         );
-        let rules: Vec<Threshold> = ["error-rate<1%", "error-rate<5%", "p50<60ms", "max<1s"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let rules: Vec<Threshold> = [
+            "error-rate<1%",
+            "error-rate<5%",
+            "p50<60ms",
+            "max<1s",
+            "error-rate<1% GET /api/feed/timeline",
+            "max<100ms GET /api/feed/timeline",
+            "p99<1s GET /api/profiles/search",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
         let (rows, total, judged) = Report::build(&st, 2.0, &rules);
         assert_eq!(total.requests, 100);
         assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), total.requests);
@@ -687,7 +713,9 @@ mod tests {
         assert_eq!(total.statuses["503"], 1);
         assert_eq!(total.rps, 50.0);
         let passed: Vec<bool> = judged.iter().map(|t| t.passed).collect();
-        assert_eq!(passed, [false, true, true, false]);
+        // Per endpoint: the timeline never failed and stayed under 100 ms; nobody searched.
+        assert_eq!(passed, [false, true, true, false, true, true, false]);
+        assert_eq!(judged[6].actual, "no requests");
         assert_eq!(judged[0].actual, "2.000%");
         assert_eq!(st.seconds.len(), 3);
         assert_eq!(st.seconds[1].failures, 1);
