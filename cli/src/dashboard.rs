@@ -549,6 +549,7 @@ mod tests {
                 missing: 1,
                 defects: [("missing_trace".to_owned(), 1)].into_iter().collect(),
                 endpoints: Vec::new(),
+                p99_history: Vec::new(),
                 error: None,
                 enabled: true,
             },
@@ -558,23 +559,25 @@ mod tests {
         }
     }
 
-    fn render(d: &DashData, focus: Panel) -> String {
+    /// The frame as text, and its cells (for styles).
+    fn render(d: &DashData, focus: Panel) -> (String, ratatui::buffer::Buffer) {
         let mut t = Terminal::new(TestBackend::new(120, 24)).unwrap();
         t.draw(|f| draw(f, d, focus)).unwrap();
         let buf = t.backend().buffer().clone();
-        (0..buf.area.height)
+        let text = (0..buf.area.height)
             .map(|y| {
                 (0..buf.area.width)
                     .map(|x| buf[(x, y)].symbol().to_owned())
                     .collect::<String>()
             })
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n");
+        (text, buf)
     }
 
     #[test]
     fn a_frame_shows_every_panel_with_its_data() {
-        let screen = render(&data(), Panel::Traffic);
+        let (screen, _) = render(&data(), Panel::Traffic);
         for needle in [
             "socialctl load",
             "users 500/500",
@@ -601,11 +604,7 @@ mod tests {
     fn focus_and_pause_change_the_frame() {
         let mut d = data();
         d.paused = true;
-        let t = Terminal::new(TestBackend::new(120, 24));
-        let mut t = t.unwrap();
-        t.draw(|f| draw(f, &d, Panel::Components)).unwrap();
-        let buf = t.backend().buffer().clone();
-        let screen = render(&d, Panel::Components);
+        let (screen, buf) = render(&d, Panel::Components);
         assert!(screen.contains("PAUSED"));
         assert!(screen.contains("p resume"));
         // The focused panel's border is highlighted, the others are not.
@@ -651,7 +650,7 @@ mod tests {
         let mut d = data();
         d.can_pause = false;
         d.traces = LiveState::default();
-        let screen = render(&d, Panel::Traffic);
+        let (screen, _) = render(&d, Panel::Traffic);
         assert!(screen.contains("no sink answers"));
         assert!(!screen.contains("p pause"));
     }

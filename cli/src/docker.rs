@@ -418,7 +418,9 @@ async fn wait_healthy(
 }
 
 /// `socialctl up` on Docker.
-pub async fn up(project: &str, cfg: &StackConfig) -> anyhow::Result<()> {
+/// `auto_images`: use official images when a registry answers (`--images auto`),
+/// instead of the mode `cfg` names.
+pub async fn up(project: &str, cfg: &StackConfig, auto_images: bool) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let docker = connect().await?;
     let version = docker
@@ -429,6 +431,19 @@ pub async fn up(project: &str, cfg: &StackConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| "?".into());
     println!("socialctl up: Docker runtime (engine {version}), project {project}");
     let say = |m: &str| println!("  {m}");
+    // One registry probe decides `auto` and, when it fails, says why images are built here.
+    let mut cfg = cfg.clone();
+    let mut why_local = None;
+    if auto_images {
+        match crate::images::registry_probe(&docker).await {
+            Ok(()) => cfg.images = ImageMode::Official,
+            Err(why) => {
+                cfg.images = ImageMode::Local;
+                why_local = Some(why);
+            }
+        }
+    }
+    let cfg = &cfg;
     let official = cfg.images == ImageMode::Official;
     if official {
         say(&format!(
@@ -439,7 +454,7 @@ pub async fn up(project: &str, cfg: &StackConfig) -> anyhow::Result<()> {
             crate::images::pull(&docker, image, &say).await?;
         }
     }
-    let image = crate::images::ensure_stack(&docker, &say, official).await?;
+    let image = crate::images::ensure_stack(&docker, &say, official, why_local).await?;
     if docker
         .inspect_network(
             project,

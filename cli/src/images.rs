@@ -148,11 +148,13 @@ fn content_tag(dir: &Path) -> anyhow::Result<String> {
 /// Builds the stack image for this build's binaries unless it exists; returns its name.
 ///
 /// With `official`, the base is the pinned official Debian image (pulled) instead of the
-/// debootstrap one; the tag then ends in `-slim`.
+/// debootstrap one; the tag then ends in `-slim`. `no_registry` is why no registry
+/// answered, when the caller already probed (otherwise this probes before building).
 pub async fn ensure_stack(
     docker: &Docker,
     say: &dyn Fn(&str),
     official: bool,
+    no_registry: Option<String>,
 ) -> anyhow::Result<String> {
     let base = if official {
         pull(docker, crate::stack::DEBIAN_IMAGE, say).await?;
@@ -172,7 +174,7 @@ pub async fn ensure_stack(
         return Ok(name);
     }
     if !official {
-        say(&registry_reason(docker).await);
+        say(&registry_reason(docker, no_registry).await);
     }
     say(&format!(
         "building {name} from {base} and the binaries in {}",
@@ -296,11 +298,11 @@ pub async fn run(cmd: &ImagesCommand) -> anyhow::Result<()> {
     let say = |m: &str| println!("  {m}");
     match cmd {
         ImagesCommand::Build => {
-            let name = ensure_stack(&docker, &say, false).await?;
+            let name = ensure_stack(&docker, &say, false, None).await?;
             println!("ready: {name} (also tagged {STACK_REPO}:local)");
         }
         ImagesCommand::Export { file } => {
-            let stack = ensure_stack(&docker, &say, false).await?;
+            let stack = ensure_stack(&docker, &say, false, None).await?;
             let base = format!("{BASE_REPO}:{BASE_RECIPE}");
             let local = format!("{STACK_REPO}:local");
             let names = [base.as_str(), stack.as_str(), local.as_str()];
@@ -384,10 +386,13 @@ pub async fn registry_probe(docker: &Docker) -> Result<(), String> {
     }
 }
 
-async fn registry_reason(docker: &Docker) -> String {
-    let why = match registry_probe(docker).await {
-        Ok(()) => "--images local asks for locally built images".to_owned(),
-        Err(why) => why,
+async fn registry_reason(docker: &Docker, known: Option<String>) -> String {
+    let why = match known {
+        Some(why) => why,
+        None => match registry_probe(docker).await {
+            Ok(()) => "--images local asks for locally built images".to_owned(),
+            Err(why) => why,
+        },
     };
     format!("{why}; socialctl builds the images locally (debootstrap base + this build's binaries)")
 }

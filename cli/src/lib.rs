@@ -229,13 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = a.config();
             let up = async {
                 match runtime_for_up(&a.stack).await {
-                    Runtime::Docker => {
-                        let mut cfg = cfg;
-                        if a.images == "auto" {
-                            cfg.images = images_for().await;
-                        }
-                        docker::up(&a.stack.project, &cfg).await
-                    }
+                    Runtime::Docker => docker::up(&a.stack.project, &cfg, a.images == "auto").await,
                     Runtime::Local => local::up_with(&a.stack, &cfg).await,
                 }
             };
@@ -300,17 +294,6 @@ pub async fn component_status(
         Runtime::Docker => (docker::status(&stack.project).await?, "docker"),
         Runtime::Local => (local::collect_status(stack).await?, "local"),
     })
-}
-
-/// `--images auto` on Docker: official images when a registry answers, else local.
-async fn images_for() -> stack::ImageMode {
-    let Ok(docker) = docker::connect().await else {
-        return stack::ImageMode::Local;
-    };
-    match images::registry_probe(&docker).await {
-        Ok(()) => stack::ImageMode::Official,
-        Err(_) => stack::ImageMode::Local,
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,18 @@ pub struct SeedArgs {
     pub seed: u64,
 }
 
+impl Default for SeedArgs {
+    /// What `socialctl seed` runs with no flags.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            seed: SeedArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["seed"]).seed
+    }
+}
+
 /// What was written, for the caller's summary.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Seeded {

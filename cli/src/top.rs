@@ -62,7 +62,6 @@ fn data(
     a: &TopArgs,
     live: &LiveTraces,
     rate: &Mutex<Vec<u64>>,
-    p99: &Mutex<Vec<u64>>,
     comps: &Mutex<(Vec<crate::local::InstanceStatus>, Option<String>)>,
 ) -> DashData {
     let t = live.snapshot();
@@ -73,13 +72,6 @@ fn data(
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
-    let p99 = {
-        let mut s = p99.lock().unwrap_or_else(|e| e.into_inner());
-        if s.last() != Some(&(worst_p99 as u64)) || s.is_empty() {
-            s.push(worst_p99 as u64);
-        }
-        s.clone()
-    };
     let comps = comps.lock().unwrap_or_else(|e| e.into_inner());
     DashData {
         title: "socialctl top".into(),
@@ -87,7 +79,7 @@ fn data(
         rate_label: "spans/s into the sink".into(),
         rate_now: rate.last().copied().unwrap_or(0) as f64,
         rate,
-        p99_ms: p99,
+        p99_ms: t.p99_history.clone(),
         p50_now_ms: mid_p50,
         p99_now_ms: worst_p99,
         endpoints: t
@@ -116,26 +108,20 @@ fn data(
 }
 
 pub async fn run(a: &TopArgs) -> anyhow::Result<ExitCode> {
-    let sink_ok = reqwest::Client::new()
-        .get(format!("{}/api/stats", a.sink.trim_end_matches('/')))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success());
+    let sink_ok = crate::load::live::sink_answers(&a.sink).await;
     let live = LiveTraces::new(&a.sink, sink_ok);
     let _checks = sink_ok.then(|| live.follow_recent(a.traces));
     let (rate, _rate_task) = follow_span_rate(a.sink.clone());
     let (comps, _status_task) = crate::dashboard::follow_components(a.stack.clone());
-    let p99 = Arc::new(Mutex::new(Vec::new()));
     if std::io::stdout().is_terminal() && !a.once {
         let a2 = a.clone();
-        crate::dashboard::run_top(move || data(&a2, &live, &rate, &p99, &comps)).await?;
+        crate::dashboard::run_top(move || data(&a2, &live, &rate, &comps)).await?;
         return Ok(ExitCode::SUCCESS);
     }
     // No terminal: a summary line every 5 s (or one, with --once) after the first check.
     loop {
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        let d = data(a, &live, &rate, &p99, &comps);
+        let d = data(a, &live, &rate, &comps);
         let healthy = d
             .components
             .iter()

@@ -22,6 +22,8 @@ pub struct LiveState {
     pub defects: BTreeMap<String, usize>,
     /// Root endpoints of the traces judged last (for `top`).
     pub endpoints: Vec<EndpointTraffic>,
+    /// For `top`: the worst root p99 (ms) of each check, oldest first.
+    pub p99_history: Vec<u64>,
     /// Why the sink could not be read, when it could not.
     pub error: Option<String>,
     pub enabled: bool,
@@ -161,9 +163,12 @@ impl LiveTraces {
                 match me.check(&req).await {
                     Ok(s) => {
                         let mut st = me.state.lock().unwrap_or_else(|e| e.into_inner());
-                        let enabled = st.enabled;
+                        let mut p99_history = std::mem::take(&mut st.p99_history);
+                        let worst = s.endpoints.iter().map(|e| e.p99_ms).fold(0.0, f64::max);
+                        p99_history.push(worst as u64);
                         *st = LiveState {
-                            enabled,
+                            enabled: st.enabled,
+                            p99_history,
                             ..Default::default()
                         };
                         st.add(&s);
@@ -174,6 +179,16 @@ impl LiveTraces {
             }
         })
     }
+}
+
+/// Whether socialctl's sink answers at `base` (its query API), within two seconds.
+pub async fn sink_answers(base: &str) -> bool {
+    reqwest::Client::new()
+        .get(format!("{}/api/stats", base.trim_end_matches('/')))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
 }
 
 /// What a live view of a load run reads.

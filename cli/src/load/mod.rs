@@ -215,6 +215,17 @@ fn check_args(a: &LoadArgs) -> anyhow::Result<()> {
 }
 
 /// Fails fast, with the fix, when the target cannot take load; seeds a missing population.
+/// ` (trace <id>)` from a response's `traceparent` (every service returns its server
+/// span's), so a failed check leads to its trace; empty without one.
+fn trace_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .map(|id| format!(" (trace {id})"))
+        .unwrap_or_default()
+}
+
 async fn preflight(a: &LoadArgs, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -229,8 +240,9 @@ async fn preflight(a: &LoadArgs, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Re
         }
         Err(e) => bail!("could not reach {gw}: {e}"),
         Ok(r) if !r.status().is_success() => bail!(
-            "the gateway at {gw} answers, but auth does not (GET /api/auth/jwks: HTTP {}); check `socialctl status` and `socialctl logs auth`",
-            r.status()
+            "the gateway at {gw} answers, but auth does not (GET /api/auth/jwks: HTTP {}{}); check `socialctl status` and `socialctl logs auth`",
+            r.status(),
+            trace_of(&r)
         ),
         Ok(_) => {}
     }
@@ -242,22 +254,23 @@ async fn preflight(a: &LoadArgs, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Re
             )
             .send()
             .await
-            .map(|r| r.status().as_u16())
+            .map(|r| (r.status().as_u16(), trace_of(&r)))
     };
-    match login().await.context("the trial login failed")? {
+    let (status, trace) = login().await.context("the trial login failed")?;
+    match status {
         200 => Ok(()),
         401 => {
             let first = crate::seed::username(0);
             let n = crate::seed::count_users(&a.database_url).await.with_context(|| {
                 format!(
-                    "login as {first} failed (HTTP 401) and the database at {} could not be read to tell why; \
+                    "login as {first} failed (HTTP 401{trace}) and the database at {} could not be read to tell why; \
                      on a fresh stack run `socialctl seed`",
                     a.database_url
                 )
             })?;
             if n > 0 {
                 bail!(
-                    "login as {first} with the workload's password failed (HTTP 401), yet the stack has {n} accounts: \
+                    "login as {first} with the workload's password failed (HTTP 401{trace}), yet the stack has {n} accounts: \
                      the password differs from the seeded one, or {first} was never seeded. \
                      `socialctl seed --reset` replaces all data with a fresh population"
                 );
@@ -272,16 +285,15 @@ async fn preflight(a: &LoadArgs, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Re
                 crate::seed::username(0),
                 w.users
             ));
+            let defaults = crate::seed::SeedArgs::default();
             let s = crate::seed::seed(&crate::seed::SeedArgs {
                 database_url: a.database_url.clone(),
                 redis_url: a.redis_url.clone(),
                 users: w.users,
-                posts: w.users * 10,
-                mean_follows: 20,
-                zipf: 1.0,
+                // The seed command's posts per user, for this population's size.
+                posts: defaults.posts * w.users / defaults.users,
                 password: w.password.clone(),
-                reset: false,
-                seed: 42,
+                ..defaults
             })
             .await
             .context("seeding failed; run `socialctl seed` yourself to see why")?;
@@ -290,16 +302,16 @@ async fn preflight(a: &LoadArgs, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Re
                 s.users, s.follows, s.posts, s.seconds
             ));
             match login().await? {
-                200 => Ok(()),
-                s => {
-                    bail!("login still fails after seeding (HTTP {s}); check `socialctl logs auth`")
-                }
+                (200, _) => Ok(()),
+                (s, trace) => bail!(
+                    "login still fails after seeding (HTTP {s}{trace}); check `socialctl logs auth`"
+                ),
             }
         }
         429 => bail!(
-            "auth is rate-limiting logins from this address (HTTP 429). Wait a minute, or start the stack with a higher AUTH_LOGIN_IP_LIMIT (`socialctl up --env AUTH_LOGIN_IP_LIMIT=100000`)"
+            "auth is rate-limiting logins from this address (HTTP 429{trace}). Wait a minute, or start the stack with a higher AUTH_LOGIN_IP_LIMIT (`socialctl up --env AUTH_LOGIN_IP_LIMIT=100000`)"
         ),
-        s => bail!("the trial login answered HTTP {s}; check `socialctl logs auth`"),
+        s => bail!("the trial login answered HTTP {s}{trace}; check `socialctl logs auth`"),
     }
 }
 
@@ -328,12 +340,7 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
     let say = |m: &str| eprintln!("{m}");
     preflight(a, &workload, &say).await?;
     let otlp = a.otlp.trim_end_matches('/').to_owned();
-    let sink_answers = reqwest::Client::new()
-        .get(format!("{otlp}/api/stats"))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success());
+    let sink_answers = live::sink_answers(&otlp).await;
     if !sink_answers {
         say(&format!(
             "load: warning: no socialctl sink answers at {otlp}/api/stats; client spans go to {otlp}/v1/traces anyway, but live trace completeness is off"

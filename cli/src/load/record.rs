@@ -15,94 +15,58 @@ use opentelemetry::trace::{SpanId, TraceId};
 use scenarios::workload::{Rule, Threshold};
 use serde::{Deserialize, Serialize};
 
-/// The requests the workload sends, by route template (low cardinality: span names and
-/// report rows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Endpoint {
-    Register,
-    Login,
-    Refresh,
-    Timeline,
-    GetPost,
-    ListComments,
-    Profile,
-    UserPosts,
-    Search,
-    Follow,
-    Unfollow,
-    CreatePost,
-    Like,
-    Comment,
+/// Declares [`Endpoint`] from one table, so each method and route template is written
+/// once and the span name is made from them at compile time.
+macro_rules! endpoints {
+    ($($variant:ident => $method:literal $route:literal,)*) => {
+        /// The requests the workload sends, by route template (low cardinality: span
+        /// names and report rows).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Endpoint {
+            $($variant,)*
+        }
+
+        impl Endpoint {
+            pub const ALL: &[Endpoint] = &[$(Endpoint::$variant,)*];
+
+            pub fn method(self) -> &'static str {
+                match self {
+                    $(Endpoint::$variant => $method,)*
+                }
+            }
+
+            /// The route template, as the services name their server spans.
+            pub fn route(self) -> &'static str {
+                match self {
+                    $(Endpoint::$variant => $route,)*
+                }
+            }
+
+            /// `GET /api/feed/timeline`: the span name and the report's row label.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Endpoint::$variant => concat!($method, " ", $route),)*
+                }
+            }
+        }
+    };
 }
 
-impl Endpoint {
-    pub const ALL: [Endpoint; 14] = [
-        Endpoint::Register,
-        Endpoint::Login,
-        Endpoint::Refresh,
-        Endpoint::Timeline,
-        Endpoint::GetPost,
-        Endpoint::ListComments,
-        Endpoint::Profile,
-        Endpoint::UserPosts,
-        Endpoint::Search,
-        Endpoint::Follow,
-        Endpoint::Unfollow,
-        Endpoint::CreatePost,
-        Endpoint::Like,
-        Endpoint::Comment,
-    ];
-
-    pub fn method(self) -> &'static str {
-        match self {
-            Endpoint::Register
-            | Endpoint::Login
-            | Endpoint::Refresh
-            | Endpoint::CreatePost
-            | Endpoint::Comment => "POST",
-            Endpoint::Follow | Endpoint::Like => "PUT",
-            Endpoint::Unfollow => "DELETE",
-            _ => "GET",
-        }
-    }
-
-    /// The route template, as the services name their server spans.
-    pub fn route(self) -> &'static str {
-        match self {
-            Endpoint::Register => "/api/auth/register",
-            Endpoint::Login => "/api/auth/login",
-            Endpoint::Refresh => "/api/auth/refresh",
-            Endpoint::Timeline => "/api/feed/timeline",
-            Endpoint::GetPost => "/api/feed/posts/{id}",
-            Endpoint::ListComments | Endpoint::Comment => "/api/feed/posts/{id}/comments",
-            Endpoint::Profile => "/api/profiles/{username}",
-            Endpoint::UserPosts => "/api/feed/users/{username}/posts",
-            Endpoint::Search => "/api/profiles/search",
-            Endpoint::Follow | Endpoint::Unfollow => "/api/profiles/{username}/follow",
-            Endpoint::CreatePost => "/api/feed/posts",
-            Endpoint::Like => "/api/feed/posts/{id}/like",
-        }
-    }
-
-    /// `GET /api/feed/timeline`: the span name and the report's row label.
-    pub fn name(self) -> &'static str {
-        match self {
-            Endpoint::Register => "POST /api/auth/register",
-            Endpoint::Login => "POST /api/auth/login",
-            Endpoint::Refresh => "POST /api/auth/refresh",
-            Endpoint::Timeline => "GET /api/feed/timeline",
-            Endpoint::GetPost => "GET /api/feed/posts/{id}",
-            Endpoint::ListComments => "GET /api/feed/posts/{id}/comments",
-            Endpoint::Profile => "GET /api/profiles/{username}",
-            Endpoint::UserPosts => "GET /api/feed/users/{username}/posts",
-            Endpoint::Search => "GET /api/profiles/search",
-            Endpoint::Follow => "PUT /api/profiles/{username}/follow",
-            Endpoint::Unfollow => "DELETE /api/profiles/{username}/follow",
-            Endpoint::CreatePost => "POST /api/feed/posts",
-            Endpoint::Like => "PUT /api/feed/posts/{id}/like",
-            Endpoint::Comment => "POST /api/feed/posts/{id}/comments",
-        }
-    }
+endpoints! {
+    Register => "POST" "/api/auth/register",
+    Login => "POST" "/api/auth/login",
+    Refresh => "POST" "/api/auth/refresh",
+    Timeline => "GET" "/api/feed/timeline",
+    GetPost => "GET" "/api/feed/posts/{id}",
+    ListComments => "GET" "/api/feed/posts/{id}/comments",
+    Profile => "GET" "/api/profiles/{username}",
+    UserPosts => "GET" "/api/feed/users/{username}/posts",
+    Search => "GET" "/api/profiles/search",
+    Follow => "PUT" "/api/profiles/{username}/follow",
+    Unfollow => "DELETE" "/api/profiles/{username}/follow",
+    CreatePost => "POST" "/api/feed/posts",
+    Like => "PUT" "/api/feed/posts/{id}/like",
+    Comment => "POST" "/api/feed/posts/{id}/comments",
 }
 
 /// One finished request.

@@ -403,16 +403,14 @@ impl Shared {
                 let path = format!("/api/profiles/{name}");
                 self.send(user, Endpoint::Profile, &path, tok, None, at, interval)
                     .await;
-                if !action.with_posts {
-                    s.next_at = Instant::now() + self.think(&mut s.rng);
-                    return Ok(());
+                if action.with_posts {
+                    let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
+                    let path = format!("/api/feed/users/{name}/posts?limit=20");
+                    let r = self
+                        .send(user, Endpoint::UserPosts, &path, tok, None, at, interval)
+                        .await;
+                    remember_posts(s, &r.json().unwrap_or_default()["items"]);
                 }
-                let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
-                let path = format!("/api/feed/users/{name}/posts?limit=20");
-                let r = self
-                    .send(user, Endpoint::UserPosts, &path, tok, None, at, interval)
-                    .await;
-                remember_posts(s, &r.json().unwrap_or_default()["items"]);
             }
             ActionKind::Search => {
                 let q = format!("user{:02}", s.rng.random_range(0..100));

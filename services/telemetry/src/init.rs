@@ -177,25 +177,15 @@ pub fn init(default_service_name: &str, version: &str) -> Result<TelemetryGuard,
         tracing::info!("tracing export disabled by OTEL_SDK_DISABLED / OTEL_TRACES_EXPORTER");
         return Ok(TelemetryGuard { provider: None });
     }
-    let counters = counters();
-    let exporter = CountingExporter {
-        inner: opentelemetry_otlp::SpanExporter::builder().build()?,
-        counters: counters.clone(),
-    };
     let mut batch = BatchConfigBuilder::default();
     if std::env::var_os("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
         batch = batch.with_max_queue_size(DEFAULT_MAX_QUEUE_SIZE);
     }
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(batch.build())
-        .build();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(CountingProcessor {
-            inner: processor,
-            counters,
-        })
-        .with_resource(resource(default_service_name, version))
-        .build();
+    let provider = counted_provider(
+        opentelemetry_otlp::SpanExporter::builder().build()?,
+        batch,
+        resource(default_service_name, version),
+    );
     install_subscriber(&provider, filter, std::io::stdout)?;
     Ok(TelemetryGuard {
         provider: Some(provider),
@@ -213,30 +203,40 @@ pub fn standalone_provider(
     traces_endpoint: &str,
 ) -> Result<SdkTracerProvider, TelemetryError> {
     use opentelemetry_otlp::WithExportConfig as _;
-    let counters = counters();
-    let exporter = CountingExporter {
-        inner: opentelemetry_otlp::SpanExporter::builder()
+    Ok(counted_provider(
+        opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_endpoint(traces_endpoint)
             .build()?,
+        BatchConfigBuilder::default()
+            .with_max_queue_size(DEFAULT_MAX_QUEUE_SIZE)
+            .with_scheduled_delay(Duration::from_millis(500))
+            .with_max_export_batch_size(2048),
+        resource(default_service_name, version),
+    ))
+}
+
+/// A provider whose spans are counted (ended, exported, failed) for [`export_stats`],
+/// batching into `exporter`.
+fn counted_provider(
+    exporter: opentelemetry_otlp::SpanExporter,
+    batch: BatchConfigBuilder,
+    resource: Resource,
+) -> SdkTracerProvider {
+    let counters = counters();
+    let processor = BatchSpanProcessor::builder(CountingExporter {
+        inner: exporter,
         counters: counters.clone(),
-    };
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(
-            BatchConfigBuilder::default()
-                .with_max_queue_size(DEFAULT_MAX_QUEUE_SIZE)
-                .with_scheduled_delay(Duration::from_millis(500))
-                .with_max_export_batch_size(2048)
-                .build(),
-        )
-        .build();
-    Ok(SdkTracerProvider::builder()
+    })
+    .with_batch_config(batch.build())
+    .build();
+    SdkTracerProvider::builder()
         .with_span_processor(CountingProcessor {
             inner: processor,
             counters,
         })
-        .with_resource(resource(default_service_name, version))
-        .build())
+        .with_resource(resource)
+        .build()
 }
 
 pub(crate) fn install_subscriber<W>(
