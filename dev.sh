@@ -21,6 +21,8 @@ chmod 755 "$RUN_DIR"
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
+RELEASE_BINS=(-p socialctl -p socialnet)
+
 ensure_packages() {
     local missing=()
     [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || missing+=(postgresql)
@@ -30,6 +32,8 @@ ensure_packages() {
     # The Docker runtime builds its offline base image with debootstrap.
     [ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v docker-compose >/dev/null || missing+=(docker-compose)
+    # The component-table test starts a tiny HTTP server with Python.
+    command -v python3 >/dev/null || missing+=(python3)
     if [ ${#missing[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
         say "installing Debian packages: ${missing[*]}"
@@ -39,57 +43,29 @@ ensure_packages() {
     command -v cargo >/dev/null || die "cargo is not installed; install Rust from rustup.rs"
 }
 
-# as_pg CMD...: PostgreSQL refuses to run as root, so root runs it as `postgres`.
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-# start_postgres DIR PORT: a throwaway cluster with trust auth on loopback.
-start_postgres() {
-    local dir=$1 port=$2 bin; bin=$(pg_bin)
-    if [ ! -f "$dir/PG_VERSION" ]; then
-        say "creating a PostgreSQL cluster in $dir"
-        mkdir -p "$dir"
-        [ "$(id -u)" = 0 ] && chown postgres: "$dir"
-        as_pg "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
-    fi
-    say "starting PostgreSQL on 127.0.0.1:$port"
-    as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -o \
-        "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-        start >/dev/null || { tail -n 20 "$dir/server.log" >&2; die "PostgreSQL did not start (log above)"; }
-}
-
-stop_postgres() {
-    local dir=$1
-    [ -f "$dir/postmaster.pid" ] && as_pg "$(pg_bin)/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
-}
-
-# start_redis PORT PIDFILE
-start_redis() {
-    say "starting Redis on 127.0.0.1:$1"
-    redis-server --port "$1" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
-        --pidfile "$2" --logfile "$RUN_DIR/redis-$1.log" >/dev/null
-    for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
-    die "Redis did not start on port $1 (log: $RUN_DIR/redis-$1.log)"
-}
-
-stop_redis() { [ -f "$1" ] && kill "$(cat "$1")" 2>/dev/null || true; }
+# The throwaway PostgreSQL and Redis the tests use are started by socialctl itself, from
+# the stack's component table (one way to start each thing), on ports outside the
+# kernel's ephemeral range so no outgoing connection can hold them.
+TEST_PG_PORT=${TEST_PG_PORT:-21432}
+TEST_REDIS_PORT=${TEST_REDIS_PORT:-21379}
 
 cmd_test() {
     ensure_packages
-    local pg_dir="$RUN_DIR/test-pg" pg_port=${TEST_PG_PORT:-55432} redis_port=${TEST_REDIS_PORT:-56379}
-    stop_postgres "$pg_dir"; rm -rf "$pg_dir"
-    stop_redis "$RUN_DIR/test-redis.pid"
-    trap 'stop_postgres "'"$pg_dir"'"; stop_redis "'"$RUN_DIR"'/test-redis.pid"' EXIT
-    start_postgres "$pg_dir" "$pg_port"
-    start_redis "$redis_port" "$RUN_DIR/test-redis.pid"
-    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
-    export TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
     say "building the workspace and its tests (once)"
     cargo build --workspace --all-targets --locked
-    say "running every test (PostgreSQL, Redis and NGINX are real)"
+    ctl="$PWD/target/debug/socialctl" infra="$RUN_DIR/test-infra"
+    stop_infra() { "$ctl" down --runtime local --volumes --state-dir "$infra" >/dev/null 2>&1 || true; }
+    stop_infra
+    trap stop_infra EXIT
+    say "starting throwaway PostgreSQL and Redis: socialctl up --only postgres,redis"
+    "$ctl" up --runtime local --ephemeral --only postgres,redis --project test-infra --state-dir "$infra" \
+        --postgres-port "$TEST_PG_PORT" --redis-port "$TEST_REDIS_PORT"
+    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$TEST_PG_PORT/postgres"
+    export TEST_REDIS_URL="redis://127.0.0.1:$TEST_REDIS_PORT/0"
+    export SOCIALCTL="$ctl"
+    say "running every test (PostgreSQL, Redis, NGINX and Docker are real)"
     local out="$RUN_DIR/test-output.log" rc=0
-    cargo test --workspace --locked "$@" 2>&1 | tee "$out" || rc=$?
+    cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$out" || rc=$?
     # One closing line with the totals of every test binary.
     awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$out"
     return "$rc"
@@ -103,7 +79,7 @@ bench_load() {
     command -v /usr/bin/time >/dev/null || { say "installing GNU time"; apt-get install -y -qq time >/dev/null; }
     local users=${LOAD_USERS:-500} secs=${LOAD_SECONDS:-60} cmp_users=${CMP_USERS:-50} cmp_secs=${CMP_SECONDS:-30}
     say "building release binaries"
-    cargo build --release --locked -p socialctl -p auth -p profile -p feed
+    cargo build --release --locked "${RELEASE_BINS[@]}"
     local ctl=target/release/socialctl out="$RUN_DIR/bench-load"
     mkdir -p "$out"
     say "starting the stack (local runtime)"
@@ -145,9 +121,10 @@ PY
 
 case "${1:-help}" in
     test) shift; cmd_test "$@" ;;
-    up) shift; ensure_packages; cargo build --release --locked -p socialctl -p auth -p profile -p feed
+    up) shift; ensure_packages; say "building socialctl and the services (release)"
+        cargo build --release --locked "${RELEASE_BINS[@]}"
         exec target/release/socialctl up "$@" ;;
-    bench) shift; ensure_packages; cargo build --release --locked -p socialctl -p auth -p profile -p feed
+    bench) shift; ensure_packages; cargo build --release --locked "${RELEASE_BINS[@]}"
         exec target/release/socialctl bench "$@" ;;
     bench-load) shift; bench_load "$@" ;;
     *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

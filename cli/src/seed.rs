@@ -1,4 +1,5 @@
-//! `socialctl seed`: a realistic data set written straight into the services' databases.
+//! The seeded data set (`socialctl seed`, and what `load` and `bench` seed): written
+//! straight into the services' databases.
 //!
 //! Follower counts follow a power law: each user follows ~`mean_follows` others, picked
 //! with probability ∝ 1/rank^`zipf`, so a few users collect thousands of followers (the
@@ -19,12 +20,14 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedArgs {
-    /// PostgreSQL server of the stack (each service has its own database on it).
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:15432")]
-    pub database_url: String,
-    /// Redis of the stack; its caches are emptied so they cannot contradict the new data.
-    #[arg(long, default_value = "redis://127.0.0.1:16379/0")]
-    pub redis_url: String,
+    /// PostgreSQL server of the stack (each service has its own database on it)
+    /// [default: the running stack's].
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Redis of the stack; its caches are emptied so they cannot contradict the new data
+    /// [default: the running stack's].
+    #[arg(long)]
+    pub redis_url: Option<String>,
     /// Number of users.
     #[arg(long, default_value_t = 10_000)]
     pub users: usize,
@@ -124,28 +127,32 @@ impl Zipf {
     }
 }
 
-pub async fn run(a: &SeedArgs) -> anyhow::Result<()> {
-    let s = seed(a).await?;
-    println!(
-        "seeded {} users, {} follows, {} posts in {:.1} s; most-followed user has {} followers, {} users have over 1000 (celebrities)",
-        s.users, s.follows, s.posts, s.seconds, s.max_followers, s.over_1000_followers
-    );
-    println!(
-        "log in as user00000 … user{:05} with password {:?}",
-        s.users.saturating_sub(1),
-        a.password
-    );
-    Ok(())
+/// Where a data set goes: the stack's PostgreSQL server and Redis.
+#[derive(Debug, Clone)]
+pub struct Servers {
+    pub database_url: String,
+    pub redis_url: String,
 }
 
-pub async fn seed(a: &SeedArgs) -> anyhow::Result<Seeded> {
+impl Servers {
+    /// The flags' URLs, else the running stack's.
+    pub fn of(a: &SeedArgs, stack: &crate::cmd::StackArgs) -> Self {
+        let addr = stack.addresses();
+        Self {
+            database_url: a.database_url.clone().unwrap_or(addr.postgres),
+            redis_url: a.redis_url.clone().unwrap_or(addr.redis),
+        }
+    }
+}
+
+pub async fn seed(a: &SeedArgs, to: &Servers) -> anyhow::Result<Seeded> {
     if a.users < 2 {
         bail!("--users must be at least 2");
     }
     let t0 = Instant::now();
-    let auth = pool(&a.database_url, "auth").await?;
-    let profile = pool(&a.database_url, "profile").await?;
-    let feed = pool(&a.database_url, "feed").await?;
+    let auth = pool(&to.database_url, "auth").await?;
+    let profile = pool(&to.database_url, "profile").await?;
+    let feed = pool(&to.database_url, "feed").await?;
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&auth)
         .await?;
@@ -164,11 +171,16 @@ pub async fn seed(a: &SeedArgs) -> anyhow::Result<Seeded> {
         .execute(&feed)
         .await?;
     let redis =
-        redis::Client::open(a.redis_url.as_str()).context("--redis-url is not a Redis URL")?;
+        redis::Client::open(to.redis_url.as_str()).context("--redis-url is not a Redis URL")?;
     let mut conn = redis
         .get_multiplexed_async_connection()
         .await
-        .with_context(|| format!("could not reach Redis at {}; is the stack up?", a.redis_url))?;
+        .with_context(|| {
+            format!(
+                "could not reach Redis at {}; is the stack up?",
+                to.redis_url
+            )
+        })?;
     redis::cmd("FLUSHDB").query_async::<()>(&mut conn).await?;
 
     let mut rng = StdRng::seed_from_u64(a.seed);

@@ -1,49 +1,28 @@
 //! While a run goes on: trace completeness read from the sink, the run's control ticks,
 //! and the plain progress lines printed when there is no terminal.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use verify::report::SentRequest;
-use verify::sink::{CheckRequest, CheckSummary, EndpointTraffic};
+use verify::sink::{CheckRequest, CheckSummary};
 
 use super::Ending;
 use super::pace::Control;
 use super::record::Stats;
+use crate::tui::LiveState;
 
-/// Completeness so far, as the sink judged it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LiveState {
-    pub checked: usize,
-    pub complete: usize,
-    pub missing: usize,
-    pub defects: BTreeMap<String, usize>,
-    /// Root endpoints of the traces judged last (for `top`).
-    pub endpoints: Vec<EndpointTraffic>,
-    /// For `top`: the worst root p99 (ms) of each check, oldest first.
-    pub p99_history: Vec<u64>,
-    /// Why the sink could not be read, when it could not.
-    pub error: Option<String>,
-    pub enabled: bool,
-}
-
-impl LiveState {
-    pub fn percent(&self) -> Option<f64> {
-        (self.checked > 0).then(|| 100.0 * self.complete as f64 / self.checked as f64)
+/// Adds one check's judgement to the running totals.
+fn add(st: &mut LiveState, s: &CheckSummary) {
+    st.checked += s.checked;
+    st.complete += s.complete;
+    st.missing += s.missing;
+    for (k, v) in &s.defects {
+        *st.defects.entry(k.clone()).or_default() += v;
     }
-
-    fn add(&mut self, s: &CheckSummary) {
-        self.checked += s.checked;
-        self.complete += s.complete;
-        self.missing += s.missing;
-        for (k, v) in &s.defects {
-            *self.defects.entry(k.clone()).or_default() += v;
-        }
-        self.endpoints.clone_from(&s.endpoints);
-        self.error = None;
-    }
+    st.endpoints.clone_from(&s.endpoints);
+    st.error = None;
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +122,7 @@ impl LiveTraces {
                     settle_ms: 0,
                 };
                 match me.check(&req).await {
-                    Ok(s) => me.state.lock().unwrap_or_else(|e| e.into_inner()).add(&s),
+                    Ok(s) => add(&mut me.state.lock().unwrap_or_else(|e| e.into_inner()), &s),
                     Err(e) => me.fail(e),
                 }
             }
@@ -171,7 +150,7 @@ impl LiveTraces {
                             p99_history,
                             ..Default::default()
                         };
-                        st.add(&s);
+                        add(&mut st, &s);
                     }
                     Err(e) => me.fail(e),
                 }
@@ -200,7 +179,7 @@ pub struct RunView {
     pub stats: Arc<Mutex<Stats>>,
     pub control: Arc<Control>,
     pub live: LiveTraces,
-    pub stack: crate::StackArgs,
+    pub target: crate::runtime::Target,
 }
 
 impl RunView {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_socialctl");
 const PROJECT: &str = "sntest";
 const GATEWAY: u16 = 19080;
-const SINK_HTTP: u16 = 34318;
+const SINK_HTTP: u16 = 22318;
 
 fn socialctl(args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
@@ -21,13 +21,13 @@ fn socialctl(args: &[&str]) -> Output {
             "--gateway-port",
             "19080",
             "--postgres-port",
-            "35432",
+            "22432",
             "--redis-port",
-            "36379",
+            "22379",
             "--otlp-grpc-port",
-            "34317",
+            "22317",
             "--otlp-http-port",
-            "34318",
+            "22318",
         ]);
     }
     crate::run_logged(cmd, args)
@@ -63,6 +63,7 @@ impl Drop for Cleanup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
+    let _one_at_a_time = crate::DOCKER.lock().await;
     let _cleanup = Cleanup;
     let up = socialctl(&["up"]);
     assert!(up.status.success(), "up failed");

@@ -32,15 +32,8 @@ fn run(state: &Path, args: &[&str]) -> Output {
             cmd.arg(k).arg(v.to_string());
         }
     }
-    if args[0] == "load" {
-        cmd.args(["--gateway", &format!("http://127.0.0.1:{GATEWAY}")])
-            .args(["--otlp", &format!("http://127.0.0.1:{SINK_HTTP}")])
-            .args([
-                "--database-url",
-                &format!("postgres://postgres@127.0.0.1:{PG}"),
-            ])
-            .args(["--redis-url", &format!("redis://127.0.0.1:{REDIS}/0")]);
-    }
+    // `load` and `verify-traces` get no address flags: they find the stack `up` started
+    // through its state directory.
     crate::run_logged(cmd, args)
 }
 
@@ -91,8 +84,20 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
     let workload = tmp.path().join("small.workload");
     std::fs::write(&workload, WORKLOAD).expect("workload file");
 
-    // Nothing listens yet: a clear error naming the fix, exit 2.
-    let early = run(&state, &["load", "--users", "2", "--duration", "2s"]);
+    // Nothing listens yet: a clear error naming the fix, exit 2. (Aimed at this test's
+    // port: with nothing recorded, load would try a default stack on 8080.)
+    let early = run(
+        &state,
+        &[
+            "load",
+            "--users",
+            "2",
+            "--duration",
+            "2s",
+            "--gateway",
+            &format!("http://127.0.0.1:{GATEWAY}"),
+        ],
+    );
     assert_eq!(early.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&early.stderr).contains("socialctl up"));
 
@@ -187,8 +192,6 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
         &[
             "verify-traces",
             "--json",
-            "--sink",
-            &format!("http://127.0.0.1:{SINK_HTTP}"),
             "--sent",
             record.to_str().unwrap(),
         ],

@@ -4,8 +4,13 @@
 
 mod compose;
 mod docker_stack;
+mod isolation;
 mod load_run;
 mod local_stack;
+mod table;
+
+/// Docker stacks are started one at a time: the first builds the images.
+pub static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Runs a socialctl command and echoes it with its output (shown when a test fails).
 pub fn run_logged(mut cmd: std::process::Command, args: &[&str]) -> std::process::Output {

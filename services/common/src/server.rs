@@ -112,3 +112,41 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> anyhow:
     .await
     .context("server failed")
 }
+
+/// A service's `main`: parse its configuration from `argv` (flags or environment),
+/// start telemetry, run until shut down. Exit 2 on bad configuration or telemetry set-up,
+/// 1 when the service stops with an error. The `socialnet` binary calls this for the
+/// service it is asked to run.
+pub async fn main<C, F, Fut>(
+    name: &'static str,
+    argv: Vec<std::ffi::OsString>,
+    run: F,
+) -> std::process::ExitCode
+where
+    C: clap::Parser,
+    F: FnOnce(C) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = match C::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let _telemetry = match telemetry::init(name, env!("CARGO_PKG_VERSION")) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "{name} stopped");
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

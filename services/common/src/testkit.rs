@@ -2,11 +2,12 @@
 //!
 //! `TEST_DATABASE_URL` and `TEST_REDIS_URL` name the servers the test command starts
 //! (`./dev.sh test`). A test that cannot reach them fails loudly; it never passes
-//! without having run. Tests that need to stop a server (Redis down) start a private one.
+//! without having run. Tests that need to stop a server (Redis down) or a gateway start
+//! a private one with `socialctl`, from the same component table as the real stack.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,117 +94,119 @@ pub async fn spawn_app(router: axum::Router) -> SocketAddr {
     addr
 }
 
-/// A child process killed when dropped.
-pub struct ChildGuard(pub Child);
+/// The `socialctl` binary, which starts every piece of infrastructure from the stack's
+/// component table: tests start Redis and NGINX through it, so there is one way to
+/// start each thing. `./dev.sh test` builds it and names it in `SOCIALCTL`.
+fn socialctl() -> PathBuf {
+    let path = std::env::var_os("SOCIALCTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/debug/socialctl"
+            ))
+        });
+    assert!(
+        path.is_file(),
+        "socialctl is not built at {}: run the tests through `./dev.sh test`, which builds it and sets SOCIALCTL",
+        path.display()
+    );
+    path
+}
 
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// Components started by `socialctl up --runtime local --only …` in a private state
+/// directory, stopped (`socialctl down`) when dropped.
+struct Private {
+    dir: PathBuf,
+}
+
+impl Private {
+    fn up(args: &[String]) -> Self {
+        let dir = std::env::temp_dir().join(format!("socialnet-test-{}", Uuid::new_v4().simple()));
+        let out = Command::new(socialctl())
+            .args(["up", "--runtime", "local", "--ephemeral", "--state-dir"])
+            .arg(&dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run socialctl up");
+        let me = Self { dir };
+        assert!(
+            out.status.success(),
+            "socialctl up {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        me
+    }
+
+    fn down(&self) {
+        let _ = Command::new(socialctl())
+            .args(["down", "--runtime", "local", "--volumes", "--state-dir"])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output();
     }
 }
 
-/// A private `redis-server`, for tests that stop Redis.
+impl Drop for Private {
+    fn drop(&mut self) {
+        self.down();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private Redis, for tests that stop Redis.
 pub struct RedisServer {
     pub url: String,
-    child: Option<ChildGuard>,
+    server: Option<Private>,
 }
 
 impl RedisServer {
     pub async fn start() -> Self {
         let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        let url = format!("redis://127.0.0.1:{port}/0");
-        let client = redis::Client::open(url.as_str()).expect("redis url");
-        wait_until(Duration::from_secs(10), "private redis-server", || {
-            let client = client.clone();
-            async move {
-                match client.get_multiplexed_async_connection().await {
-                    Ok(mut c) => redis::cmd("PING")
-                        .query_async::<String>(&mut c)
-                        .await
-                        .is_ok(),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
+        let server = Private::up(&[
+            "--only".into(),
+            "redis".into(),
+            "--redis-port".into(),
+            port.to_string(),
+        ]);
         Self {
-            url,
-            child: Some(ChildGuard(child)),
+            url: format!("redis://127.0.0.1:{port}/0"),
+            server: Some(server),
         }
     }
 
-    /// Kills the server (and waits for it to be gone).
+    /// Stops the server (and waits for it to be gone).
     pub fn stop(&mut self) {
-        self.child.take();
+        self.server.take();
     }
 }
 
-/// A private NGINX with the given `http {}` block contents.
-pub struct Nginx {
+/// A private gateway (NGINX with the stack's configuration) routing to services that
+/// run elsewhere, e.g. in the test process.
+pub struct Gateway {
     pub port: u16,
-    _child: ChildGuard,
-    _dir: PathBuf,
+    _server: Private,
 }
 
-impl Nginx {
-    /// Starts NGINX listening on a free port; `{port}` in `server_conf` is replaced by it.
-    pub async fn start(http_conf: &str) -> Self {
+impl Gateway {
+    /// Starts the gateway on a free port; `routes` names where each service is served.
+    pub async fn start(routes: &[(&str, SocketAddr)]) -> Self {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("socialnet-nginx-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(dir.join("logs")).expect("nginx dir");
-        let conf = format!(
-            "master_process off;\nerror_log {dir}/logs/error.log warn;\npid {dir}/nginx.pid;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
-             fastcgi_temp_path {dir}/fcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n{body}\n}}\n",
-            dir = dir.display(),
-            body = http_conf.replace("{port}", &port.to_string()),
-        );
-        let conf_path = dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let nginx = ["/usr/sbin/nginx", "nginx"]
-            .into_iter()
-            .find(|p| Command::new(p).arg("-v").output().is_ok())
-            .expect("nginx must be installed (apt-get install nginx-light)");
-        let child = Command::new(nginx)
-            .args([
-                "-p",
-                &dir.display().to_string(),
-                "-c",
-                &conf_path.display().to_string(),
-                "-g",
-                "daemon off;",
-            ])
-            .spawn()
-            .expect("start nginx");
-        let guard = ChildGuard(child);
-        wait_until(Duration::from_secs(10), "nginx to listen", || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
+        let mut args = vec![
+            "--only".to_owned(),
+            "gateway".into(),
+            "--gateway-port".into(),
+            port.to_string(),
+        ];
+        for (name, addr) in routes {
+            args.push("--external".into());
+            args.push(format!("{name}={addr}"));
+        }
         Self {
             port,
-            _child: guard,
-            _dir: dir,
+            _server: Private::up(&args),
         }
     }
 }

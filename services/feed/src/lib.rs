@@ -51,3 +51,9 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let listener = server::bind(config.listen).await?;
     server::serve(listener, app(state)).await
 }
+
+/// The service's entry point, as `socialnet feed [FLAGS]` runs it: configuration from
+/// `argv` and the environment, telemetry, then [`run`].
+pub async fn main(argv: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    common::server::main::<config::Config, _, _>("feed", argv, run).await
+}

@@ -3,25 +3,16 @@
 
 use std::time::Duration;
 
-use common::testkit::{Nginx, Req};
+use common::testkit::{Gateway, Req};
 use serde_json::json;
 use telemetry::testing::{Kind, Trace, Traceparent, assert_kind, attr};
 
 use crate::Harness;
 
-const GATEWAY: &str = include_str!("../../../../compose/nginx/gateway.conf");
-
-async fn gateway(h: &Harness) -> Nginx {
-    let conf = GATEWAY
-        .replace("{listen}", "127.0.0.1:{port}")
-        // No auth in this test: a closed port, so the upstream block stays valid.
-        .replace("{auth_servers}", "    server 127.0.0.1:9;")
-        .replace(
-            "{profile_servers}",
-            &format!("    server {};", h.profile_addr),
-        )
-        .replace("{feed_servers}", &format!("    server {};", h.feed_addr));
-    Nginx::start(&conf).await
+/// The stack's gateway (the same NGINX configuration `socialctl up` renders), routing to
+/// this test's feed and profile; auth is not running.
+async fn gateway(h: &Harness) -> Gateway {
+    Gateway::start(&[("profile", h.profile_addr), ("feed", h.feed_addr)]).await
 }
 
 fn is_http_client(s: &telemetry::testing::SpanDataRef) -> bool {
@@ -31,8 +22,8 @@ fn is_http_client(s: &telemetry::testing::SpanDataRef) -> bool {
 #[tokio::test]
 async fn a_post_through_the_gateway_is_one_trace_across_feed_and_profile() {
     let h = Harness::new(1000).await;
-    let nginx = gateway(&h).await;
-    let base = format!("http://127.0.0.1:{}", nginx.port);
+    let gw = gateway(&h).await;
+    let base = format!("http://127.0.0.1:{}", gw.port);
     let client = reqwest::Client::new();
     let (_, token) = h.user("gwuser").await;
     let tp = Traceparent::random();
@@ -103,8 +94,8 @@ async fn a_post_through_the_gateway_is_one_trace_across_feed_and_profile() {
 #[tokio::test]
 async fn the_gateway_answers_json_for_unknown_paths_and_dead_upstreams() {
     let h = Harness::new(1000).await;
-    let nginx = gateway(&h).await;
-    let base = format!("http://127.0.0.1:{}", nginx.port);
+    let gw = gateway(&h).await;
+    let base = format!("http://127.0.0.1:{}", gw.port);
     let client = reqwest::Client::new();
     let tp = Traceparent::random();
     let r = Req::get("/nope")

@@ -3,8 +3,8 @@
 //! - `socialnet-base:RECIPE`: a Debian bookworm root filesystem made with debootstrap
 //!   (PostgreSQL, Redis, NGINX, CA certificates) and imported through the Docker API
 //!   (`docker import`, i.e. `create_image` from a tar body).
-//! - `socialnet-stack:HASH`: the base plus this build's binaries (the services and
-//!   socialctl, which is also the sink and the health probe), made by uploading them into
+//! - `socialnet-stack:HASH`: the base plus this build's binaries (`socialnet`, the
+//!   services in one multi-call binary, and socialctl, which is also the sink), made by uploading them into
 //!   a stopped container and committing it, so no builder and no registry are involved.
 //!   The tag is a hash of the binaries, so a rebuild makes a new image and `up` notices.
 //!
@@ -30,7 +30,8 @@ pub const BASE_RECIPE: &str = "bookworm-1";
 pub const BASE_REPO: &str = "socialnet-base";
 pub const STACK_REPO: &str = "socialnet-stack";
 const PACKAGES: &str = "postgresql,redis-server,nginx-light,ca-certificates";
-const BINARIES: &[&str] = &["auth", "profile", "feed", "socialctl"];
+/// The services (one multi-call binary) and socialctl (also the sink).
+const BINARIES: &[&str] = &["socialnet", "socialctl"];
 
 pub async fn exists(docker: &Docker, image: &str) -> bool {
     docker.inspect_image(image).await.is_ok()
@@ -42,9 +43,9 @@ pub async fn ensure_base(docker: &Docker, say: &dyn Fn(&str)) -> anyhow::Result<
     if exists(docker, &name).await {
         return Ok(name);
     }
-    let debootstrap = crate::process::find_program("debootstrap", &["/usr/sbin"])
+    let debootstrap = super::process::find_program("debootstrap", &["/usr/sbin"])
         .context("no registry is reachable from here, so socialctl builds its images itself, and that needs debootstrap: install it with `apt-get install debootstrap`")?;
-    if !crate::local::is_root() {
+    if !crate::stack::state::is_root() {
         bail!(
             "building the offline base image runs debootstrap, which needs root; run `socialctl up` once as root (later runs reuse the image)"
         );
@@ -125,7 +126,7 @@ fn binary_dir() -> anyhow::Result<PathBuf> {
     for b in BINARIES {
         if !dir.join(b).is_file() {
             bail!(
-                "cannot find the `{b}` binary next to socialctl in {}; build them with `cargo build --release -p auth -p profile -p feed -p socialctl`",
+                "cannot find the `{b}` binary next to socialctl in {}; build them with `cargo build --release -p socialnet -p socialctl`",
                 dir.display()
             );
         }
@@ -157,8 +158,8 @@ pub async fn ensure_stack(
     no_registry: Option<String>,
 ) -> anyhow::Result<String> {
     let base = if official {
-        pull(docker, crate::stack::DEBIAN_IMAGE, say).await?;
-        crate::stack::DEBIAN_IMAGE.to_owned()
+        pull(docker, crate::stack::official::DEBIAN_IMAGE, say).await?;
+        crate::stack::official::DEBIAN_IMAGE.to_owned()
     } else {
         ensure_base(docker, say).await?
     };
@@ -274,94 +275,6 @@ async fn prune_old(docker: &Docker, current: &str) {
     }
 }
 
-/// The images a stack needs, as one archive, for rooms without a registry or internet:
-/// build on one machine, copy the file, import on the others.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum ImagesCommand {
-    /// Build the base and stack images now (what `up --runtime docker` does on first use).
-    Build,
-    /// Write the base and stack images to one tar archive (`docker save` format).
-    Export {
-        /// Archive to write.
-        file: PathBuf,
-    },
-    /// Load images from an archive written by `socialctl images export`.
-    Import {
-        /// Archive to read.
-        file: PathBuf,
-    },
-}
-
-pub async fn run(cmd: &ImagesCommand) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let docker = crate::docker::connect().await?;
-    let say = |m: &str| println!("  {m}");
-    match cmd {
-        ImagesCommand::Build => {
-            let name = ensure_stack(&docker, &say, false, None).await?;
-            println!("ready: {name} (also tagged {STACK_REPO}:local)");
-        }
-        ImagesCommand::Export { file } => {
-            let stack = ensure_stack(&docker, &say, false, None).await?;
-            let base = format!("{BASE_REPO}:{BASE_RECIPE}");
-            let local = format!("{STACK_REPO}:local");
-            let names = [base.as_str(), stack.as_str(), local.as_str()];
-            let mut out = tokio::fs::File::create(file)
-                .await
-                .with_context(|| format!("could not create {}", file.display()))?;
-            let mut stream = docker.export_images(&names);
-            let mut written: u64 = 0;
-            let t0 = Instant::now();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.context("the engine failed while exporting")?;
-                out.write_all(&chunk)
-                    .await
-                    .with_context(|| format!("could not write {}", file.display()))?;
-                written += chunk.len() as u64;
-            }
-            out.flush().await?;
-            println!(
-                "wrote {} ({:.0} MiB: {}) in {:.1} s",
-                file.display(),
-                written as f64 / 1048576.0,
-                names.join(", "),
-                t0.elapsed().as_secs_f64()
-            );
-        }
-        ImagesCommand::Import { file } => {
-            let f = tokio::fs::File::open(file)
-                .await
-                .with_context(|| format!("could not open {}", file.display()))?;
-            let body = futures_util::stream::unfold(f, |mut f| async move {
-                use tokio::io::AsyncReadExt;
-                let mut buf = vec![0u8; 1 << 20];
-                match f.read(&mut buf).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((Ok(bytes::Bytes::from(buf)), f))
-                    }
-                    Err(e) => Some((Err(e), f)),
-                }
-            });
-            let t0 = Instant::now();
-            let opts = bollard::query_parameters::ImportImageOptionsBuilder::default()
-                .quiet(true)
-                .build();
-            let mut stream = docker.import_image(opts, bollard::body_try_stream(body), None);
-            while let Some(item) = stream.next().await {
-                item.with_context(|| format!("the engine could not load {}; is it an archive from `socialctl images export`?", file.display()))?;
-            }
-            println!(
-                "loaded {} in {:.1} s; `socialctl up --runtime docker` will use it",
-                file.display(),
-                t0.elapsed().as_secs_f64()
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Why images are built here rather than pulled, probed without pulling anything. Only
 /// asked when an image must be built: the probe can take seconds on an offline machine.
 /// Whether the engine can reach a registry (it resolves one pinned official image), or
@@ -369,7 +282,7 @@ pub async fn run(cmd: &ImagesCommand) -> anyhow::Result<()> {
 pub async fn registry_probe(docker: &Docker) -> Result<(), String> {
     let probe = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        docker.inspect_registry_image(crate::stack::POSTGRES_IMAGE, None),
+        docker.inspect_registry_image(crate::stack::official::POSTGRES_IMAGE, None),
     )
     .await;
     match probe {

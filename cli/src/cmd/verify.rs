@@ -11,9 +11,10 @@ use verify::report::SentRequest;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
-    /// The sink to read (socialctl's own OTLP receiver).
-    #[arg(long, default_value = "http://127.0.0.1:4318", conflicts_with_all = ["jaeger", "file"])]
-    pub sink: String,
+    /// The sink to read (socialctl's own OTLP receiver) [default: the running stack's,
+    /// else http://127.0.0.1:4318].
+    #[arg(long, conflicts_with_all = ["jaeger", "file"])]
+    pub sink: Option<String>,
     /// Read a Jaeger query API instead, e.g. http://127.0.0.1:16686.
     #[arg(long)]
     pub jaeger: Option<String>,
@@ -43,16 +44,18 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub stack: crate::StackArgs,
+    pub stack: super::StackArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TracesArgs {
     /// Show this one trace as a tree.
     pub trace_id: Option<String>,
-    /// The sink's query API.
-    #[arg(long, default_value = "http://127.0.0.1:4318")]
-    pub sink: String,
+    /// The sink's query API [default: the running stack's, else http://127.0.0.1:4318].
+    #[arg(long)]
+    pub sink: Option<String>,
+    #[command(flatten)]
+    pub stack: super::StackArgs,
     /// Only traces touching this service.
     #[arg(long)]
     pub service: Option<String>,
@@ -229,8 +232,9 @@ async fn load_traces(
             serde_json::json!({"source": base}),
         ));
     }
-    let sink = a.sink.trim_end_matches('/');
-    let metrics = crate::local::metrics_urls(&a.stack);
+    let sink = super::or_recorded(&a.sink, || a.stack.addresses().otlp_http);
+    let sink = sink.trim_end_matches('/');
+    let metrics = metrics_of(&a.stack).await;
     let (drained, counters) = wait_drained(
         client,
         sink,
@@ -346,9 +350,23 @@ fn print_pipeline(p: &serde_json::Value) {
     );
 }
 
+/// The `/metrics` addresses of the running stack's services, asked of its runtime (none
+/// when no stack is recorded: drain detection then waits for the sink to go quiet).
+async fn metrics_of(stack: &super::StackArgs) -> Vec<(String, String)> {
+    use crate::runtime::Runtime as _;
+    if stack.recorded().is_none() {
+        return Vec::new();
+    }
+    match stack.target().in_use().await {
+        Ok(rt) => rt.metrics().await,
+        Err(_) => Vec::new(),
+    }
+}
+
 pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
-    let sink = a.sink.trim_end_matches('/');
+    let sink = super::or_recorded(&a.sink, || a.stack.addresses().otlp_http);
+    let sink = sink.trim_end_matches('/');
     let list: Vec<Vec<Span>> = match &a.trace_id {
         Some(id) => vec![
             get_json(&client, &format!("{sink}/api/traces/{id}"))

@@ -16,8 +16,9 @@ use hdrhistogram::Histogram;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use crate::StackArgs;
-use crate::stack::StackConfig;
+use super::StackArgs;
+use crate::runtime::{AnyRuntime, Runtime as _};
+use crate::stack::{Stack, StackConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -58,18 +59,34 @@ pub struct Figures {
     pub max_ms: f64,
 }
 
-fn base_config(tracing: bool) -> StackConfig {
-    let mut cfg = StackConfig::default();
+/// The running stack's settings (or a default stack's), with tracing on or off.
+fn base_config(recorded: &StackConfig, tracing: bool) -> StackConfig {
+    let mut cfg = recorded.clone();
     // The benchmark logs in hundreds of users from one address.
     cfg.env
         .insert("AUTH_LOGIN_IP_LIMIT".into(), "1000000".into());
     cfg.env
         .insert("AUTH_LOGIN_ACCOUNT_LIMIT".into(), "1000000".into());
     cfg.env.insert("RUST_LOG".into(), "warn".into());
-    if !tracing {
+    if tracing {
+        cfg.env.remove("OTEL_SDK_DISABLED");
+    } else {
         cfg.env.insert("OTEL_SDK_DISABLED".into(), "true".into());
     }
     cfg
+}
+
+/// Restarts what changed (the services' environment) on the stack's own runtime.
+async fn apply(
+    rt: &AnyRuntime,
+    a: &BenchArgs,
+    recorded: &StackConfig,
+    tracing: bool,
+) -> anyhow::Result<()> {
+    let stack = Stack::new(base_config(recorded, tracing));
+    rt.up(&stack).await?;
+    crate::runtime::record(rt, &stack, &a.stack.dir(), &a.stack.project).await?;
+    Ok(())
 }
 
 async fn login(
@@ -162,10 +179,20 @@ fn figures(mode: &'static str, h: &Histogram<u64>, ok: u64, err: u64, secs: f64)
 }
 
 pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let base = "http://127.0.0.1:8080";
-    println!("bench: starting the stack (tracing on)");
-    crate::local::up_with(&a.stack, &base_config(true)).await?;
-    let auth_users = crate::seed::count_users(&a.seed.database_url)
+    let target = a.stack.target();
+    let (rt, recorded) = match a.stack.recorded() {
+        Some(state) => (target.in_use().await?, state.config),
+        None => (target.for_up().await?, StackConfig::default()),
+    };
+    println!(
+        "bench: on the {} runtime's stack (tracing on)",
+        rt.kind().name()
+    );
+    apply(&rt, a, &recorded, true).await?;
+    let addr = a.stack.addresses();
+    let base = addr.gateway.as_str();
+    let servers = crate::seed::Servers::of(&a.seed, &a.stack);
+    let auth_users = crate::seed::count_users(&servers.database_url)
         .await
         .unwrap_or(0);
     if a.reseed || auth_users < a.seed.users as i64 {
@@ -173,10 +200,13 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
             "bench: seeding {} users / {} posts",
             a.seed.users, a.seed.posts
         );
-        let s = crate::seed::seed(&crate::seed::SeedArgs {
-            reset: true,
-            ..a.seed.clone()
-        })
+        let s = crate::seed::seed(
+            &crate::seed::SeedArgs {
+                reset: true,
+                ..a.seed.clone()
+            },
+            &servers,
+        )
         .await?;
         println!(
             "bench: seeded in {:.1} s ({} follows, max followers {}, {} celebrities)",
@@ -194,8 +224,9 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let url = format!("{base}/api/feed/timeline");
     let prepare = |tracing: bool| {
         let (client, url, users) = (client.clone(), url.clone(), users.clone());
+        let (rt, recorded) = (&rt, &recorded);
         async move {
-            crate::local::up_with(&a.stack, &base_config(tracing)).await?;
+            apply(rt, a, recorded, tracing).await?;
             let mut tokens = Vec::new();
             for u in &users {
                 tokens.push(
@@ -237,7 +268,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     report(&results);
-    crate::local::up_with(&a.stack, &base_config(true)).await?;
+    apply(&rt, a, &recorded, true).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,10 +44,17 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// Sends a signal by name (`TERM`, `QUIT`, `KILL`) with the system's `kill`.
-pub fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+/// Sends a signal by name (`TERM`, `QUIT`, `KILL`, `STOP`, `CONT`) with the system's
+/// `kill`, to the process or, with `group`, to its whole process group (every process
+/// socialctl starts leads its own group).
+pub fn signal(pid: u32, sig: &str, group: bool) -> anyhow::Result<()> {
+    let target = if group {
+        format!("-{pid}")
+    } else {
+        pid.to_string()
+    };
     let status = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
+        .args([format!("-{sig}"), "--".into(), target])
         .stderr(Stdio::null())
         .status()
         .context("could not run `kill`")?;
@@ -57,18 +64,27 @@ pub fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// When a process started, in clock ticks since boot (field 22 of its stat): with the
+/// pid, it names one process for good, even after the pid is reused.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Field 22 is the 20th after the state field (field 3).
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// Asks a process to stop, waits up to `grace`, then kills it.
 pub fn stop(pid: u32, sig: &str, grace: Duration) -> anyhow::Result<()> {
     if !alive(pid) {
         return Ok(());
     }
-    signal(pid, sig)?;
+    signal(pid, sig, false)?;
     let deadline = Instant::now() + grace;
     while alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     if alive(pid) {
-        signal(pid, "KILL")?;
+        signal(pid, "KILL", true)?;
     }
     Ok(())
 }
@@ -107,26 +123,38 @@ pub fn find_program(name: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The newest PostgreSQL server binary directory (Debian puts it under a version).
-pub fn postgres_bin_dir() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|d| d.join("initdb").is_file())
-        .collect();
-    dirs.sort_by_key(|d| {
-        d.parent()
-            .and_then(|v| v.file_name())
-            .and_then(|v| v.to_str())
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0)
-    });
-    dirs.pop()
-}
-
 /// Last `n` lines of a file, for error messages.
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Prints the last `tail` lines of a log file, then (with `follow`) what is appended,
+/// until Ctrl-C.
+pub async fn print_log(path: &Path, follow: bool, tail_lines: usize) -> anyhow::Result<()> {
+    print!("{}", tail(path, tail_lines));
+    println!();
+    if !follow {
+        return Ok(());
+    }
+    let mut offset = std::fs::metadata(path)?.len();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        let len = std::fs::metadata(path)?.len();
+        if len > offset {
+            use std::io::{Read, Seek, SeekFrom, Write};
+            let mut f = File::open(path)?;
+            f.seek(SeekFrom::Start(offset))?;
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf)?;
+            std::io::stdout().write_all(&buf)?;
+            offset = len;
+        } else if len < offset {
+            offset = 0;
+        }
+    }
 }

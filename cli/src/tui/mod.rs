@@ -1,11 +1,11 @@
-//! The full-screen live view of `socialctl load` and `socialctl top` (ratatui).
-//!
-//! Drawing is a pure function of [`DashData`] and the focused [`Panel`], so tests render
-//! frames on ratatui's `TestBackend` with fixed data; the terminal loop runs on its own
-//! thread, so the load's async workers never wait for the screen or the keyboard.
+//! The full-screen live view of `socialctl load` and `socialctl top` (ratatui): drawing
+//! only. A frame is a pure function of [`DashData`] and the focused [`Panel`], so tests
+//! render frames on ratatui's `TestBackend` with fixed data; the scenarios fill
+//! `DashData` (`load/view.rs`, `cmd/top.rs`). The terminal loop runs on its own thread,
+//! so the load's async workers never wait for the screen or the keyboard.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ratatui::Frame;
@@ -15,9 +15,29 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table};
 
-use crate::load::Ending;
-use crate::load::live::{AttackHandle, AttackResult, LiveState, RunView};
-use crate::local::InstanceStatus;
+use crate::runtime::InstanceStatus;
+
+/// Trace completeness so far, as the sink judged it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveState {
+    pub checked: usize,
+    pub complete: usize,
+    pub missing: usize,
+    pub defects: std::collections::BTreeMap<String, usize>,
+    /// Root endpoints of the traces judged last (for `top`).
+    pub endpoints: Vec<verify::sink::EndpointTraffic>,
+    /// For `top`: the worst root p99 (ms) of each check, oldest first.
+    pub p99_history: Vec<u64>,
+    /// Why the sink could not be read, when it could not.
+    pub error: Option<String>,
+    pub enabled: bool,
+}
+
+impl LiveState {
+    pub fn percent(&self) -> Option<f64> {
+        (self.checked > 0).then(|| 100.0 * self.complete as f64 / self.checked as f64)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Panel {
@@ -290,86 +310,6 @@ fn draw_components(f: &mut Frame<'_>, d: &DashData, area: Rect, focused: bool) {
     f.render_widget(Table::new(rows, widths).header(header).block(b), area);
 }
 
-/// The latest component rows and a note (runtime, or why status is unavailable).
-pub type SharedComponents = Arc<Mutex<(Vec<InstanceStatus>, Option<String>)>>;
-
-/// Component status, refreshed in the background every two seconds.
-pub fn follow_components(
-    stack: crate::StackArgs,
-) -> (SharedComponents, tokio::task::JoinHandle<()>) {
-    let shared = Arc::new(Mutex::new((Vec::new(), None)));
-    let out = shared.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let r = crate::component_status(&stack).await;
-            {
-                let mut g = out.lock().unwrap_or_else(|e| e.into_inner());
-                match r {
-                    Ok((rows, runtime)) => *g = (rows, Some(format!(" {runtime} runtime "))),
-                    Err(e) => g.1 = Some(format!(" status unavailable: {e} ")),
-                }
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    });
-    (shared, task)
-}
-
-/// The frame data of a load run, now.
-pub fn load_data(v: &RunView, components: &(Vec<InstanceStatus>, Option<String>)) -> DashData {
-    let st = v.stats.lock().unwrap_or_else(|e| e.into_inner());
-    let now = v.control.elapsed().as_secs() as usize;
-    // Whole seconds only: the current one is still filling.
-    let full = &st.seconds[..st.seconds.len().min(now)];
-    let last = full.last();
-    let endpoints = st
-        .per_endpoint
-        .iter()
-        .map(|(ep, e)| EndpointLine {
-            name: ep.name().to_owned(),
-            requests: e.requests,
-            failures: e.failures,
-            errors: e
-                .statuses
-                .iter()
-                .filter(|(k, _)| !k.starts_with('2') && !k.starts_with('3'))
-                .map(|(k, v)| format!("{k}×{v}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-            p50_ms: e.latency.value_at_quantile(0.5) as f64 / 1000.0,
-            p99_ms: e.latency.value_at_quantile(0.99) as f64 / 1000.0,
-        })
-        .collect();
-    DashData {
-        title: "socialctl load".into(),
-        subtitle: format!(
-            "{}s / {}s · users {}/{} · {} · {} requests",
-            now.min(v.duration.as_secs() as usize),
-            v.duration.as_secs(),
-            st.users_signed_in,
-            v.users,
-            v.mode,
-            st.recorded
-        ),
-        rate_label: "req/s".into(),
-        rate: full.iter().map(|s| s.requests).collect(),
-        p99_ms: full
-            .iter()
-            .map(|s| s.latency.value_at_quantile(0.99) / 1000)
-            .collect(),
-        rate_now: last.map_or(0.0, |s| s.requests as f64),
-        p50_now_ms: last.map_or(0.0, |s| s.latency.value_at_quantile(0.5) as f64 / 1000.0),
-        p99_now_ms: last.map_or(0.0, |s| s.latency.value_at_quantile(0.99) as f64 / 1000.0),
-        endpoints,
-        components: components.0.clone(),
-        components_note: components.1.clone(),
-        traces: v.live.snapshot(),
-        traces_scope: "requests checked".into(),
-        paused: v.control.is_paused(),
-        can_pause: true,
-    }
-}
-
 /// What a key press asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAction {
@@ -394,7 +334,7 @@ pub fn on_key(code: KeyCode, mods: KeyModifiers, focus: Panel) -> KeyAction {
 
 /// Runs the screen on its own thread until `done`; `frame` makes each frame's data and
 /// `key` handles a key press (returns true to stop the screen).
-fn screen_thread(
+pub fn screen_thread(
     done: Arc<AtomicBool>,
     frame: impl Fn() -> DashData + Send + 'static,
     key: impl Fn(KeyAction) -> bool + Send + 'static,
@@ -426,57 +366,6 @@ fn screen_thread(
         ratatui::restore();
         result
     })
-}
-
-/// The live view of a load run, until goose has stopped.
-pub async fn run_load(
-    v: &RunView,
-    mut attack: AttackHandle,
-) -> anyhow::Result<(Ending, AttackResult)> {
-    let (components, status_task) = follow_components(v.stack.clone());
-    let follower = v.live.follow_run(v.stats.clone(), v.control.started());
-    let ending: Arc<Mutex<Option<Ending>>> = Arc::new(Mutex::new(None));
-    let done = Arc::new(AtomicBool::new(false));
-    let screen = {
-        let (v1, v2, comps, ending) = (v.clone(), v.clone(), components.clone(), ending.clone());
-        screen_thread(
-            done.clone(),
-            move || load_data(&v1, &comps.lock().unwrap_or_else(|e| e.into_inner())),
-            move |a| {
-                match a {
-                    KeyAction::Quit => {
-                        v2.quit(&mut ending.lock().unwrap_or_else(|e| e.into_inner()))
-                    }
-                    KeyAction::TogglePause => {
-                        v2.control.toggle_pause();
-                    }
-                    _ => {}
-                }
-                false
-            },
-        )
-    };
-    let result = loop {
-        tokio::select! {
-            r = &mut attack => break r,
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-        v.tick(&mut ending.lock().unwrap_or_else(|e| e.into_inner()));
-    };
-    done.store(true, Ordering::Relaxed);
-    let drawn = tokio::task::spawn_blocking(move || screen.join()).await;
-    status_task.abort();
-    follower.abort();
-    match drawn {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => eprintln!("load: the live view failed ({e}); the run went on"),
-        _ => eprintln!("load: the live view stopped unexpectedly; the run went on"),
-    }
-    let e = ending
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .unwrap_or(Ending::Duration);
-    Ok((e, result))
 }
 
 /// `socialctl top` on a terminal: the same screen, watching the stack and the sink.

@@ -6,16 +6,17 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::dashboard::{DashData, EndpointLine};
 use crate::load::live::LiveTraces;
+use crate::tui::{DashData, EndpointLine};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopArgs {
     #[command(flatten)]
-    pub stack: crate::StackArgs,
-    /// The sink's OTLP/HTTP and query address.
-    #[arg(long, default_value = "http://127.0.0.1:4318")]
-    pub sink: String,
+    pub stack: super::StackArgs,
+    /// The sink's OTLP/HTTP and query address [default: the running stack's sink, else
+    /// http://127.0.0.1:4318].
+    #[arg(long)]
+    pub sink: Option<String>,
     /// How many of the newest settled traces each completeness check judges.
     #[arg(long, default_value_t = 2000)]
     pub traces: usize,
@@ -59,10 +60,10 @@ fn follow_span_rate(sink: String) -> (Arc<Mutex<Vec<u64>>>, tokio::task::JoinHan
 }
 
 fn data(
-    a: &TopArgs,
+    sink: &str,
     live: &LiveTraces,
     rate: &Mutex<Vec<u64>>,
-    comps: &Mutex<(Vec<crate::local::InstanceStatus>, Option<String>)>,
+    comps: &Mutex<(Vec<crate::runtime::InstanceStatus>, Option<String>)>,
 ) -> DashData {
     let t = live.snapshot();
     let rate = rate.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -75,7 +76,7 @@ fn data(
     let comps = comps.lock().unwrap_or_else(|e| e.into_inner());
     DashData {
         title: "socialctl top".into(),
-        subtitle: format!("watching the stack · sink {}", a.sink),
+        subtitle: format!("watching the stack · sink {sink}"),
         rate_label: "spans/s into the sink".into(),
         rate_now: rate.last().copied().unwrap_or(0) as f64,
         rate,
@@ -108,20 +109,21 @@ fn data(
 }
 
 pub async fn run(a: &TopArgs) -> anyhow::Result<ExitCode> {
-    let sink_ok = crate::load::live::sink_answers(&a.sink).await;
-    let live = LiveTraces::new(&a.sink, sink_ok);
+    let sink = super::or_recorded(&a.sink, || a.stack.addresses().otlp_http);
+    let sink_ok = crate::load::live::sink_answers(&sink).await;
+    let live = LiveTraces::new(&sink, sink_ok);
     let _checks = sink_ok.then(|| live.follow_recent(a.traces));
-    let (rate, _rate_task) = follow_span_rate(a.sink.clone());
-    let (comps, _status_task) = crate::dashboard::follow_components(a.stack.clone());
+    let (rate, _rate_task) = follow_span_rate(sink.clone());
+    let (comps, _status_task) = crate::runtime::follow_status(a.stack.target());
     if std::io::stdout().is_terminal() && !a.once {
-        let a2 = a.clone();
-        crate::dashboard::run_top(move || data(&a2, &live, &rate, &comps)).await?;
+        let s2 = sink.clone();
+        crate::tui::run_top(move || data(&s2, &live, &rate, &comps)).await?;
         return Ok(ExitCode::SUCCESS);
     }
     // No terminal: a summary line every 5 s (or one, with --once) after the first check.
     loop {
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        let d = data(a, &live, &rate, &comps);
+        let d = data(&sink, &live, &rate, &comps);
         let healthy = d
             .components
             .iter()
@@ -134,7 +136,7 @@ pub async fn run(a: &TopArgs) -> anyhow::Result<ExitCode> {
                 d.traces.checked
             ),
             (None, None) if sink_ok => "no settled traces yet".into(),
-            (None, None) => format!("no sink answers at {}", a.sink),
+            (None, None) => format!("no sink answers at {sink}"),
         };
         println!(
             "top: components {healthy}/{} healthy · {:.0} spans/s · root p99 {:.1} ms · {traces}",

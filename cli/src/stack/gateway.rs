@@ -1,0 +1,74 @@
+//! The gateway's NGINX configuration, rendered from the component table: one upstream
+//! (a server line per replica) and one location for every entry with a route, inside
+//! the fixed parts kept in `compose/nginx/`.
+
+use super::{Net, Stack, recipe::bind};
+
+/// NGINX's main configuration: `compose/nginx/nginx.conf`, its `http {}` body from
+/// `compose/nginx/gateway.conf`.
+const MAIN: &str = include_str!("../../../compose/nginx/nginx.conf");
+const HTTP: &str = include_str!("../../../compose/nginx/gateway.conf");
+
+impl Stack {
+    /// The whole `nginx.conf` of the gateway on `net`, with its files under `run`.
+    pub fn nginx_conf(&self, net: Net, run: &str) -> String {
+        MAIN.replace("{run}", run)
+            .replace("{http}", &self.gateway_http(net))
+    }
+
+    /// The `http {}` body: maps, upstreams, the server and its routes.
+    pub fn gateway_http(&self, net: Net) -> String {
+        let mut upstreams = Vec::new();
+        let mut routes = Vec::new();
+        for c in self.components().filter(|c| c.route.is_some()) {
+            let servers: Vec<String> = (0..self.replicas(c))
+                .map(|r| {
+                    let (h, p) = self.addr(net, c.name, r);
+                    format!("    server {h}:{p} max_fails=3 fail_timeout=5s;")
+                })
+                .collect();
+            let upstream = format!("socialnet_{}", c.name.replace('-', "_"));
+            upstreams.push(format!(
+                "upstream {upstream} {{\n{}\n    keepalive 32;\n}}",
+                servers.join("\n")
+            ));
+            routes.push(format!(
+                "    location {} {{ proxy_pass http://{upstream}; }}",
+                c.route.expect("filtered on route")
+            ));
+        }
+        let gateway = self.component("gateway").expect("the table has a gateway");
+        let port = match net {
+            Net::Local => self.host_port(gateway, 0, 0),
+            Net::Docker => gateway.ports[0].inner,
+        };
+        HTTP.replace("{listen}", &format!("{}:{port}", bind(net)))
+            .replace("{upstreams}", &upstreams.join("\n\n"))
+            .replace("{routes}", &routes.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::stack::{Net, Stack, StackConfig};
+
+    #[test]
+    fn every_routed_component_gets_an_upstream_with_each_replica_and_a_location() {
+        let mut cfg = StackConfig::default();
+        cfg.scale.insert("feed".into(), 2);
+        let s = Stack::new(cfg);
+        let conf = s.nginx_conf(Net::Local, "/tmp/gw");
+        assert!(conf.contains("pid /tmp/gw/nginx.pid;"), "{conf}");
+        assert!(
+            conf.contains("server 127.0.0.1:8083 ") && conf.contains("server 127.0.0.1:8183 "),
+            "{conf}"
+        );
+        assert!(conf.contains("location /api/auth/ { proxy_pass http://socialnet_auth; }"));
+        assert!(conf.contains("listen 127.0.0.1:8080;"));
+        let docker = s.gateway_http(Net::Docker);
+        assert!(docker.contains("server feed-2:8083 ") && docker.contains("listen 0.0.0.0:8080;"));
+        for placeholder in ["{listen}", "{upstreams}", "{routes}", "{run}", "{http}"] {
+            assert!(!conf.contains(placeholder) && !docker.contains(placeholder));
+        }
+    }
+}

@@ -1,0 +1,653 @@
+//! The component table: every part of the stack as one entry (name, role, ports,
+//! replicas, dependencies, gateway route, environment, probe, data, launch recipe), and
+//! the settings a user can change. It is the single source of truth: the runtimes
+//! (`runtime/`), the Compose renderer (`render/`), the gateway config (`gateway.rs`) and
+//! the test harnesses only translate entries.
+//!
+//! **A new service is one crate under `services/` and one entry in [`COMPONENTS`].**
+
+pub mod gateway;
+pub mod official;
+pub mod recipe;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use official::ImageMode;
+
+/// What a component is: decides its launch recipe (`recipe.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Postgres,
+    Redis,
+    /// socialctl's own OTLP receiver and span store.
+    Sink,
+    /// A Rust service from `services/`, run as `socialnet <name>`.
+    Service,
+    /// NGINX in front of the services.
+    Gateway,
+    /// The OpenTelemetry Collector (contrib), official-image mode only: receives the
+    /// services' spans and exports them to Jaeger and to the sink.
+    Collector,
+    /// Jaeger (all-in-one), official-image mode only: the trace UI.
+    Jaeger,
+    /// Any other program, started with the entry's own command line (see [`Launch`]).
+    Program,
+}
+
+/// One port a component listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Port {
+    /// `http`, `grpc`, `sql`, …; the first port of an entry is its main one.
+    pub name: &'static str,
+    /// The port inside the Docker network (and the one the program is told to use there).
+    pub inner: u16,
+    /// The default port on 127.0.0.1: where the local runtime listens, and where Docker
+    /// publishes it (when the entry is published).
+    pub host: u16,
+}
+
+/// How socialctl decides a component is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Probe {
+    /// Running is all that can be checked (images with no way in).
+    Running,
+    /// The main port accepts a TCP connection.
+    Tcp,
+    /// A PostgreSQL connection succeeds (a listening port is not enough: it refuses
+    /// clients while it starts up).
+    Postgres,
+    /// `GET` of this path on the main port answers 2xx.
+    Http(&'static str),
+}
+
+/// How a component is launched; `recipe.rs` turns it into a command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Launch {
+    /// The role's own recipe (PostgreSQL, Redis, NGINX, the sink, a service).
+    Recipe,
+    /// An explicit program and arguments; `{port}`, `{bind}` and `{name}` are filled in.
+    Command {
+        program: &'static str,
+        args: &'static [&'static str],
+    },
+}
+
+/// Which image modes a component belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Presence {
+    Always,
+    /// Only with `--images official` (the Collector and Jaeger).
+    OfficialOnly,
+}
+
+/// One entry of the table.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Component {
+    pub name: &'static str,
+    pub role: Role,
+    /// Its ports; the first is the main one (probed, routed to, used by others).
+    pub ports: &'static [Port],
+    /// Whether `--scale NAME=N` may run several replicas (replica `r` listens on the
+    /// host port plus `100 × r` on loopback).
+    pub scalable: bool,
+    /// Components that must be healthy first. [`OTLP_RECEIVER`] names whichever
+    /// receives the services' spans (the sink, or the Collector with official images).
+    pub depends_on: &'static [&'static str],
+    /// The gateway location routed to it (services: their public path prefix).
+    pub route: Option<&'static str>,
+    /// Extra environment; values may name other components in braces (`{auth}` is
+    /// auth's `host:port` as this component reaches it), `{self}` for itself, and
+    /// `{public}` for the gateway as a browser reaches it.
+    pub env: &'static [(&'static str, &'static str)],
+    pub probe: Probe,
+    /// Its data directory, kept across restarts (a Docker volume, or a directory in the
+    /// state directory): the name and the path inside the container.
+    pub data: Option<(&'static str, &'static str)>,
+    /// Whether the Docker runtime publishes its ports on 127.0.0.1 (services are
+    /// reached through the gateway only).
+    pub publish: bool,
+    pub presence: Presence,
+    pub launch: Launch,
+    /// The signal that stops it gracefully.
+    pub stop_signal: Signal,
+}
+
+/// A dependency name standing for the services' OTLP receiver.
+pub const OTLP_RECEIVER: &str = "otlp";
+
+const fn port(name: &'static str, inner: u16, host: u16) -> Port {
+    Port { name, inner, host }
+}
+
+/// A Rust service entry: everything but its name, port, route and extra environment is
+/// the same for every service.
+const fn service(
+    name: &'static str,
+    ports: &'static [Port],
+    route: &'static str,
+    env: &'static [(&'static str, &'static str)],
+) -> Component {
+    Component {
+        name,
+        role: Role::Service,
+        ports,
+        scalable: true,
+        depends_on: &["postgres", "redis", OTLP_RECEIVER],
+        route: Some(route),
+        env,
+        probe: Probe::Http("/readyz"),
+        data: None,
+        publish: false,
+        presence: Presence::Always,
+        launch: Launch::Recipe,
+        stop_signal: Signal::Term,
+    }
+}
+
+/// Every component, in start order (a component comes after what it depends on).
+pub const COMPONENTS: &[Component] = &[
+    Component {
+        name: "postgres",
+        role: Role::Postgres,
+        ports: &[port("sql", 5432, 15432)],
+        scalable: false,
+        depends_on: &[],
+        route: None,
+        env: &[],
+        probe: Probe::Postgres,
+        data: Some(("pgdata", "/var/lib/postgresql/data")),
+        publish: true,
+        presence: Presence::Always,
+        launch: Launch::Recipe,
+        // SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to leave.
+        stop_signal: Signal::Int,
+    },
+    Component {
+        name: "redis",
+        role: Role::Redis,
+        ports: &[port("resp", 6379, 16379)],
+        scalable: false,
+        depends_on: &[],
+        route: None,
+        env: &[],
+        probe: Probe::Tcp,
+        data: None,
+        publish: true,
+        presence: Presence::Always,
+        launch: Launch::Recipe,
+        stop_signal: Signal::Term,
+    },
+    Component {
+        name: "sink",
+        role: Role::Sink,
+        ports: &[port("http", 4318, 4318), port("grpc", 4317, 4317)],
+        scalable: false,
+        depends_on: &[],
+        route: None,
+        env: &[],
+        probe: Probe::Http("/healthz"),
+        data: None,
+        publish: true,
+        presence: Presence::Always,
+        launch: Launch::Recipe,
+        stop_signal: Signal::Term,
+    },
+    Component {
+        name: "jaeger",
+        role: Role::Jaeger,
+        ports: &[port("ui", 16686, 16686)],
+        scalable: false,
+        depends_on: &[],
+        route: None,
+        env: &[("COLLECTOR_OTLP_ENABLED", "true")],
+        probe: Probe::Running,
+        data: None,
+        publish: true,
+        presence: Presence::OfficialOnly,
+        launch: Launch::Recipe,
+        stop_signal: Signal::Term,
+    },
+    Component {
+        name: "collector",
+        role: Role::Collector,
+        ports: &[port("http", 4318, 4318)],
+        scalable: false,
+        depends_on: &["sink", "jaeger"],
+        route: None,
+        env: &[],
+        probe: Probe::Running,
+        data: None,
+        publish: false,
+        presence: Presence::OfficialOnly,
+        launch: Launch::Recipe,
+        stop_signal: Signal::Term,
+    },
+    // profile first: auth and feed call it.
+    service("profile", &[port("http", 8082, 8082)], "/api/profiles", &[]),
+    service(
+        "auth",
+        &[port("http", 8081, 8081)],
+        "/api/auth/",
+        &[
+            // The built-in identity provider's back channel.
+            ("AUTH_SELF_URL", "http://{self}"),
+            // Every client of a workshop stack (browsers, curl, `socialctl load`'s
+            // hundreds of users) reaches auth from one address, so the per-address login
+            // limit is raised; the per-account limit still stops password guessing.
+            ("AUTH_LOGIN_IP_LIMIT", "100000"),
+        ],
+    ),
+    service("feed", &[port("http", 8083, 8083)], "/api/feed/", &[]),
+    Component {
+        name: "gateway",
+        role: Role::Gateway,
+        ports: &[port("http", 8080, 8080)],
+        scalable: false,
+        depends_on: &["auth", "profile", "feed"],
+        route: None,
+        env: &[],
+        probe: Probe::Http("/healthz"),
+        data: None,
+        publish: true,
+        presence: Presence::Always,
+        launch: Launch::Recipe,
+        // QUIT lets NGINX finish in-flight requests and take its workers down with it.
+        stop_signal: Signal::Quit,
+    },
+];
+
+/// A signal a runtime can send to one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Signal {
+    Term,
+    Int,
+    Quit,
+    Kill,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "TERM",
+            Signal::Int => "INT",
+            Signal::Quit => "QUIT",
+            Signal::Kill => "KILL",
+        }
+    }
+}
+
+/// Settings a user can change on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StackConfig {
+    /// Host ports moved from their defaults, by component (`gateway`) or by component
+    /// and port name (`sink.grpc`).
+    pub ports: BTreeMap<String, u16>,
+    /// The first service's host port; every service's default moves with it.
+    pub service_base_port: u16,
+    pub scale: BTreeMap<String, u32>,
+    /// Extra environment for every service.
+    pub env: BTreeMap<String, String>,
+    pub images: ImageMode,
+    /// A throwaway stack (tests): PostgreSQL does not flush to disk.
+    pub ephemeral: bool,
+    /// Start only these components (none: all).
+    pub only: BTreeSet<String>,
+    /// Components served elsewhere (`host:port`), which this stack routes to instead of
+    /// starting them.
+    pub external: BTreeMap<String, String>,
+}
+
+/// The first service's default port (auth's).
+pub const DEFAULT_SERVICE_BASE: u16 = 8081;
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self {
+            ports: BTreeMap::new(),
+            service_base_port: DEFAULT_SERVICE_BASE,
+            scale: BTreeMap::new(),
+            env: BTreeMap::new(),
+            images: ImageMode::Local,
+            ephemeral: false,
+            only: BTreeSet::new(),
+            external: BTreeMap::new(),
+        }
+    }
+}
+
+/// How components find each other: loopback ports (local runtime) or instance names on
+/// the project network (Docker runtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Net {
+    Local,
+    Docker,
+}
+
+/// One instance a runtime starts: replica `replica` of `component`.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub name: String,
+    pub component: Component,
+    pub replica: u32,
+}
+
+/// The table with the user's settings applied: what runtimes and renderers translate.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub cfg: StackConfig,
+    components: Vec<Component>,
+}
+
+impl Stack {
+    /// The built-in table with these settings.
+    pub fn new(cfg: StackConfig) -> Self {
+        Self {
+            cfg,
+            components: COMPONENTS.to_vec(),
+        }
+    }
+
+    /// Adds an entry before the gateway (tests add a component this way, proving that a
+    /// new component needs nothing but its entry).
+    pub fn with(mut self, c: Component) -> Self {
+        let at = self
+            .components
+            .iter()
+            .position(|x| x.role == Role::Gateway)
+            .unwrap_or(self.components.len());
+        self.components.insert(at, c);
+        self
+    }
+
+    /// Every component of this image mode, in start order, external ones included.
+    pub fn components(&self) -> impl Iterator<Item = &Component> {
+        let official = self.cfg.images == ImageMode::Official;
+        self.components
+            .iter()
+            .filter(move |c| official || c.presence == Presence::Always)
+    }
+
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components().find(|c| c.name == name)
+    }
+
+    /// Names of the components that may be scaled.
+    pub fn scalable(&self) -> Vec<&'static str> {
+        self.components()
+            .filter(|c| c.scalable)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    pub fn replicas(&self, c: &Component) -> u32 {
+        if c.scalable {
+            self.cfg.scale.get(c.name).copied().unwrap_or(1).max(1)
+        } else {
+            1
+        }
+    }
+
+    /// The dependencies of `c`, with [`OTLP_RECEIVER`] resolved.
+    pub fn depends_on(&self, c: &Component) -> Vec<&'static str> {
+        c.depends_on
+            .iter()
+            .map(|&d| {
+                if d == OTLP_RECEIVER {
+                    self.otlp_receiver()
+                } else {
+                    d
+                }
+            })
+            .collect()
+    }
+
+    /// The component the services send spans to.
+    pub fn otlp_receiver(&self) -> &'static str {
+        if self.cfg.images == ImageMode::Official {
+            "collector"
+        } else {
+            "sink"
+        }
+    }
+
+    /// The instances a runtime starts: every replica of every component, minus external
+    /// ones, and only those named by `--only` when it is given.
+    pub fn instances(&self) -> Vec<Instance> {
+        let mut out = Vec::new();
+        for c in self.components() {
+            if self.cfg.external.contains_key(c.name)
+                || (!self.cfg.only.is_empty() && !self.cfg.only.contains(c.name))
+            {
+                continue;
+            }
+            for r in 0..self.replicas(c) {
+                out.push(Instance {
+                    name: instance_name(c.name, r),
+                    component: *c,
+                    replica: r,
+                });
+            }
+        }
+        out
+    }
+
+    /// The host port of port `index` of replica `replica` of `c`.
+    pub fn host_port(&self, c: &Component, index: usize, replica: u32) -> u16 {
+        let p = c.ports[index];
+        let key = if index == 0 {
+            c.name.to_owned()
+        } else {
+            format!("{}.{}", c.name, p.name)
+        };
+        let base = self.cfg.ports.get(&key).copied().unwrap_or_else(|| {
+            if c.role == Role::Service {
+                // Services move together with --service-base-port.
+                (i32::from(p.host) + i32::from(self.cfg.service_base_port)
+                    - i32::from(DEFAULT_SERVICE_BASE)) as u16
+            } else {
+                p.host
+            }
+        });
+        base + 100 * replica as u16
+    }
+
+    /// Host and main port of replica `replica` of the component `name`, as other
+    /// components on `net` reach it.
+    pub fn addr(&self, net: Net, name: &str, replica: u32) -> (String, u16) {
+        if let Some(ext) = self.cfg.external.get(name)
+            && let Some((h, p)) = ext.rsplit_once(':')
+            && let Ok(p) = p.parse()
+        {
+            return (h.to_owned(), p);
+        }
+        let Some(c) = self.component(name) else {
+            return ("127.0.0.1".into(), 9);
+        };
+        match net {
+            Net::Local => ("127.0.0.1".into(), self.host_port(c, 0, replica)),
+            Net::Docker => (instance_name(name, replica), c.ports[0].inner),
+        }
+    }
+
+    /// Checks the table and settings: unique names, ports that do not collide, known
+    /// dependencies, scale and --only naming real components.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut names = BTreeSet::new();
+        let mut ports: BTreeMap<u16, String> = BTreeMap::new();
+        for c in self.components() {
+            if !names.insert(c.name) {
+                return Err(format!("two components are named {}", c.name));
+            }
+            for d in self.depends_on(c) {
+                if self.component(d).is_none() {
+                    return Err(format!("{} depends on unknown component {d}", c.name));
+                }
+            }
+            // Ports on the host: every port of what can run as a host process, and the
+            // published ports of Docker-only components (the Collector publishes none).
+            if !(c.publish || c.presence == Presence::Always) {
+                continue;
+            }
+            for r in 0..self.replicas(c) {
+                for (i, p) in c.ports.iter().enumerate() {
+                    let hp = self.host_port(c, i, r);
+                    let who = format!("{}:{}", instance_name(c.name, r), p.name);
+                    if let Some(other) = ports.insert(hp, who.clone()) {
+                        return Err(format!("{who} and {other} would both use port {hp}"));
+                    }
+                }
+            }
+        }
+        for n in self.cfg.scale.keys() {
+            if !self.scalable().contains(&n.as_str()) {
+                return Err(format!(
+                    "cannot scale {n:?}; scalable components: {}",
+                    self.scalable().join(", ")
+                ));
+            }
+        }
+        for n in self.cfg.only.iter().chain(self.cfg.external.keys()) {
+            if self.component(n).is_none() {
+                return Err(format!(
+                    "unknown component {n:?}; components: {}",
+                    self.components()
+                        .map(|c| c.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The name of replica `r` (0-based) of a component: `feed`, `feed-2`, …
+pub fn instance_name(name: &str, r: u32) -> String {
+    if r == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}-{}", r + 1)
+    }
+}
+
+/// `feed=3` → ("feed", 3). Which names may be scaled is checked against the table.
+pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
+    let (name, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected SERVICE=N, got {s:?}"))?;
+    let scalable = Stack::new(StackConfig::default()).scalable();
+    if !scalable.contains(&name) {
+        return Err(format!(
+            "unknown service {name:?}; scalable services: {}",
+            scalable.join(", ")
+        ));
+    }
+    let n: u32 = n
+        .parse()
+        .map_err(|_| format!("replica count must be a number, got {n:?}"))?;
+    if !(1..=9).contains(&n) {
+        return Err("replica count must be 1 to 9".into());
+    }
+    Ok((name.to_owned(), n))
+}
+
+/// `KEY=VALUE` → (KEY, VALUE).
+pub fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    if k.is_empty() {
+        return Err("the variable name is empty".into());
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// `feed=127.0.0.1:9000` → ("feed", "127.0.0.1:9000").
+pub fn parse_external(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected COMPONENT=HOST:PORT, got {s:?}"))?;
+    match v.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
+            Ok((k.to_owned(), v.to_owned()))
+        }
+        _ => Err(format!("expected HOST:PORT after {k}=, got {v:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_env_and_external_flags_parse_or_explain() {
+        assert_eq!(parse_scale("feed=3"), Ok(("feed".into(), 3)));
+        assert!(
+            parse_scale("nginx=2")
+                .unwrap_err()
+                .contains("unknown service")
+        );
+        assert!(parse_scale("feed=0").is_err());
+        assert!(parse_scale("feed").is_err());
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env("=x").is_err());
+        assert_eq!(
+            parse_external("feed=127.0.0.1:9000"),
+            Ok(("feed".into(), "127.0.0.1:9000".into()))
+        );
+        assert!(parse_external("feed=127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn the_table_is_consistent_and_in_dependency_order() {
+        for images in [ImageMode::Local, ImageMode::Official] {
+            let s = Stack::new(StackConfig {
+                images,
+                scale: BTreeMap::from([("feed".into(), 9), ("auth".into(), 9)]),
+                ..Default::default()
+            });
+            s.validate().expect("the built-in table is valid");
+            let mut seen = BTreeSet::new();
+            for c in s.components() {
+                for d in s.depends_on(c) {
+                    assert!(seen.contains(d), "{} starts before {d}", c.name);
+                }
+                seen.insert(c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn replicas_get_their_own_ports_and_a_collision_is_refused() {
+        let mut cfg = StackConfig::default();
+        cfg.scale.insert("feed".into(), 2);
+        let s = Stack::new(cfg.clone());
+        assert_eq!(s.addr(Net::Local, "feed", 1), ("127.0.0.1".into(), 8183));
+        assert_eq!(s.addr(Net::Docker, "feed", 1), ("feed-2".into(), 8083));
+        let names: Vec<String> = s.instances().into_iter().map(|i| i.name).collect();
+        assert_eq!(
+            names,
+            [
+                "postgres", "redis", "sink", "profile", "auth", "feed", "feed-2", "gateway"
+            ]
+        );
+        cfg.ports.insert("gateway".into(), 8083);
+        let err = Stack::new(cfg).validate().unwrap_err();
+        assert!(err.contains("port 8083"), "{err}");
+    }
+
+    #[test]
+    fn only_and_external_shape_the_instances() {
+        let s = Stack::new(StackConfig {
+            only: BTreeSet::from(["gateway".into()]),
+            external: BTreeMap::from([("feed".into(), "10.1.2.3:9000".into())]),
+            ..Default::default()
+        });
+        let names: Vec<String> = s.instances().into_iter().map(|i| i.name).collect();
+        assert_eq!(names, ["gateway"]);
+        assert_eq!(s.addr(Net::Docker, "feed", 0), ("10.1.2.3".into(), 9000));
+    }
+}

@@ -1,0 +1,386 @@
+//! Launch recipes: how each role starts, as one command line per instance. Both
+//! runtimes and the Compose renderer translate these; none spells a PostgreSQL, Redis
+//! or NGINX command line of its own.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::official::{self, ImageMode};
+use super::{Component, Instance, Launch, Net, Role, Stack, instance_name};
+
+/// How one instance is started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exec {
+    /// The program (a name the runtime resolves); `None`: the image's own entrypoint.
+    pub program: Option<String>,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Files the program reads, written into its run directory first: (name, content).
+    pub files: Vec<(String, String)>,
+    /// A pulled image to run instead of the stack's own (official-image mode).
+    pub image: Option<String>,
+    /// Name of the data directory it keeps (a volume on Docker), when it has one.
+    pub data: Option<String>,
+}
+
+/// Where an instance's files live on its runtime.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// A private directory for generated files and temporary data.
+    pub run: String,
+    /// Its data directory, when the component has one.
+    pub data: Option<String>,
+}
+
+/// PostgreSQL's start-up, the same on the host and in the image: create the cluster on
+/// first start, then run the server in the foreground as the `postgres` user
+/// (`setpriv` execs, so the runtime's pid is the postmaster's own).
+const PG_SCRIPT: &str = r#"set -e
+BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+mkdir -p "$PGDATA"
+if [ "$(id -u)" = 0 ]; then
+  chown postgres "$PGDATA"
+  AS_PG="setpriv --reuid=postgres --regid=postgres --init-groups --"
+else
+  AS_PG=""
+fi
+chmod 700 "$PGDATA"
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  $AS_PG "$BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 >/dev/null
+  if [ "$PG_LISTEN" = "*" ]; then echo "host all all 0.0.0.0/0 trust" >> "$PGDATA/pg_hba.conf"; fi
+fi
+exec $AS_PG "$BIN/postgres" -D "$PGDATA" -p "$PGPORT" -c listen_addresses="$PG_LISTEN" \
+  -c unix_socket_directories="$PG_SOCKETS" $PG_SETTINGS"#;
+
+/// Server settings for every PostgreSQL the stack runs.
+fn pg_settings(ephemeral: bool) -> Vec<String> {
+    let mut s = vec!["max_connections=400", "synchronous_commit=off"];
+    if ephemeral {
+        // A test cluster: losing it on a crash is fine, and CREATE DATABASE per test
+        // would otherwise wait on fsync.
+        s.extend(["fsync=off", "full_page_writes=off"]);
+    }
+    s.into_iter()
+        .flat_map(|v| ["-c".to_owned(), v.to_owned()])
+        .collect()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+impl Stack {
+    /// `host:port` of a component as `net` reaches it.
+    fn at(&self, net: Net, name: &str, replica: u32) -> String {
+        let (h, p) = self.addr(net, name, replica);
+        format!("{h}:{p}")
+    }
+
+    /// Fills `{component}`, `{self}` and `{public}` in an entry's environment value.
+    fn fill(&self, net: Net, inst: &Instance, value: &str) -> String {
+        let mut out = value.replace("{self}", &self.at(net, inst.component.name, inst.replica));
+        out = out.replace(
+            "{public}",
+            &format!("127.0.0.1:{}", self.host_port_of("gateway")),
+        );
+        for c in self.components() {
+            let key = format!("{{{}}}", c.name);
+            if out.contains(&key) {
+                out = out.replace(&key, &self.at(net, c.name, 0));
+            }
+        }
+        out
+    }
+
+    fn host_port_of(&self, name: &str) -> u16 {
+        self.component(name)
+            .map(|c| self.host_port(c, 0, 0))
+            .unwrap_or(0)
+    }
+
+    /// The port instance `inst` listens on, on `net`.
+    pub fn listen_port(&self, net: Net, inst: &Instance, index: usize) -> u16 {
+        match net {
+            Net::Local => self.host_port(&inst.component, index, inst.replica),
+            Net::Docker => inst.component.ports[index].inner,
+        }
+    }
+
+    /// The environment of one service replica.
+    pub fn service_env(&self, net: Net, inst: &Instance) -> BTreeMap<String, String> {
+        let name = inst.component.name;
+        let bind = bind(net);
+        let upper = name.to_ascii_uppercase().replace('-', "_");
+        let env_name = match net {
+            Net::Local => "local",
+            Net::Docker => "docker",
+        };
+        let mut env = BTreeMap::new();
+        let mut set = |k: String, v: String| {
+            env.insert(k, v);
+        };
+        set(
+            format!("{upper}_LISTEN"),
+            format!("{bind}:{}", self.listen_port(net, inst, 0)),
+        );
+        set(
+            format!("{upper}_DATABASE_URL"),
+            format!("postgres://postgres@{}/{name}", self.at(net, "postgres", 0)),
+        );
+        set(
+            "REDIS_URL".into(),
+            format!("redis://{}/0", self.at(net, "redis", 0)),
+        );
+        set(
+            "AUTH_JWKS_URL".into(),
+            format!("http://{}/api/auth/jwks", self.at(net, "auth", 0)),
+        );
+        // Service-to-service calls go through the gateway, so replicas are load-balanced.
+        set(
+            "PROFILE_URL".into(),
+            format!("http://{}", self.at(net, "gateway", 0)),
+        );
+        set(
+            "PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{}", self.host_port_of("gateway")),
+        );
+        // Spans go to the Collector when there is one (official-image mode), else
+        // straight to the sink.
+        set(
+            "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+            format!("http://{}", self.at(net, self.otlp_receiver(), 0)),
+        );
+        set("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/protobuf".into());
+        set("OTEL_SERVICE_NAME".into(), name.to_owned());
+        set(
+            "OTEL_RESOURCE_ATTRIBUTES".into(),
+            format!(
+                "service.instance.id={},deployment.environment.name={env_name}",
+                instance_name(name, inst.replica)
+            ),
+        );
+        // A short batch delay, so traces are complete in the sink within a second or two.
+        set("OTEL_BSP_SCHEDULE_DELAY".into(), "1000".into());
+        set("RUST_LOG".into(), "info".into());
+        env
+    }
+
+    /// The launch recipe of `inst` on `net`.
+    pub fn exec(&self, net: Net, inst: &Instance, paths: &Paths) -> Exec {
+        let c: &Component = &inst.component;
+        let official = self.cfg.images == ImageMode::Official && net == Net::Docker;
+        let bind = bind(net);
+        let port = self.listen_port(net, inst, 0);
+        let mut e = Exec {
+            program: None,
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            files: Vec::new(),
+            image: None,
+            data: c.data.map(|(name, _)| name.to_owned()),
+        };
+        match (c.role, c.launch) {
+            (_, Launch::Command { program, args }) => {
+                e.program = Some(program.to_owned());
+                e.args = args
+                    .iter()
+                    .map(|a| {
+                        a.replace("{port}", &port.to_string())
+                            .replace("{bind}", bind)
+                            .replace("{name}", &inst.name)
+                    })
+                    .collect();
+            }
+            (Role::Postgres, _) if official => {
+                e.image = Some(official::POSTGRES_IMAGE.into());
+                e.env
+                    .insert("POSTGRES_HOST_AUTH_METHOD".into(), "trust".into());
+                e.args = ["postgres".to_owned()]
+                    .into_iter()
+                    .chain(pg_settings(self.cfg.ephemeral))
+                    .collect();
+                // Its own volume: the official image's PostgreSQL major differs from
+                // Debian bookworm's, so the data directories are not interchangeable.
+                e.data = c.data.map(|(name, _)| format!("{name}-official"));
+            }
+            (Role::Postgres, _) => {
+                let data = paths.data.clone().unwrap_or_default();
+                e.program = Some("sh".into());
+                e.args = vec!["-c".into(), PG_SCRIPT.into()];
+                let sockets = match net {
+                    Net::Local => data.clone(),
+                    Net::Docker => "/tmp".into(),
+                };
+                for (k, v) in [
+                    ("PGDATA", data),
+                    ("PGPORT", port.to_string()),
+                    (
+                        "PG_LISTEN",
+                        if net == Net::Local { "127.0.0.1" } else { "*" }.into(),
+                    ),
+                    ("PG_SOCKETS", sockets),
+                    ("PG_SETTINGS", pg_settings(self.cfg.ephemeral).join(" ")),
+                ] {
+                    e.env.insert(k.into(), v);
+                }
+            }
+            (Role::Redis, _) => {
+                e.program = Some("redis-server".into());
+                e.args = strings(&[
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    bind,
+                    "--protected-mode",
+                    "no",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ]);
+                if official {
+                    e.image = Some(official::REDIS_IMAGE.into());
+                }
+            }
+            (Role::Sink, _) => {
+                e.program = Some("socialctl".into());
+                e.args = strings(&[
+                    "sink",
+                    "--grpc",
+                    &format!("{bind}:{}", self.listen_port(net, inst, 1)),
+                    "--http",
+                    &format!("{bind}:{port}"),
+                ]);
+            }
+            (Role::Service, _) => {
+                e.program = Some("socialnet".into());
+                e.args = vec![c.name.to_owned()];
+                e.env = self.service_env(net, inst);
+            }
+            (Role::Gateway, _) => {
+                let run = &paths.run;
+                e.program = Some("nginx".into());
+                e.args = strings(&[
+                    "-p",
+                    run,
+                    "-c",
+                    &format!("{run}/nginx.conf"),
+                    "-g",
+                    "daemon off;",
+                ]);
+                e.files = vec![("nginx.conf".into(), self.nginx_conf(net, run))];
+                if official {
+                    e.image = Some(official::NGINX_IMAGE.into());
+                }
+            }
+            (Role::Collector, _) => {
+                e.image = Some(official::COLLECTOR_IMAGE.into());
+                e.args = vec!["--config=env:OTELCOL_CONFIG".into()];
+                e.env.insert(
+                    "OTELCOL_CONFIG".into(),
+                    official::COLLECTOR_CONFIG.to_owned(),
+                );
+            }
+            (Role::Jaeger, _) => e.image = Some(official::JAEGER_IMAGE.into()),
+            (Role::Program, Launch::Recipe) => {
+                e.program = Some(c.name.to_owned());
+            }
+        }
+        for (k, v) in c.env {
+            e.env.insert((*k).to_owned(), self.fill(net, inst, v));
+        }
+        if c.role == Role::Service {
+            for (k, v) in &self.cfg.env {
+                e.env.insert(k.clone(), v.clone());
+            }
+        }
+        e
+    }
+}
+
+/// The address a program listens on: loopback on the host, every interface in a
+/// container.
+pub fn bind(net: Net) -> &'static str {
+    match net {
+        Net::Local => "127.0.0.1",
+        Net::Docker => "0.0.0.0",
+    }
+}
+
+/// The Debian package that brings a program, for "install it with …" advice.
+pub fn package_of(program: &str) -> &'static str {
+    match program {
+        "redis-server" => "redis-server",
+        "nginx" => "nginx-light",
+        "sh" | "setpriv" => "util-linux",
+        _ => "postgresql postgresql-contrib",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::StackConfig;
+
+    fn exec_of(s: &Stack, net: Net, name: &str) -> Exec {
+        let inst = s
+            .instances()
+            .into_iter()
+            .find(|i| i.name == name)
+            .expect("instance");
+        s.exec(
+            net,
+            &inst,
+            &Paths {
+                run: "/run/x".into(),
+                data: Some("/data/x".into()),
+            },
+        )
+    }
+
+    #[test]
+    fn a_service_reaches_its_neighbours_on_each_network() {
+        let s = Stack::new(StackConfig::default());
+        let local = exec_of(&s, Net::Local, "auth");
+        assert_eq!(local.program.as_deref(), Some("socialnet"));
+        assert_eq!(local.env["AUTH_LISTEN"], "127.0.0.1:8081");
+        assert_eq!(local.env["AUTH_SELF_URL"], "http://127.0.0.1:8081");
+        assert_eq!(
+            local.env["AUTH_DATABASE_URL"],
+            "postgres://postgres@127.0.0.1:15432/auth"
+        );
+        let docker = exec_of(&s, Net::Docker, "auth");
+        assert_eq!(docker.env["AUTH_LISTEN"], "0.0.0.0:8081");
+        assert_eq!(docker.env["REDIS_URL"], "redis://redis:6379/0");
+        assert_eq!(
+            docker.env["OTEL_EXPORTER_OTLP_ENDPOINT"],
+            "http://sink:4318"
+        );
+        let official = Stack::new(StackConfig {
+            images: ImageMode::Official,
+            ..Default::default()
+        });
+        assert_eq!(
+            exec_of(&official, Net::Docker, "feed").env["OTEL_EXPORTER_OTLP_ENDPOINT"],
+            "http://collector:4318"
+        );
+    }
+
+    #[test]
+    fn postgres_is_one_recipe_with_ephemeral_settings_for_tests() {
+        let s = Stack::new(StackConfig {
+            ephemeral: true,
+            ..Default::default()
+        });
+        let e = exec_of(&s, Net::Local, "postgres");
+        assert_eq!(e.env["PGPORT"], "15432");
+        assert!(e.env["PG_SETTINGS"].contains("fsync=off"), "{e:?}");
+        let d = exec_of(&Stack::new(StackConfig::default()), Net::Docker, "postgres");
+        assert_eq!(
+            (d.env["PGPORT"].as_str(), d.env["PG_LISTEN"].as_str()),
+            ("5432", "*")
+        );
+        assert!(!d.env["PG_SETTINGS"].contains("fsync=off"));
+    }
+}
