@@ -12,7 +12,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# Bold on a terminal, plain in a pipe or with NO_COLOR set (https://no-color.org).
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+    say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+else
+    say() { printf '==> %s\n' "$*"; }
+fi
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
 
 RUN_DIR=${SOCIALNET_RUN_DIR:-/tmp/socialnet-$(id -u)}

@@ -136,8 +136,7 @@ pub struct Servers {
 
 impl Servers {
     /// The flags' URLs, else the running stack's.
-    pub fn of(a: &SeedArgs, stack: &crate::cmd::StackArgs) -> Self {
-        let addr = stack.addresses();
+    pub fn of(a: &SeedArgs, addr: crate::stack::state::Addresses) -> Self {
         Self {
             database_url: a.database_url.clone().unwrap_or(addr.postgres),
             redis_url: a.redis_url.clone().unwrap_or(addr.redis),

@@ -191,7 +191,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     apply(&rt, a, &recorded, true).await?;
     let addr = a.stack.addresses();
     let base = addr.gateway.as_str();
-    let servers = crate::seed::Servers::of(&a.seed, &a.stack);
+    let servers = crate::seed::Servers::of(&a.seed, a.stack.addresses());
     let auth_users = crate::seed::count_users(&servers.database_url)
         .await
         .unwrap_or(0);

@@ -14,7 +14,7 @@ pub struct SeedCmd {
 }
 
 pub async fn run(a: &SeedCmd) -> anyhow::Result<()> {
-    let s = seed(&a.seed, &Servers::of(&a.seed, &a.stack)).await?;
+    let s = seed(&a.seed, &Servers::of(&a.seed, a.stack.addresses())).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());

@@ -310,6 +310,21 @@ fn draw_components(f: &mut Frame<'_>, d: &DashData, area: Rect, focused: bool) {
     f.render_widget(Table::new(rows, widths).header(header).block(b), area);
 }
 
+/// Whether the user asked for no colour (<https://no-color.org>: `NO_COLOR` set and
+/// not empty).
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// Removes every colour from a drawn frame; bold and other modifiers stay, so the
+/// focused panel is still marked.
+pub fn strip_colors(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        cell.set_fg(Color::Reset);
+        cell.set_bg(Color::Reset);
+    }
+}
+
 /// What a key press asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAction {
@@ -339,13 +354,19 @@ pub fn screen_thread(
     frame: impl Fn() -> DashData + Send + 'static,
     key: impl Fn(KeyAction) -> bool + Send + 'static,
 ) -> std::thread::JoinHandle<std::io::Result<()>> {
+    let no_color = no_color();
     std::thread::spawn(move || {
         let mut terminal = ratatui::init();
         let mut focus = Panel::Traffic;
         let result = (|| {
             while !done.load(Ordering::Relaxed) {
                 let data = frame();
-                terminal.draw(|f| draw(f, &data, focus))?;
+                terminal.draw(|f| {
+                    draw(f, &data, focus);
+                    if no_color {
+                        strip_colors(f.buffer_mut());
+                    }
+                })?;
                 if event::poll(Duration::from_millis(500))?
                     && let Event::Key(k) = event::read()?
                     && k.kind == KeyEventKind::Press
@@ -487,6 +508,23 @@ mod tests {
             assert!(screen.contains(needle), "missing {needle:?} in\n{screen}");
         }
         assert!(!screen.contains("PAUSED"));
+    }
+
+    #[test]
+    fn no_color_leaves_no_colour_but_keeps_the_focus_bold() {
+        let (_, mut buf) = render(&data(), Panel::Components);
+        assert!(buf.content.iter().any(|c| c.fg != Color::Reset));
+        strip_colors(&mut buf);
+        assert!(
+            buf.content
+                .iter()
+                .all(|c| c.fg == Color::Reset && c.bg == Color::Reset)
+        );
+        assert!(
+            buf.content
+                .iter()
+                .any(|c| c.modifier.contains(Modifier::BOLD))
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! only what socialctl created.
 
 use std::process::{Command, Output};
+
+use socialctl::runtime::Runtime as _;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -163,18 +165,56 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let verify = socialctl(&[
-        "verify-traces",
-        "--sink",
-        &format!("http://127.0.0.1:{SINK_HTTP}"),
-        "--timeout",
-        "15",
-    ]);
+    // verify-traces finds the sink and the services' span counters (over the project
+    // network) through what `up` recorded: no address flags.
+    let verify = socialctl(&["verify-traces", "--json", "--timeout", "15"]);
     assert_eq!(
         verify.status.code(),
         Some(0),
         "traces from the containers verify at 100 %"
     );
+    let report: Value = serde_json::from_slice(&verify.stdout).expect("verify --json");
+    let services = report["pipeline"]["services"]
+        .as_array()
+        .expect("per-process counters");
+    assert!(
+        services.len() >= 4
+            && services
+                .iter()
+                .all(|s| s["counters"]["ended"].as_u64() > Some(0)),
+        "every service's counters were read: {services:#?}"
+    );
+
+    // The runtime's operations on one instance (what chaos drives).
+    let state_dir = socialctl::stack::state::default_dir(PROJECT);
+    let rt = socialctl::runtime::docker::DockerRuntime::connect(&state_dir, PROJECT)
+        .await
+        .expect("engine");
+    let inspect = |what: &str, c: &str| docker(&["inspect", "-f", what, &format!("{PROJECT}-{c}")]);
+    rt.pause("feed-2").await.expect("pause");
+    assert_eq!(inspect("{{.State.Paused}}", "feed-2"), "true");
+    rt.resume("feed-2").await.expect("resume");
+    assert_eq!(inspect("{{.State.Paused}}", "feed-2"), "false");
+    rt.disconnect("profile").await.expect("disconnect");
+    assert!(!inspect("{{json .NetworkSettings.Networks}}", "profile").contains(PROJECT));
+    rt.connect("profile").await.expect("connect");
+    assert!(inspect("{{json .NetworkSettings.Networks}}", "profile").contains(PROJECT));
+    let started = inspect("{{.State.StartedAt}}", "auth");
+    rt.restart("auth").await.expect("restart, health-gated");
+    assert_ne!(inspect("{{.State.StartedAt}}", "auth"), started);
+    // Killed: it stops, and the restart policy (unless-stopped) may bring it back;
+    // either way the process that ran is gone.
+    let before = inspect("{{.State.StartedAt}}", "feed-2");
+    rt.signal("feed-2", socialctl::stack::Signal::Kill)
+        .await
+        .expect("kill");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inspect("{{.State.Status}}", "feed-2") == "running"
+        && inspect("{{.State.StartedAt}}", "feed-2") == before
+    {
+        assert!(Instant::now() < deadline, "feed-2 survived SIGKILL");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let down = socialctl(&["down", "--volumes"]);
     assert!(down.status.success());

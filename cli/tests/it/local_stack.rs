@@ -1,3 +1,7 @@
+//! The local runtime end to end: the real binary boots the stack as host processes on
+//! private ports, serves, verifies, takes a teaching fault, scales and stops, leaving
+//! processes it did not start alone.
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

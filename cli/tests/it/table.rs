@@ -180,4 +180,44 @@ async fn a_new_component_is_one_entry_booted_routed_and_reported() {
         .find(|r| r.name == "echo")
         .expect("status lists the new component");
     assert_eq!((row.state, row.health), ("running", "healthy"));
+
+    // The runtime's operations on one instance (what chaos drives).
+    let pid = row.pid.expect("a running instance has a pid");
+    rt.pause("echo").await.expect("pause");
+    assert_eq!(proc_state(pid), Some('T'), "paused processes are stopped");
+    rt.resume("echo").await.expect("resume");
+    assert_ne!(proc_state(pid), Some('T'), "resumed");
+    rt.restart("echo").await.expect("restart");
+    let after = echo_row(&rt).await;
+    assert_eq!(after.health, "healthy");
+    assert_ne!(after.pid, Some(pid), "a restart is a new process");
+    rt.signal("echo", Signal::Kill).await.expect("kill");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while echo_row(&rt).await.state != "exited" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "killed instance still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = rt
+        .disconnect("echo")
+        .await
+        .expect_err("no network on the host");
+    assert!(err.to_string().contains("no network"), "{err}");
+}
+
+async fn echo_row(rt: &LocalRuntime) -> socialctl::runtime::InstanceStatus {
+    rt.status()
+        .await
+        .expect("status")
+        .into_iter()
+        .find(|r| r.name == "echo")
+        .expect("echo is listed")
+}
+
+/// A process's state letter from /proc (`T` when stopped).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }

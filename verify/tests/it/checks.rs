@@ -1,3 +1,6 @@
+//! The per-trace checks and trace specs: each defect kind named exactly, missing spans
+//! and sent requests accounted for, the built-in specs parse.
+
 use verify::checks::{CheckOptions, DefectKind, check_trace};
 use verify::report::{SentRequest, verify};
 use verify::spec;

@@ -1,3 +1,6 @@
+//! Property tests: the decoders never panic on arbitrary bytes, and malformed ids are
+//! typed errors.
+
 use proptest::prelude::*;
 
 proptest! {

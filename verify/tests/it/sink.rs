@@ -1,3 +1,6 @@
+//! The sink: real exporters over gRPC and HTTP, malformed and oversize payloads refused,
+//! eviction and duplicates, the query filters, and `/api/check`.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

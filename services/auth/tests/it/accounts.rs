@@ -1,3 +1,6 @@
+//! Accounts: registration (with its profile), login, refresh-token rotation and reuse
+//! detection, logout, and the login rate limits.
+
 use common::testkit::Req;
 use serde_json::{Value, json};
 

@@ -1,3 +1,6 @@
+//! OAuth2 login: the authorization-code + PKCE dance with the built-in provider, and
+//! the state and verifier mistakes it refuses.
+
 use common::testkit::Req;
 
 use crate::Harness;

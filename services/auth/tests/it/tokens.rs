@@ -1,3 +1,5 @@
+//! Access tokens: issued tokens verify against the JWKS, forged ones do not.
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::ApiError;

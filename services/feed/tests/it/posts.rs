@@ -1,3 +1,6 @@
+//! Posts, likes and comments: written, read, deleted by their author, counted, and bad
+//! input refused clearly.
+
 use common::testkit::Req;
 use serde_json::json;
 

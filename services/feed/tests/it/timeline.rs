@@ -1,3 +1,6 @@
+//! Home timelines: push fan-out, celebrity pull, paging, and a timeline rebuilt from
+//! PostgreSQL when Redis is gone.
+
 use std::time::Duration;
 
 use common::testkit::{RedisServer, Req};

@@ -1,3 +1,5 @@
+//! Cache-aside profiles: hits, invalidation on write, and reads that bypass a dead Redis.
+
 use std::time::Duration;
 
 use common::testkit::{RedisServer, Req};

@@ -1,3 +1,5 @@
+//! The follow graph: idempotent, counted follows and unfollows; cursor-paged lists.
+
 use common::testkit::Req;
 
 use crate::Harness;

@@ -1,3 +1,6 @@
+//! Profiles: create, read and update, clear 4xx for bad input, the server span above
+//! its database span, and the ops endpoints.
+
 use common::testkit::Req;
 use serde_json::json;
 use telemetry::testing::{Trace, Traceparent, attr};

@@ -1,3 +1,5 @@
+//! User search: matches by prefix and by similarity.
+
 use common::testkit::Req;
 use serde_json::json;
 
