@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Reuse an already seeded data set (the default seeds afresh when none exists).
     #[arg(long)]
     pub reseed: bool,
+    /// Also print every round's figures as JSON at the end.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub seed: crate::seed::SeedArgs,
 }
@@ -268,6 +271,9 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     report(&results);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
     apply(&rt, a, &recorded, true).await?;
     Ok(ExitCode::SUCCESS)
 }

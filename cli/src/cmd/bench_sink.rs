@@ -28,6 +28,9 @@ pub struct BenchSinkArgs {
     /// Concurrent senders.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Print the figures as JSON (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn kv(k: &str, v: &str) -> KeyValue {
@@ -133,9 +136,18 @@ pub async fn run(a: &BenchSinkArgs) -> anyhow::Result<ExitCode> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    println!(
+    // Progress and figures for a person; with --json they go to stderr and stdout gets
+    // one JSON object.
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if a.json { eprintln!($($t)*) } else { println!($($t)*) }
+        };
+    }
+    say!(
         "bench-sink: {} traces x {} spans per transport, {} senders",
-        a.traces, a.spans_per_trace, a.concurrency
+        a.traces,
+        a.spans_per_trace,
+        a.concurrency
     );
     let rss0 = rss();
 
@@ -166,7 +178,7 @@ pub async fn run(a: &BenchSinkArgs) -> anyhow::Result<ExitCode> {
         t.await??;
     }
     let http_rate = total as f64 / t0.elapsed().as_secs_f64();
-    println!("  OTLP/HTTP ingest: {http_rate:>10.0} spans/s");
+    say!("  OTLP/HTTP ingest: {http_rate:>10.0} spans/s");
 
     let grpc_batches = split(batches(2, a.traces, a.spans_per_trace), a.concurrency);
     let t0 = Instant::now();
@@ -187,12 +199,12 @@ pub async fn run(a: &BenchSinkArgs) -> anyhow::Result<ExitCode> {
         t.await?.context("gRPC export")?;
     }
     let grpc_rate = total as f64 / t0.elapsed().as_secs_f64();
-    println!("  OTLP/gRPC ingest: {grpc_rate:>10.0} spans/s");
+    say!("  OTLP/gRPC ingest: {grpc_rate:>10.0} spans/s");
 
     let stats = store.stats();
     let stored = stats.spans;
     let per_span = rss().saturating_sub(rss0) as f64 / stored as f64;
-    println!(
+    say!(
         "  stored: {stored} spans in {} traces; memory ≈ {per_span:.0} bytes per stored span (RSS growth)",
         stats.traces
     );
@@ -201,14 +213,30 @@ pub async fn run(a: &BenchSinkArgs) -> anyhow::Result<ExitCode> {
     let traces = store.all();
     let report = verify::report::verify(&traces, None, &verify::checks::CheckOptions::default());
     let verify_secs = t0.elapsed().as_secs_f64();
-    println!(
+    say!(
         "  verify: {} spans in {} traces in {verify_secs:.2} s ({:.3}% complete)",
         traces.iter().map(Vec::len).sum::<usize>(),
         report.traces,
         100.0 * report.completeness
     );
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "traces": a.traces,
+                "spans_per_trace": a.spans_per_trace,
+                "senders": a.concurrency,
+                "http_spans_per_s": http_rate,
+                "grpc_spans_per_s": grpc_rate,
+                "stored_spans": stored,
+                "bytes_per_span": per_span,
+                "verify_seconds": verify_secs,
+                "completeness": report.completeness,
+            }))?
+        );
+    }
     let goal = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!(
+    say!(
         "goals: ingest ≥ 200k spans/s: HTTP {}, gRPC {}; verify a million spans ≤ 10 s: {}",
         goal(http_rate >= 200_000.0),
         goal(grpc_rate >= 200_000.0),

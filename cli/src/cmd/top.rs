@@ -23,6 +23,9 @@ pub struct TopArgs {
     /// Print one snapshot and exit (the default without a terminal is a line every 5 s).
     #[arg(long)]
     pub once: bool,
+    /// Print each snapshot as a JSON line instead (no full-screen view).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Spans per second arriving at the sink, one value per second.
@@ -115,7 +118,7 @@ pub async fn run(a: &TopArgs) -> anyhow::Result<ExitCode> {
     let _checks = sink_ok.then(|| live.follow_recent(a.traces));
     let (rate, _rate_task) = follow_span_rate(sink.clone());
     let (comps, _status_task) = crate::runtime::follow_status(a.stack.target());
-    if std::io::stdout().is_terminal() && !a.once {
+    if std::io::stdout().is_terminal() && !a.once && !a.json {
         let s2 = sink.clone();
         crate::tui::run_top(move || data(&s2, &live, &rate, &comps)).await?;
         return Ok(ExitCode::SUCCESS);
@@ -138,12 +141,28 @@ pub async fn run(a: &TopArgs) -> anyhow::Result<ExitCode> {
             (None, None) if sink_ok => "no settled traces yet".into(),
             (None, None) => format!("no sink answers at {sink}"),
         };
-        println!(
-            "top: components {healthy}/{} healthy · {:.0} spans/s · root p99 {:.1} ms · {traces}",
-            d.components.len(),
-            d.rate_now,
-            d.p99_now_ms
-        );
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "components": d.components,
+                    "healthy": healthy,
+                    "spans_per_s": d.rate_now,
+                    "root_p99_ms": d.p99_now_ms,
+                    "traces_checked": d.traces.checked,
+                    "traces_complete": d.traces.complete,
+                    "completeness_percent": d.traces.percent(),
+                    "sink_error": d.traces.error,
+                })
+            );
+        } else {
+            println!(
+                "top: components {healthy}/{} healthy · {:.0} spans/s · root p99 {:.1} ms · {traces}",
+                d.components.len(),
+                d.rate_now,
+                d.p99_now_ms
+            );
+        }
         if a.once {
             return Ok(ExitCode::SUCCESS);
         }

@@ -39,8 +39,7 @@ fn every_source_file_opens_with_a_doc_comment_saying_what_it_owns() {
             // A crate's README included as its docs counts, when `//!` lines follow.
             !text
                 .lines()
-                .filter(|l| !l.trim().is_empty() && !l.starts_with("#![doc = include_str!"))
-                .next()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("#![doc = include_str!"))
                 .is_some_and(|l| l.starts_with("//!"))
         })
         .map(|f| f.strip_prefix(root()).unwrap_or(f).display().to_string())
@@ -104,6 +103,24 @@ fn services(all: &BTreeMap<String, (String, Vec<String>)>) -> Vec<String> {
         })
         .map(|(n, _)| n.clone())
         .collect()
+}
+
+#[test]
+fn service_routes_are_registered_only_with_their_openapi_operation() {
+    // `routes!` registers a handler together with its `#[utoipa::path]`, so the router and
+    // the generated document cannot drift; a bare `.route(` would add an undocumented one.
+    let mut files = Vec::new();
+    rust_files(&root().join("services"), &mut files);
+    let bare: Vec<String> = files
+        .iter()
+        .filter(|f| f.components().any(|c| c.as_os_str() == "routes"))
+        .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains(".route(")))
+        .map(|f| f.strip_prefix(root()).unwrap_or(f).display().to_string())
+        .collect();
+    assert!(
+        bare.is_empty(),
+        "these route files register a route without its OpenAPI operation: {bare:#?}"
+    );
 }
 
 #[test]

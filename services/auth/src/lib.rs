@@ -16,23 +16,36 @@ use std::time::Duration;
 
 use axum::Router;
 use common::{Cache, Db, server};
+use utoipa_axum::router::OpenApiRouter;
 
 pub use state::{AppState, Settings};
 
 /// The database schema, applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The OpenAPI document served at `/openapi.json`.
-pub const OPENAPI: &str = include_str!("../openapi.json");
-
-/// Every route, in reading order, with the standard layers.
-pub fn app(state: AppState) -> Router {
-    let routes = Router::new()
+/// Every API route, in reading order, each with its OpenAPI operation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(routes::accounts::router())
         .merge(routes::jwks::router())
         .merge(routes::oauth::router())
         .merge(routes::dev_idp::router())
-        .merge(server::ops_routes(OPENAPI))
+}
+
+/// The OpenAPI document served at `/openapi.json`, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    common::openapi::finish(
+        api().into_openapi(),
+        "auth",
+        "Accounts, passwords, tokens, sessions and OAuth2 login.",
+    )
+}
+
+/// Every route with the standard layers.
+pub fn app(state: AppState) -> Router {
+    let (routes, _) = api().split_for_parts();
+    let routes = routes
+        .merge(server::ops_routes(openapi()))
         .with_state(state);
     server::finish(routes)
 }

@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::error::{ApiError, Result};
 
 /// What login, registration, refresh and OAuth callbacks answer with.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub token_type: String,
     pub access_token: String,
@@ -31,7 +31,7 @@ pub struct TokenResponse {
     pub user: UserRef,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRef {
     pub id: Uuid,
     pub username: String,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use telemetry::http_server::ErrorDetail;
 
 /// The JSON body of every error response.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code, e.g. `not_found`.
     pub error: String,

@@ -6,13 +6,15 @@
 //! - [`tokens`]: EdDSA access tokens (signed by auth, verified everywhere) and the
 //!   [`tokens::AuthUser`] extractor;
 //! - [`db`] and [`cache`]: PostgreSQL and Redis handles whose every call is traced;
-//! - [`server`]: the layers every router gets, health endpoints, and `serve`.
+//! - [`server`]: the layers every router gets, health endpoints, and `serve`;
+//! - [`openapi`]: each service's OpenAPI document, generated from its handlers.
 //!
 //! Telemetry itself (exporters, spans, propagation) lives in the `telemetry` crate.
 
 pub mod cache;
 pub mod db;
 pub mod error;
+pub mod openapi;
 pub mod server;
 #[cfg(feature = "testkit")]
 pub mod testkit;

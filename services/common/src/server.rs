@@ -35,21 +35,31 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// `/healthz` (liveness), `/readyz` (PostgreSQL and Redis), `/metrics` and
-/// `/openapi.json` for a service whose state holds a [`Db`] and a [`Cache`].
-pub fn ops_routes<S>(openapi: &'static str) -> Router<S>
+/// `/openapi.json` (the service's generated document) for a service whose state holds a
+/// [`Db`] and a [`Cache`]. These are operations endpoints, not API: they are not in the
+/// document and not traced.
+pub fn ops_routes<S>(openapi: utoipa::openapi::OpenApi) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Db: FromRef<S>,
     Cache: FromRef<S>,
 {
+    let doc: String = openapi.to_json().expect("an OpenAPI document serialises");
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
         .route("/readyz", get(readyz::<S>))
-        .route("/metrics", get(|| async { telemetry::export_stats().to_prometheus() }))
+        .route(
+            "/metrics",
+            get(|| async { telemetry::export_stats().to_prometheus() }),
+        )
         .route(
             "/openapi.json",
-            get(move || async move {
-                ([(http::header::CONTENT_TYPE, "application/json")], openapi)
+            get(move || {
+                let doc = doc.clone();
+                async move { ([(http::header::CONTENT_TYPE, "application/json")], doc) }
             }),
         )
 }

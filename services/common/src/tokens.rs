@@ -103,13 +103,13 @@ impl SigningKey {
 }
 
 /// A JSON Web Key Set of Ed25519 public keys.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Jwks {
     pub keys: Vec<PublicJwk>,
 }
 
 /// One public key (RFC 8037 `OKP`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicJwk {
     pub kty: String,
     pub crv: String,

@@ -1,8 +1,6 @@
 //! Register, log in, refresh, log out.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use common::{ApiError, Json};
 use http::StatusCode;
 use serde::Deserialize;
@@ -12,16 +10,18 @@ use super::ClientIp;
 use crate::error::Result;
 use crate::sessions::{self, TokenResponse};
 use crate::{AppState, password, ratelimit};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub username: String,
@@ -52,6 +52,9 @@ pub(crate) fn check_username(u: &str) -> Result<()> {
 const INSERT_USER: &str =
     "INSERT INTO users (id, username, email, password_hash) VALUES ($1, $2, $3, $4)";
 
+/// Create an account (and its profile) and sign in.
+#[utoipa::path(post, path = "/api/auth/register", tag = "accounts", request_body = Registration,
+    responses((status = 201, description = "signed in as the new user", body = TokenResponse), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 409, description = "the username or email is taken", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     Json(r): Json<Registration>,
@@ -116,7 +119,7 @@ pub(crate) async fn create_profile(state: &AppState, access_token: &str) {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     pub username: String,
@@ -125,6 +128,9 @@ pub struct Login {
 
 const FIND_USER: &str = "SELECT id, password_hash FROM users WHERE username = $1";
 
+/// Sign in with a username and password.
+#[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = Login,
+    responses((status = 200, description = "signed in", body = TokenResponse), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 429, description = "too many attempts; retry after the Retry-After header", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -159,12 +165,16 @@ async fn login(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+/// Trade a refresh token for new tokens (the old one is spent; reusing it revokes
+/// the whole session).
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body = RefreshRequest,
+    responses((status = 200, description = "new tokens", body = TokenResponse), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn refresh(
     State(state): State<AppState>,
     Json(r): Json<RefreshRequest>,
@@ -175,6 +185,9 @@ async fn refresh(
     Ok(Json(sessions::rotate(&state, &r.refresh_token).await?))
 }
 
+/// End the session a refresh token belongs to.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "accounts", request_body = RefreshRequest,
+    responses((status = 204, description = "signed out"), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn logout(
     State(state): State<AppState>,
     Json(r): Json<RefreshRequest>,

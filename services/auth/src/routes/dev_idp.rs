@@ -5,25 +5,25 @@
 //! the "who are you" step is a one-field form (or `login_hint`) instead of a password.
 //! Never enable it on a system that faces the internet (`AUTH_DEV_IDP=false`).
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use common::{ApiError, Form, Json, Query};
 use serde::{Deserialize, Serialize};
 
 use super::oauth::pkce_challenge;
 use crate::AppState;
 use crate::error::Result;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub const CLIENT_ID: &str = "socialnet-dev";
 pub const CLIENT_SECRET: &str = "socialnet-dev-secret";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/dev-idp/authorize", get(authorize))
-        .route("/api/auth/dev-idp/token", post(token))
-        .route("/api/auth/dev-idp/userinfo", get(userinfo))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(authorize))
+        .routes(routes!(token))
+        .routes(routes!(userinfo))
 }
 
 fn enabled(state: &AppState) -> Result<()> {
@@ -41,7 +41,8 @@ fn store_down(e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable("the identity provider's store is unavailable; retry shortly".into())
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuthorizeParams {
     pub response_type: String,
     pub client_id: String,
@@ -67,6 +68,11 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The built-in provider's authorization page: a sign-in form, then a redirect back
+/// with a code.
+#[utoipa::path(get, path = "/api/auth/dev-idp/authorize", tag = "dev-idp", params(AuthorizeParams),
+    responses((status = 200, description = "the sign-in form", content_type = "text/html", body = String),
+        (status = 303, description = "back to the client with a code"), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "the development provider is switched off", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn authorize(
     State(state): State<AppState>,
     Query(p): Query<AuthorizeParams>,
@@ -133,7 +139,7 @@ async fn authorize(
     Ok(Redirect::to(url.as_str()).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
     pub grant_type: String,
     pub code: String,
@@ -143,13 +149,17 @@ pub struct TokenRequest {
     pub code_verifier: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct TokenAnswer {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
 }
 
+/// The built-in provider's token endpoint (a form post, as OAuth2 has it).
+#[utoipa::path(post, path = "/api/auth/dev-idp/token", tag = "dev-idp",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "a provider access token", body = TokenAnswer), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "the development provider is switched off", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn token(
     State(state): State<AppState>,
     Form(t): Form<TokenRequest>,
@@ -198,6 +208,9 @@ async fn token(
     }))
 }
 
+/// Who a provider access token belongs to.
+#[utoipa::path(get, path = "/api/auth/dev-idp/userinfo", tag = "dev-idp", security(("bearer" = [])),
+    responses((status = 200, description = "the user's `sub`, `login` and `email`", body = Object), (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody), (status = 404, description = "the development provider is switched off", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn userinfo(
     State(state): State<AppState>,
     headers: http::HeaderMap,

@@ -12,10 +12,8 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::Redirect;
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{ApiError, Json, Path, Query};
@@ -29,6 +27,8 @@ use super::accounts::create_profile;
 use crate::AppState;
 use crate::error::Result;
 use crate::sessions::{self, TokenResponse};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// One configured identity provider.
 #[derive(Debug, Clone)]
@@ -84,10 +84,10 @@ impl Provider {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/oauth/{provider}/start", get(start))
-        .route("/api/auth/oauth/{provider}/callback", get(callback))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(callback))
 }
 
 fn provider<'a>(state: &'a AppState, name: &str) -> Result<&'a Provider> {
@@ -121,7 +121,8 @@ struct PendingLogin {
     verifier: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StartParams {
     /// Passed to the provider; the dev provider signs in as this user without a form.
     pub login_hint: Option<String>,
@@ -139,6 +140,9 @@ fn store_down(e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable("the login state store is unavailable; retry shortly".into())
 }
 
+/// Begin an OAuth2 login (authorization code + PKCE): redirects to the provider.
+#[utoipa::path(get, path = "/api/auth/oauth/{provider}/start", tag = "oauth", params(("provider" = String, Path, description = "`github`, `google` or `dev`"), StartParams),
+    responses((status = 303, description = "to the provider's authorization page"), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "no such provider, or it is not configured", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -173,7 +177,8 @@ async fn start(
     Ok(Redirect::to(url.as_str()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
@@ -185,6 +190,9 @@ fn upstream(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(format!("{what}; try logging in again"))
 }
 
+/// Where the provider sends the browser back: exchanges the code and signs in.
+#[utoipa::path(get, path = "/api/auth/oauth/{provider}/callback", tag = "oauth", params(("provider" = String, Path, description = "`github`, `google` or `dev`"), CallbackParams),
+    responses((status = 200, description = "signed in", body = TokenResponse), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "no such provider, or it is not configured", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn callback(
     State(state): State<AppState>,
     Path(name): Path<String>,

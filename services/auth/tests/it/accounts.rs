@@ -179,3 +179,16 @@ async fn the_login_rate_limits_trip_at_their_configured_counts() {
         .await
         .expect_error(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_generated_from_the_router_and_matches_it() {
+    let h = Harness::new(&[]).await;
+    let doc = common::testkit::Req::get("/openapi.json")
+        .send(&h.app)
+        .await
+        .expect(200);
+    assert!(doc.json["paths"]["/api/auth/login"]["post"]["requestBody"].is_object());
+    assert!(doc.json["components"]["schemas"]["ErrorBody"].is_object());
+    let n = common::testkit::check_openapi(&h.app, &auth::openapi()).await;
+    assert_eq!(n, 10, "every auth operation is documented and routed");
+}

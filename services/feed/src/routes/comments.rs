@@ -1,8 +1,6 @@
 //! Comments: `POST` and `GET /api/feed/posts/{id}/comments` (oldest first, keyset pages).
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use chrono::{DateTime, Utc};
 use common::error::check_len;
 use common::{AuthUser, Json, Path, Query};
@@ -11,14 +9,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Page, PageParams, ensure_post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::AppState;
 use crate::error::Result;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/feed/posts/{id}/comments", post(create).get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Comment {
     pub id: i64,
     pub post_id: i64,
@@ -28,7 +29,7 @@ pub struct Comment {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
     pub body: String,
@@ -40,6 +41,10 @@ const BUMP: &str = "UPDATE posts SET comment_count = comment_count + 1 WHERE id 
 const LIST: &str = "SELECT id, post_id, author_id, author_username, body, created_at FROM comments \
      WHERE post_id = $1 AND ($2::bigint IS NULL OR id > $2) ORDER BY id LIMIT $3";
 
+/// Comment on a post.
+#[utoipa::path(post, path = "/api/feed/posts/{id}/comments", tag = "comments", security(("bearer" = [])), params(("id" = i64, Path, description = "the post's id")),
+    request_body = NewComment,
+    responses((status = 201, description = "the new comment", body = Comment), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -69,6 +74,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(comment)))
 }
 
+/// A post's comments, oldest first.
+#[utoipa::path(get, path = "/api/feed/posts/{id}/comments", tag = "comments", params(("id" = i64, Path, description = "the post's id"), PageParams),
+    responses((status = 200, description = "one page of comments", body = Page<Comment>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -1,20 +1,21 @@
 //! Likes: idempotent `PUT` / `DELETE /api/feed/posts/{id}/like`.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::put;
 use common::{AuthUser, Json, Path};
 use serde::{Deserialize, Serialize};
 
 use super::ensure_post;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::AppState;
 use crate::error::Result;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/feed/posts/{id}/like", put(like).delete(unlike))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(like, unlike))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LikeState {
     pub post_id: i64,
     pub liked: bool,
@@ -66,6 +67,9 @@ async fn set_like(state: &AppState, user: &AuthUser, id: i64, on: bool) -> Resul
     })
 }
 
+/// Like a post (idempotent).
+#[utoipa::path(put, path = "/api/feed/posts/{id}/like", tag = "likes", security(("bearer" = [])), params(("id" = i64, Path, description = "the post's id")),
+    responses((status = 200, description = "liked", body = LikeState), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn like(
     State(state): State<AppState>,
     user: AuthUser,
@@ -74,6 +78,9 @@ async fn like(
     set_like(&state, &user, id, true).await.map(Json)
 }
 
+/// Take a like back (idempotent).
+#[utoipa::path(delete, path = "/api/feed/posts/{id}/like", tag = "likes", security(("bearer" = [])), params(("id" = i64, Path, description = "the post's id")),
+    responses((status = 200, description = "not liked", body = LikeState), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn unlike(
     State(state): State<AppState>,
     user: AuthUser,

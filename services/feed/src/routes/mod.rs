@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, Result};
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Post {
     pub id: i64,
     pub author_id: Uuid,
@@ -24,17 +24,20 @@ pub struct Post {
 }
 
 /// One page of posts or comments; pass `next_cursor` back as `cursor`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<i64>,
 }
 
 /// `cursor` (exclusive, an id) and `limit` (1–100, default 20).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
+    /// `next_cursor` of the previous page.
     pub cursor: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
     pub limit: Option<i64>,
 }
 

@@ -6,9 +6,7 @@
 //! readers pull that author's posts at read time (see `timeline.rs`). The `feed.fan_out`
 //! span shows which way a post went.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use common::error::check_len;
 use common::{AuthUser, Json, Path, Query};
 use http::StatusCode;
@@ -17,17 +15,20 @@ use telemetry::attrs;
 use tracing::Instrument;
 
 use super::{Page, PageParams, Post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::AppState;
 use crate::error::{ApiError, Result};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/feed/posts", post(create))
-        .route("/api/feed/posts/{id}", get(get_post).delete(delete))
-        .route("/api/feed/users/{username}/posts", get(user_posts))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(get_post, delete))
+        .routes(routes!(user_posts))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPost {
     pub body: String,
@@ -36,6 +37,10 @@ pub struct NewPost {
 const INSERT: &str = "INSERT INTO posts (author_id, author_username, body) VALUES ($1, $2, $3) \
      RETURNING id, author_id, author_username, body, like_count, comment_count, created_at";
 
+/// Publish a post; it reaches followers' home timelines (pushed, or pulled at read
+/// time for celebrity authors).
+#[utoipa::path(post, path = "/api/feed/posts", tag = "posts", security(("bearer" = [])), request_body = NewPost,
+    responses((status = 201, description = "the new post", body = Post), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -102,6 +107,9 @@ async fn fan_out(state: &AppState, author: &AuthUser, post_id: i64) -> Result<()
 
 const SELECT_ONE: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts WHERE id = $1";
 
+/// One post.
+#[utoipa::path(get, path = "/api/feed/posts/{id}", tag = "posts", params(("id" = i64, Path, description = "the post's id")),
+    responses((status = 200, description = "the post", body = Post), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn get_post(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Post>> {
     let db = &state.db;
     db.spans
@@ -118,6 +126,9 @@ const DELETE: &str = "DELETE FROM posts WHERE id = $1 AND author_id = $2";
 const AUTHOR_OF: &str = "SELECT author_id FROM posts WHERE id = $1";
 
 /// Only the author may delete. Timelines keep the id; reads skip posts that are gone.
+/// Delete one of your posts.
+#[utoipa::path(delete, path = "/api/feed/posts/{id}", tag = "posts", security(("bearer" = [])), params(("id" = i64, Path, description = "the post's id")),
+    responses((status = 204, description = "deleted"), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 403, description = "only the author may do this", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
@@ -155,6 +166,9 @@ async fn delete(
 const BY_USER: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts \
      WHERE author_username = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
 
+/// One author's posts, newest first.
+#[utoipa::path(get, path = "/api/feed/users/{username}/posts", tag = "posts", params(("username" = String, Path, description = "the author's name"), PageParams),
+    responses((status = 200, description = "one page of posts", body = Page<Post>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn user_posts(
     State(state): State<AppState>,
     Path(username): Path<String>,

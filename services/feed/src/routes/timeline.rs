@@ -11,20 +11,21 @@
 
 use std::collections::BTreeSet;
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use common::{AuthUser, Json, Query};
 use telemetry::attrs;
 use uuid::Uuid;
 
 use super::posts::timeline_key;
 use super::{Page, PageParams, Post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::AppState;
 use crate::error::Result;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/feed/timeline", get(timeline))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(timeline))
 }
 
 /// The newest posts of several authors. Each author's index range is read only up to
@@ -108,6 +109,9 @@ async fn followed_celebrities(state: &AppState, user: &AuthUser) -> Result<Vec<U
     Ok(ids)
 }
 
+/// The caller's home timeline: posts of the people they follow, newest first.
+#[utoipa::path(get, path = "/api/feed/timeline", tag = "timeline", security(("bearer" = [])), params(PageParams),
+    responses((status = 200, description = "one page of the home timeline", body = Page<Post>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn timeline(
     State(state): State<AppState>,
     user: AuthUser,

@@ -153,3 +153,15 @@ async fn likes_and_comments_are_idempotent_and_counted() {
         .expect(200);
     assert_eq!(mine.json["items"][0]["id"], id);
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_generated_from_the_router_and_matches_it() {
+    let h = Harness::new(1000).await;
+    let doc = Req::get("/openapi.json").send(&h.app).await.expect(200);
+    assert_eq!(
+        doc.json["paths"]["/api/feed/posts"]["post"]["security"][0]["bearer"],
+        serde_json::json!([])
+    );
+    let n = common::testkit::check_openapi(&h.app, &feed::openapi()).await;
+    assert_eq!(n, 9, "every feed operation is documented and routed");
+}

@@ -1,11 +1,11 @@
 //! Follow and unfollow (idempotent `PUT`/`DELETE /api/profiles/{username}/follow`) and
 //! the keyset-paginated follower and following lists feed reads for fan-out.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, put};
 use common::{AuthUser, Json, Path, Query};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::profiles::{ensure, invalidate};
@@ -13,17 +13,14 @@ use super::{Page, ProfileSummary};
 use crate::AppState;
 use crate::error::{ApiError, Result};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/profiles/{username}/follow",
-            put(follow).delete(unfollow),
-        )
-        .route("/api/profiles/{username}/followers", get(followers))
-        .route("/api/profiles/{username}/following", get(following))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(follow, unfollow))
+        .routes(routes!(followers))
+        .routes(routes!(following))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FollowState {
     pub username: String,
     pub following: bool,
@@ -122,6 +119,9 @@ async fn set_follow(
     })
 }
 
+/// Follow a user (idempotent).
+#[utoipa::path(put, path = "/api/profiles/{username}/follow", tag = "follows", security(("bearer" = [])), params(("username" = String, Path, description = "the user's name")),
+    responses((status = 200, description = "now following", body = FollowState), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn follow(
     State(state): State<AppState>,
     user: AuthUser,
@@ -130,6 +130,9 @@ async fn follow(
     set_follow(&state, &user, &username, true).await.map(Json)
 }
 
+/// Stop following a user (idempotent).
+#[utoipa::path(delete, path = "/api/profiles/{username}/follow", tag = "follows", security(("bearer" = [])), params(("username" = String, Path, description = "the user's name")),
+    responses((status = 200, description = "no longer following", body = FollowState), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn unfollow(
     State(state): State<AppState>,
     user: AuthUser,
@@ -140,10 +143,13 @@ async fn unfollow(
 
 /// Paging for follower lists. `limit` is 1–1000 (default 50); feed pages through a
 /// whole follower list at 1000 a request when it fans a post out.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
+    /// Page size, 1 to 100 (default 20).
     pub limit: Option<i64>,
     /// Only users with at least this many followers (feed asks for the celebrities a
     /// reader follows, whose posts it merges at read time).
@@ -200,6 +206,9 @@ async fn list(
     Ok(Page { items, next_cursor })
 }
 
+/// Who follows a user, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/profiles/{username}/followers", tag = "follows", params(("username" = String, Path, description = "the user's name"), ListParams),
+    responses((status = 200, description = "one page of followers", body = Page<ProfileSummary>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn followers(
     State(state): State<AppState>,
     Path(username): Path<String>,
@@ -208,6 +217,9 @@ async fn followers(
     list(&state, &username, &params, FOLLOWERS).await.map(Json)
 }
 
+/// Whom a user follows, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/profiles/{username}/following", tag = "follows", params(("username" = String, Path, description = "the user's name"), ListParams),
+    responses((status = 200, description = "one page of followed users", body = Page<ProfileSummary>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn following(
     State(state): State<AppState>,
     Path(username): Path<String>,

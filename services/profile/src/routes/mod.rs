@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A user as shown in lists (followers, following, search results).
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ProfileSummary {
     pub id: Uuid,
     pub username: String,
@@ -17,7 +17,7 @@ pub struct ProfileSummary {
 }
 
 /// One page of a keyset-paginated list; pass `next_cursor` back as `cursor`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<Uuid>,

@@ -3,20 +3,20 @@
 //! `cache_ttl_secs`; writes invalidate. The server span records `cache.hit`, or
 //! `cache.bypassed` when Redis is down and the read went straight to PostgreSQL.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use common::error::check_len;
 use common::{AuthUser, Json, Path};
 use serde::{Deserialize, Serialize};
 use telemetry::attrs;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, Result};
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Profile {
     pub id: Uuid,
     pub username: String,
@@ -27,10 +27,10 @@ pub struct Profile {
     pub created_at: DateTime<Utc>,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/profiles/me", get(get_me).patch(update_me))
-        .route("/api/profiles/{username}", get(get_profile))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_me, update_me))
+        .routes(routes!(get_profile))
 }
 
 pub(crate) fn cache_key(username: &str) -> String {
@@ -87,6 +87,10 @@ pub(crate) async fn invalidate(state: &AppState, usernames: &[&str]) {
     }
 }
 
+/// One user's profile (cache-aside: Redis, then PostgreSQL).
+#[utoipa::path(get, path = "/api/profiles/{username}", tag = "profiles",
+    params(("username" = String, Path, description = "the user's name")),
+    responses((status = 200, description = "the profile", body = Profile), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn get_profile(
     State(state): State<AppState>,
     Path(username): Path<String>,
@@ -97,6 +101,10 @@ async fn get_profile(
         .ok_or_else(|| ApiError::NotFound(format!("no user named {username:?}")))
 }
 
+/// The caller's own profile.
+#[utoipa::path(get, path = "/api/profiles/me", tag = "profiles", security(("bearer" = [])),
+    responses((status = 200, description = "the caller's profile", body = Profile), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 404, description = "the caller has no profile yet", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Profile>> {
     load(&state, &user.username)
         .await?
@@ -106,7 +114,7 @@ async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Pr
         })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
     pub display_name: Option<String>,
@@ -121,6 +129,9 @@ const UPSERT: &str = "INSERT INTO profiles (user_id, username, display_name, bio
 
 /// Creates the caller's profile on first call (auth calls this at registration) and
 /// updates the given fields after that.
+#[utoipa::path(patch, path = "/api/profiles/me", tag = "profiles", security(("bearer" = [])),
+    request_body = ProfileUpdate,
+    responses((status = 200, description = "the updated profile", body = Profile), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn update_me(
     State(state): State<AppState>,
     user: AuthUser,

@@ -1,25 +1,28 @@
 //! `GET /api/profiles/search?q=`: username prefix and trigram similarity over
 //! username and display name (PostgreSQL `pg_trgm`, GIN-indexed).
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use common::error::check_len;
 use common::{Json, Query};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ProfileSummary;
 use crate::AppState;
 use crate::error::{ApiError, Result};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/profiles/search", get(search))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(search))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
+    /// Text to find in usernames and display names (1 to 64 characters).
     pub q: String,
+    /// Most results, 1 to 50 (default 20).
     pub limit: Option<i64>,
 }
 
@@ -35,6 +38,9 @@ fn like_escape(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// Users whose name contains or resembles `q`, best matches first.
+#[utoipa::path(get, path = "/api/profiles/search", tag = "search", params(SearchParams),
+    responses((status = 200, description = "matching users", body = Vec<ProfileSummary>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn search(
     State(state): State<AppState>,
     Query(p): Query<SearchParams>,

@@ -161,6 +161,12 @@ async fn openapi_health_and_metrics_are_served() {
     let h = Harness::new().await;
     let doc = Req::get("/openapi.json").send(&h.app).await.expect(200);
     assert!(doc.json["paths"]["/api/profiles/{username}/follow"]["put"].is_object());
+    assert_eq!(
+        doc.json["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let n = common::testkit::check_openapi(&h.app, &profile::openapi()).await;
+    assert_eq!(n, 8, "every profile operation is documented and routed");
     let ready = Req::get("/readyz").send(&h.app).await.expect(200);
     assert_eq!(ready.json["status"], "ready");
     Req::get("/healthz").send(&h.app).await.expect(200);
