@@ -297,15 +297,23 @@ pub fn follow_status(target: Target) -> (SharedComponents, tokio::task::JoinHand
     let shared = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), None)));
     let out = shared.clone();
     let task = tokio::spawn(async move {
+        // Opened once; when the runtime cannot be reached yet, tried again next round.
+        let mut rt = None;
         loop {
-            let r = match target.in_use().await {
-                Ok(rt) => rt.status().await.map(|rows| (rows, rt.kind().name())),
-                Err(e) => Err(e),
-            };
-            {
+            if rt.is_none() {
+                match target.in_use().await {
+                    Ok(r) => rt = Some(r),
+                    Err(e) => {
+                        out.lock().unwrap_or_else(|e| e.into_inner()).1 =
+                            Some(format!(" status unavailable: {e} "));
+                    }
+                }
+            }
+            if let Some(r) = &rt {
+                let rows = r.status().await;
                 let mut g = out.lock().unwrap_or_else(|e| e.into_inner());
-                match r {
-                    Ok((rows, runtime)) => *g = (rows, Some(format!(" {runtime} runtime "))),
+                match rows {
+                    Ok(rows) => *g = (rows, Some(format!(" {} runtime ", r.kind().name()))),
                     Err(e) => g.1 = Some(format!(" status unavailable: {e} ")),
                 }
             }
