@@ -4,7 +4,6 @@
 //! with a generic message, while the detail goes on the server span and into one log line
 //! (written by the telemetry middleware, inside the request's span).
 
-use axum::extract::FromRequest;
 use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -73,11 +72,28 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
+        // Errors a client's input can cause are theirs (4xx); the rest are ours (500).
+        let sqlstate = match &e {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        match (&e, sqlstate.as_deref()) {
+            (sqlx::Error::Database(db), _) if db.is_unique_violation() => {
                 Self::Conflict("that already exists".into())
             }
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => {
+            // Class 22, data exceptions: a value PostgreSQL cannot store or compare (text
+            // it cannot encode, a number out of range). Input that reaches here was not
+            // validated at the edge, but it is still the client's input.
+            (_, Some(code)) if code.starts_with("22") => Self::Unprocessable(
+                "a value in the request cannot be stored (out of range or not valid text)".into(),
+            ),
+            // What a request referred to was deleted under it.
+            (_, Some("23503")) => Self::NotFound("what this refers to no longer exists".into()),
+            // Serialization failures and deadlocks: retrying succeeds.
+            (_, Some("40001" | "40P01")) => {
+                Self::Unavailable("the request collided with another; retry it".into())
+            }
+            (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_), _) => {
                 Self::Unavailable("the database is not reachable right now; retry shortly".into())
             }
             _ => Self::Internal(anyhow::Error::new(e).context("database query failed")),
@@ -157,34 +173,6 @@ impl From<FormRejection> for ApiError {
         rejection(r.status(), r.body_text())
     }
 }
-
-/// `axum::Form` whose rejection is an [`ApiError`].
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Form), rejection(ApiError))]
-pub struct Form<T>(pub T);
-
-/// `axum::Json` whose rejection is an [`ApiError`].
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct Json<T>(pub T);
-
-impl<T: Serialize> IntoResponse for Json<T> {
-    fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
-    }
-}
-
-/// `axum::extract::Path` whose rejection is an [`ApiError`].
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct Path<T>(pub T);
-
-/// `axum::extract::Query` whose rejection is an [`ApiError`].
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct Query<T>(pub T);
-
-use axum::extract::FromRequestParts;
 
 /// Fallback for paths no route matches.
 pub async fn not_found(uri: http::Uri) -> ApiError {

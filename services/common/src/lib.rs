@@ -1,8 +1,9 @@
 //! Service plumbing shared by every socialnet service, so that no service depends on
 //! another service's crate:
 //!
-//! - [`error`]: the `{error, message, trace_id}` body, JSON extractors whose rejections
-//!   use it, and the fallback for unknown routes;
+//! - [`error`]: the `{error, message, trace_id}` body and the fallback for unknown
+//!   routes; [`extract`]: JSON, path, query and form extractors whose rejections use it
+//!   and that refuse text PostgreSQL cannot store;
 //! - [`tokens`]: EdDSA access tokens (signed by auth, verified everywhere) and the
 //!   [`tokens::AuthUser`] extractor;
 //! - [`db`] and [`cache`]: PostgreSQL and Redis handles whose every call is traced;
@@ -14,6 +15,7 @@
 pub mod cache;
 pub mod db;
 pub mod error;
+pub mod extract;
 pub mod openapi;
 pub mod server;
 #[cfg(feature = "testkit")]
@@ -22,5 +24,6 @@ pub mod tokens;
 
 pub use cache::Cache;
 pub use db::Db;
-pub use error::{ApiError, ErrorBody, Form, Json, Path, Query};
+pub use error::{ApiError, ErrorBody};
+pub use extract::{Form, Json, Path, Query};
 pub use tokens::{AuthUser, Claims, MaybeAuthUser, TokenVerifier};

@@ -192,3 +192,25 @@ async fn the_openapi_document_is_generated_from_the_router_and_matches_it() {
     let n = common::testkit::check_openapi(&h.app, &auth::openapi()).await;
     assert_eq!(n, 10, "every auth operation is documented and routed");
 }
+
+/// U+0000 in registration or login fields is a 422, not a 500 from PostgreSQL.
+#[tokio::test]
+async fn a_nul_character_in_credentials_is_a_422() {
+    let h = Harness::new(&[]).await;
+    for (path, body) in [
+        (
+            "/api/auth/register",
+            serde_json::json!({"username": "nul_user", "password": "correct horse", "email": "a\u{0}@x.org"}),
+        ),
+        (
+            "/api/auth/login",
+            serde_json::json!({"username": "nul\u{0}user", "password": "correct horse"}),
+        ),
+    ] {
+        common::testkit::Req::post(path)
+            .json(body)
+            .send(&h.app)
+            .await
+            .expect_error(422, "validation_failed");
+    }
+}

@@ -165,3 +165,38 @@ async fn the_openapi_document_is_generated_from_the_router_and_matches_it() {
     let n = common::testkit::check_openapi(&h.app, &feed::openapi()).await;
     assert_eq!(n, 9, "every feed operation is documented and routed");
 }
+
+/// U+0000 in a post, a comment or an author name is a 422 naming the field, not a 500
+/// from PostgreSQL.
+#[tokio::test]
+async fn a_nul_character_is_a_422_naming_the_field() {
+    let h = Harness::new(1000).await;
+    let (_, t) = h.user("nul_poster").await;
+    let r = Req::post("/api/feed/posts")
+        .token(&t)
+        .json(json!({"body": "hi\u{0}"}))
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
+    assert!(
+        r.json["message"].as_str().unwrap().starts_with("body"),
+        "{}",
+        r.text
+    );
+    let post = Req::post("/api/feed/posts")
+        .token(&t)
+        .json(json!({"body": "fine"}))
+        .send(&h.app)
+        .await
+        .expect(201);
+    Req::post(&format!("/api/feed/posts/{}/comments", post.json["id"]))
+        .token(&t)
+        .json(json!({"body": "\u{0}"}))
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
+    Req::get("/api/feed/users/x%00y/posts")
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
+}

@@ -173,3 +173,45 @@ async fn openapi_health_and_metrics_are_served() {
     let m = Req::get("/metrics").send(&h.app).await.expect(200);
     assert!(m.text.contains("otel_spans_ended_total"), "{}", m.text);
 }
+
+/// U+0000 reaches no query: PostgreSQL cannot store it in text, and before the edge
+/// check it came back as a 500 from every text field.
+#[tokio::test]
+async fn a_nul_character_anywhere_is_a_422_naming_the_field() {
+    let h = Harness::new().await;
+    let (_, token) = h.user("nul_user").await;
+    for (body, field) in [
+        (json!({"bio": "a\u{0}b"}), "bio"),
+        (json!({"display_name": "\u{0}"}), "display_name"),
+    ] {
+        let r = Req::patch("/api/profiles/me")
+            .token(&token)
+            .json(body)
+            .send(&h.app)
+            .await
+            .expect_error(422, "validation_failed");
+        assert!(
+            r.json["message"].as_str().unwrap().starts_with(field),
+            "{}",
+            r.text
+        );
+    }
+    let r = Req::get("/api/profiles/search?q=%00")
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
+    assert!(
+        r.json["message"].as_str().unwrap().starts_with('q'),
+        "{}",
+        r.text
+    );
+    Req::get("/api/profiles/a%00b")
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
+    // Other text is still fine.
+    Req::get("/api/profiles/search?q=nul")
+        .send(&h.app)
+        .await
+        .expect(200);
+}

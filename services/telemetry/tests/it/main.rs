@@ -105,3 +105,26 @@ async fn a_failed_call_marks_the_client_span_as_an_error() {
         opentelemetry::trace::Status::Error { .. }
     ));
 }
+
+#[test]
+fn a_malformed_traceparent_starts_a_fresh_trace() {
+    use opentelemetry::trace::TraceContextExt as _;
+    telemetry::testing::init();
+    let tid = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let extract = |tp: String| {
+        let mut h = http::HeaderMap::new();
+        h.insert("traceparent", tp.parse().expect("header value"));
+        h.insert("tracestate", "vendor=x".parse().expect("header value"));
+        let cx = telemetry::propagation::extract_http(&h);
+        cx.span().span_context().clone()
+    };
+    let good = extract(format!("00-{tid}-00f067aa0ba902b7-01"));
+    assert!(good.is_valid() && good.is_remote());
+    assert_eq!(good.trace_id().to_string(), tid);
+    // 30 hex digits: W3C says ignore it; the propagator alone would left-pad it.
+    let short = extract(format!("00-{}-00f067aa0ba902b7-01", &tid[2..]));
+    assert!(
+        !short.is_valid(),
+        "a 30-digit trace id was accepted as {short:?}"
+    );
+}
