@@ -27,6 +27,8 @@ chmod 755 "$RUN_DIR"
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 RELEASE_BINS=(-p socialctl -p socialnet)
+# Where cargo puts what it builds (CARGO_TARGET_DIR, when set, moves it).
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 
 ensure_packages() {
     local missing=()
@@ -58,7 +60,7 @@ cmd_test() {
     ensure_packages
     say "building the workspace and its tests (once)"
     cargo build --workspace --all-targets --locked
-    ctl="$PWD/target/debug/socialctl" infra="$RUN_DIR/test-infra"
+    ctl="$TARGET/debug/socialctl" infra="$RUN_DIR/test-infra"
     stop_infra() { "$ctl" down --runtime local --volumes --state-dir "$infra" >/dev/null 2>&1 || true; }
     stop_infra
     trap stop_infra EXIT
@@ -85,7 +87,7 @@ bench_load() {
     local users=${LOAD_USERS:-500} secs=${LOAD_SECONDS:-60} cmp_users=${CMP_USERS:-50} cmp_secs=${CMP_SECONDS:-30}
     say "building release binaries"
     cargo build --release --locked "${RELEASE_BINS[@]}"
-    local ctl=target/release/socialctl out="$RUN_DIR/bench-load"
+    local ctl="$TARGET/release/socialctl" out="$RUN_DIR/bench-load"
     mkdir -p "$out"
     say "starting the stack (local runtime)"
     "$ctl" up --runtime local
@@ -128,9 +130,9 @@ case "${1:-help}" in
     test) shift; cmd_test "$@" ;;
     up) shift; ensure_packages; say "building socialctl and the services (release)"
         cargo build --release --locked "${RELEASE_BINS[@]}"
-        exec target/release/socialctl up "$@" ;;
+        exec "$TARGET/release/socialctl" up "$@" ;;
     bench) shift; ensure_packages; cargo build --release --locked "${RELEASE_BINS[@]}"
-        exec target/release/socialctl bench "$@" ;;
+        exec "$TARGET/release/socialctl" bench "$@" ;;
     bench-load) shift; bench_load "$@" ;;
     *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
