@@ -79,6 +79,11 @@ pub struct UpArgs {
     /// can lose its data.
     #[arg(long)]
     pub ephemeral: bool,
+    /// For a workshop room: auth also offers its built-in OAuth identity provider, so
+    /// the login redirect dance works offline. It signs anyone in as anyone: never use
+    /// this on a machine others can reach.
+    #[arg(long)]
+    pub workshop: bool,
     /// Print the recorded state (runtime, addresses) as JSON at the end.
     #[arg(long)]
     pub json: bool,
@@ -112,6 +117,7 @@ impl UpArgs {
                 ImageMode::Local
             },
             ephemeral: self.ephemeral,
+            workshop: self.workshop,
             only: self.only.iter().cloned().collect(),
             external: self.external.iter().cloned().collect(),
         }
@@ -139,6 +145,13 @@ pub async fn run(a: &UpArgs) -> anyhow::Result<ExitCode> {
         }
         let stack = Stack::new(cfg);
         stack.validate().map_err(anyhow::Error::msg)?;
+        if stack.cfg.workshop {
+            println!(
+                "WORKSHOP MODE: auth's built-in identity provider signs anyone in as any user, \
+                 with no password. Use this stack only in a closed room; `socialctl up` without \
+                 --workshop turns it off."
+            );
+        }
         let t0 = Instant::now();
         let changed = rt.up(&stack).await?;
         let state = crate::runtime::record(&rt, &stack, &target.dir, &a.stack.project).await?;

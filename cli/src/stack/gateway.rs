@@ -32,8 +32,12 @@ impl Stack {
                 "upstream {upstream} {{\n{}\n    keepalive 32;\n}}",
                 servers.join("\n")
             ));
+            let limit = c
+                .body_limit
+                .map(|b| format!("client_max_body_size {b}; "))
+                .unwrap_or_default();
             routes.push(format!(
-                "    location {} {{ proxy_pass http://{upstream}; }}",
+                "    location {} {{ {limit}proxy_pass http://{upstream}; }}",
                 c.route.expect("filtered on route")
             ));
         }
@@ -63,7 +67,9 @@ mod tests {
             conf.contains("server 127.0.0.1:8083 ") && conf.contains("server 127.0.0.1:8183 "),
             "{conf}"
         );
-        assert!(conf.contains("location /api/auth/ { proxy_pass http://socialnet_auth; }"));
+        assert!(conf.contains(
+            "location /api/auth/ { client_max_body_size 65536; proxy_pass http://socialnet_auth; }"
+        ));
         assert!(conf.contains("listen 127.0.0.1:8080;"));
         let docker = s.gateway_http(Net::Docker);
         assert!(docker.contains("server feed-2:8083 ") && docker.contains("listen 0.0.0.0:8080;"));

@@ -99,9 +99,13 @@ pub struct Component {
     pub depends_on: &'static [&'static str],
     /// The gateway location routed to it (services: their public path prefix).
     pub route: Option<&'static str>,
+    /// The largest request body it accepts, in bytes: the gateway enforces it on the
+    /// route and the service is told it (`SOCIALNET_MAX_BODY`), so both answer 413 alike.
+    pub body_limit: Option<u32>,
     /// Extra environment; values may name other components in braces (`{auth}` is
-    /// auth's `host:port` as this component reaches it), `{self}` for itself, and
-    /// `{public}` for the gateway as a browser reaches it.
+    /// auth's `host:port` as this component reaches it), `{self}` for itself,
+    /// `{public}` for the gateway as a browser reaches it, and `{workshop}` for whether
+    /// the stack was started for a workshop.
     pub env: &'static [(&'static str, &'static str)],
     pub probe: Probe,
     /// Its data directory, kept across restarts (a Docker volume, or a directory in the
@@ -115,6 +119,9 @@ pub struct Component {
     /// The signal that stops it gracefully.
     pub stop_signal: Signal,
 }
+
+/// The body limit of the JSON APIs: 64 KiB.
+pub const SERVICE_BODY_LIMIT: u32 = 64 * 1024;
 
 /// A dependency name standing for the services' OTLP receiver.
 pub const OTLP_RECEIVER: &str = "otlp";
@@ -138,6 +145,7 @@ const fn service(
         scalable: true,
         depends_on: &["postgres", "redis", OTLP_RECEIVER],
         route: Some(route),
+        body_limit: Some(SERVICE_BODY_LIMIT),
         env,
         probe: Probe::Http("/readyz"),
         data: None,
@@ -157,6 +165,7 @@ pub const COMPONENTS: &[Component] = &[
         scalable: false,
         depends_on: &[],
         route: None,
+        body_limit: None,
         env: &[],
         probe: Probe::Postgres,
         data: Some(("pgdata", "/var/lib/postgresql/data")),
@@ -173,6 +182,7 @@ pub const COMPONENTS: &[Component] = &[
         scalable: false,
         depends_on: &[],
         route: None,
+        body_limit: None,
         env: &[],
         probe: Probe::Tcp,
         data: None,
@@ -188,6 +198,7 @@ pub const COMPONENTS: &[Component] = &[
         scalable: false,
         depends_on: &[],
         route: None,
+        body_limit: None,
         env: &[],
         probe: Probe::Http("/healthz"),
         data: None,
@@ -203,6 +214,7 @@ pub const COMPONENTS: &[Component] = &[
         scalable: false,
         depends_on: &[],
         route: None,
+        body_limit: None,
         env: &[("COLLECTOR_OTLP_ENABLED", "true")],
         probe: Probe::Running,
         data: None,
@@ -218,6 +230,7 @@ pub const COMPONENTS: &[Component] = &[
         scalable: false,
         depends_on: &["sink", "jaeger"],
         route: None,
+        body_limit: None,
         env: &[],
         probe: Probe::Running,
         data: None,
@@ -233,8 +246,9 @@ pub const COMPONENTS: &[Component] = &[
         &[port("http", 8081, 8081)],
         "/api/auth/",
         &[
-            // The built-in identity provider's back channel.
+            // The built-in identity provider's back channel, and whether it is offered.
             ("AUTH_SELF_URL", "http://{self}"),
+            ("AUTH_DEV_IDP", "{workshop}"),
             // Every client of a workshop stack (browsers, curl, `socialctl load`'s
             // hundreds of users) reaches auth from one address, so the per-address login
             // limit is raised; the per-account limit still stops password guessing.
@@ -249,6 +263,7 @@ pub const COMPONENTS: &[Component] = &[
         scalable: false,
         depends_on: &["auth", "profile", "feed"],
         route: None,
+        body_limit: None,
         env: &[],
         probe: Probe::Http("/healthz"),
         data: None,
@@ -294,6 +309,9 @@ pub struct StackConfig {
     pub images: ImageMode,
     /// A throwaway stack (tests): PostgreSQL does not flush to disk.
     pub ephemeral: bool,
+    /// Started for a workshop: auth offers the built-in identity provider, which signs
+    /// anyone in as anyone (`{workshop}` in an entry's environment is `true`).
+    pub workshop: bool,
     /// Start only these components (none: all).
     pub only: BTreeSet<String>,
     /// Components served elsewhere (`host:port`), which this stack routes to instead of
@@ -313,6 +331,7 @@ impl Default for StackConfig {
             env: BTreeMap::new(),
             images: ImageMode::Local,
             ephemeral: false,
+            workshop: false,
             only: BTreeSet::new(),
             external: BTreeMap::new(),
         }

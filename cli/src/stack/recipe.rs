@@ -79,7 +79,12 @@ impl Stack {
 
     /// Fills `{component}`, `{self}` and `{public}` in an entry's environment value.
     fn fill(&self, net: Net, inst: &Instance, value: &str) -> String {
-        let mut out = value.replace("{self}", &self.at(net, inst.component.name, inst.replica));
+        let mut out = value
+            .replace("{self}", &self.at(net, inst.component.name, inst.replica))
+            .replace(
+                "{workshop}",
+                if self.cfg.workshop { "true" } else { "false" },
+            );
         out = out.replace(
             "{public}",
             &format!("127.0.0.1:{}", self.host_port_of("gateway")),
@@ -160,6 +165,9 @@ impl Stack {
                 instance_name(name, inst.replica)
             ),
         );
+        if let Some(limit) = inst.component.body_limit {
+            set("SOCIALNET_MAX_BODY".into(), limit.to_string());
+        }
         // A short batch delay, so traces are complete in the sink within a second or two.
         set("OTEL_BSP_SCHEDULE_DELAY".into(), "1000".into());
         set("RUST_LOG".into(), "info".into());

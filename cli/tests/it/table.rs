@@ -126,6 +126,7 @@ async fn a_new_component_is_one_entry_booted_routed_and_reported() {
         scalable: false,
         depends_on: &[],
         route: Some("/echo/"),
+        body_limit: None,
         env: &[],
         probe: Probe::Http("/"),
         data: None,

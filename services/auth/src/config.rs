@@ -43,8 +43,10 @@ pub struct Config {
     #[arg(long, env = "AUTH_LOGIN_WINDOW", default_value_t = 60)]
     pub login_window_secs: u64,
     /// Offer the built-in development identity provider (`/api/auth/oauth/dev/start`),
-    /// so the OAuth redirect dance works in a room with no internet.
-    #[arg(long, env = "AUTH_DEV_IDP", default_value_t = true, action = clap::ArgAction::Set)]
+    /// so the OAuth redirect dance works in a room with no internet. It signs anyone in
+    /// as anyone: off unless the stack is started for a workshop (`socialctl up
+    /// --workshop`).
+    #[arg(long, env = "AUTH_DEV_IDP", default_value_t = false, action = clap::ArgAction::Set)]
     pub dev_idp: bool,
     /// GitHub OAuth app client id (GitHub login is off while unset).
     #[arg(long, env = "AUTH_GITHUB_CLIENT_ID")]

@@ -14,15 +14,27 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{Cache, Db, error};
 
-/// Largest JSON body a service accepts; bigger ones get a 413.
+/// Largest JSON body a service accepts by default; bigger ones get a 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The variable that moves it: the stack sets it from the component table, so the
+/// gateway (which enforces the same limit on the route) and the service agree.
+pub const MAX_BODY_ENV: &str = "SOCIALNET_MAX_BODY";
+
+/// The body limit in force: [`MAX_BODY_ENV`] when it is a number, else the default.
+pub fn max_body_bytes() -> usize {
+    std::env::var(MAX_BODY_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_BODY_BYTES)
+}
 
 /// Wraps a service's routes with the standard layers. Call last, after all routes.
 pub fn finish(router: Router) -> Router {
     router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(max_body_bytes()))
         // Inside the trace layer, so a panic still ends its span as a recorded 500.
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(

@@ -3,14 +3,16 @@
 //! It speaks the same authorization-code + PKCE protocol as GitHub or Google, so the
 //! login flow — redirects, code exchange, user lookup — is identical in the trace; only
 //! the "who are you" step is a one-field form (or `login_hint`) instead of a password.
-//! Never enable it on a system that faces the internet (`AUTH_DEV_IDP=false`).
+//! It is off unless the stack is started for a workshop (`AUTH_DEV_IDP=true`, set by
+//! `socialctl up --workshop`), and even then it only ever sends a code to this system's
+//! own callback: never enable it on a system that faces the internet.
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use common::{ApiError, Form, Json, Query};
 use serde::{Deserialize, Serialize};
 
-use super::oauth::pkce_challenge;
+use super::oauth::{callback_url, pkce_challenge};
 use crate::AppState;
 use crate::error::Result;
 use utoipa_axum::router::OpenApiRouter;
@@ -59,6 +61,7 @@ struct Grant {
     login: String,
     challenge: String,
     redirect_uri: String,
+    client_id: String,
 }
 
 fn escape(s: &str) -> String {
@@ -75,13 +78,27 @@ fn escape(s: &str) -> String {
         (status = 303, description = "back to the client with a code"), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "the development provider is switched off", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn authorize(
     State(state): State<AppState>,
-    Query(p): Query<AuthorizeParams>,
+    params: std::result::Result<Query<AuthorizeParams>, ApiError>,
 ) -> Result<Response> {
+    // Switched off is a 404 whatever the request holds.
     enabled(&state)?;
+    let Query(p) = params?;
     if p.response_type != "code" || p.client_id != CLIENT_ID {
         return Err(ApiError::BadRequest(
             "invalid_request",
             "expected response_type=code and the dev client id".into(),
+        ));
+    }
+    // Codes go only to this system's own callback: an authorization server that
+    // redirects anywhere is an open redirect and hands codes to whoever asks.
+    if !state
+        .providers
+        .keys()
+        .any(|name| p.redirect_uri == callback_url(&state, name))
+    {
+        return Err(ApiError::BadRequest(
+            "invalid_request",
+            "redirect_uri must be this system's own callback (/api/auth/oauth/dev/callback)".into(),
         ));
     }
     if p.code_challenge_method != "S256" || p.code_challenge.len() < 43 {
@@ -110,6 +127,8 @@ async fn authorize(
         .collect();
         return Ok(Html(format!(
             "<!doctype html><title>socialnet dev sign-in</title><h1>Development identity provider</h1>\
+             <p><strong>Workshop mode:</strong> this provider signs anyone in as any name, with \
+             no password. It exists for offline classrooms; never expose this system.</p>\
              <form method=get>{hidden}<label>Sign in as <input name=login_hint autofocus></label> \
              <button>Continue</button></form>"
         ))
@@ -121,6 +140,7 @@ async fn authorize(
         login: login.to_owned(),
         challenge: p.code_challenge,
         redirect_uri: p.redirect_uri.clone(),
+        client_id: p.client_id.clone(),
     };
     state
         .cache
@@ -162,9 +182,10 @@ struct TokenAnswer {
     responses((status = 200, description = "a provider access token", body = TokenAnswer), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "the development provider is switched off", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn token(
     State(state): State<AppState>,
-    Form(t): Form<TokenRequest>,
+    form: std::result::Result<Form<TokenRequest>, ApiError>,
 ) -> Result<Json<TokenAnswer>> {
     enabled(&state)?;
+    let Form(t) = form?;
     if t.grant_type != "authorization_code"
         || t.client_id != CLIENT_ID
         || t.client_secret != CLIENT_SECRET
@@ -183,10 +204,10 @@ async fn token(
         .ok_or_else(|| {
             ApiError::BadRequest("invalid_grant", "unknown, used or expired code".into())
         })?;
-    if grant.redirect_uri != t.redirect_uri {
+    if grant.redirect_uri != t.redirect_uri || grant.client_id != t.client_id {
         return Err(ApiError::BadRequest(
             "invalid_grant",
-            "redirect_uri does not match the authorization request".into(),
+            "redirect_uri or client_id does not match the authorization request".into(),
         ));
     }
     if pkce_challenge(&t.code_verifier) != grant.challenge {

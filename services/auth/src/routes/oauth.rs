@@ -128,7 +128,7 @@ pub struct StartParams {
     pub login_hint: Option<String>,
 }
 
-fn callback_url(state: &AppState, provider: &str) -> String {
+pub(crate) fn callback_url(state: &AppState, provider: &str) -> String {
     format!(
         "{}/api/auth/oauth/{provider}/callback",
         state.settings.public_url.trim_end_matches('/')

@@ -39,7 +39,7 @@ async fn dance(h: &Harness, provider: &str, login: &str) -> common::testkit::Res
 
 #[tokio::test]
 async fn the_dev_provider_logs_in_with_the_full_redirect_dance() {
-    let h = Harness::new(&[]).await;
+    let h = Harness::new(&["--dev-idp", "true"]).await;
     let first = dance(&h, "dev", "Workshop.User@example").await.expect(200);
     assert_eq!(first.json["user"]["username"], "workshop_user");
     let again = dance(&h, "dev", "Workshop.User@example").await.expect(200);
@@ -55,7 +55,7 @@ async fn the_dev_provider_logs_in_with_the_full_redirect_dance() {
 
 #[tokio::test]
 async fn oauth_state_and_pkce_are_enforced() {
-    let h = Harness::new(&[]).await;
+    let h = Harness::new(&["--dev-idp", "true"]).await;
     let start = Req::get("/api/auth/oauth/dev/start?login_hint=zoe")
         .send(&h.app)
         .await
@@ -112,7 +112,7 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test]
 async fn unconfigured_providers_say_which_settings_are_missing() {
-    let h = Harness::new(&[]).await;
+    let h = Harness::new(&["--dev-idp", "true"]).await;
     let r = Req::get("/api/auth/oauth/github/start")
         .send(&h.app)
         .await
@@ -140,7 +140,7 @@ async fn unconfigured_providers_say_which_settings_are_missing() {
 async fn a_configured_external_provider_uses_the_same_code_path() {
     // GitHub's endpoints pointed at the built-in provider: the generic OAuth client code
     // (token exchange, user lookup, linking) runs exactly as it would against GitHub.
-    let h = Harness::with(&[], |state| {
+    let h = Harness::with(&["--dev-idp", "true"], |state| {
         let mut providers = (*state.providers).clone();
         let dev = providers["dev"].clone();
         providers.insert("github".into(), dev);
@@ -149,4 +149,61 @@ async fn a_configured_external_provider_uses_the_same_code_path() {
     .await;
     let r = dance(&h, "github", "octocat").await.expect(200);
     assert_eq!(r.json["user"]["username"], "octocat");
+}
+
+/// The development provider signs anyone in as anyone, so it is off unless asked for,
+/// sends codes only to this system's own callback (before, any `redirect_uri`, even
+/// `javascript:`, got a 303 with the code), and each code works once.
+#[tokio::test]
+async fn the_dev_provider_is_off_by_default_and_redirects_only_to_its_own_callback() {
+    let off = Harness::new(&[]).await;
+    Req::get("/api/auth/dev-idp/authorize")
+        .send(&off.app)
+        .await
+        .expect_error(404, "not_found");
+    let h = Harness::new(&["--dev-idp", "true"]).await;
+    let verifier = "v".repeat(50);
+    let challenge = auth::routes::oauth::pkce_challenge(&verifier);
+    let authorize = |redirect: &str| {
+        format!(
+            "/api/auth/dev-idp/authorize?response_type=code&client_id=socialnet-dev&redirect_uri={}&state=s&code_challenge={challenge}&code_challenge_method=S256&login_hint=eve",
+            urlencode(redirect)
+        )
+    };
+    let own = format!("http://{}/api/auth/oauth/dev/callback", h.addr);
+    for evil in [
+        "https://evil.example/steal".to_owned(),
+        "javascript:alert(1)".to_owned(),
+        format!("{own}/../../elsewhere"),
+        format!("{own}?next=https://evil.example"),
+    ] {
+        let r = Req::get(&authorize(&evil))
+            .send(&h.app)
+            .await
+            .expect_error(400, "invalid_request");
+        assert!(r.headers.get("location").is_none(), "no redirect to {evil}");
+    }
+    let back = Req::get(&authorize(&own)).send(&h.app).await.expect(303);
+    let code = reqwest::Url::parse(&location(&back))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let form = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}&client_id=socialnet-dev&client_secret=socialnet-dev-secret&code_verifier={verifier}",
+        urlencode(&own)
+    );
+    let redeem = || {
+        Req::post("/api/auth/dev-idp/token").raw(
+            "application/x-www-form-urlencoded",
+            form.clone().into_bytes(),
+        )
+    };
+    redeem().send(&h.app).await.expect(200);
+    redeem()
+        .send(&h.app)
+        .await
+        .expect_error(400, "invalid_grant");
 }

@@ -116,3 +116,50 @@ async fn the_gateway_answers_json_for_unknown_paths_and_dead_upstreams() {
         .await
         .expect(200);
 }
+
+/// The gateway and the services enforce one body limit per route (from the component
+/// table), and every error NGINX itself produces is the JSON error body with the trace
+/// id, never an HTML page. Before, a body between the service's 64 KiB and NGINX's 1 MiB
+/// got a misleading 503 ("broken pipe") and counted against the upstream.
+#[tokio::test]
+async fn the_gateways_own_errors_are_json_and_its_body_limit_is_the_services() {
+    let h = Harness::new(1000).await;
+    let gw = gateway(&h).await;
+    let base = format!("http://127.0.0.1:{}", gw.port);
+    let client = reqwest::Client::new();
+    let (_, token) = h.user("big_body").await;
+    let tp = Traceparent::random();
+    let body = format!("{{\"body\": \"{}\"}}", "x".repeat(70 * 1024));
+    let r = Req::post("/api/feed/posts")
+        .token(&token)
+        .traceparent(&tp)
+        .raw("application/json", body.into_bytes())
+        .send_http(&client, &base)
+        .await
+        .expect(413);
+    assert_eq!(r.json["error"], "payload_too_large", "{}", r.text);
+    assert_eq!(r.json["trace_id"], tp.trace_id.to_string());
+    assert_eq!(
+        r.headers.get("server").and_then(|v| v.to_str().ok()),
+        Some("nginx"),
+        "server_tokens off: no version"
+    );
+    let r = Req::get(&format!("/api/feed/posts/{}", "9".repeat(10_000)))
+        .send_http(&client, &base)
+        .await
+        .expect(414);
+    assert_eq!(r.json["error"], "uri_too_long", "{}", r.text);
+    let r = Req::get("/api/feed/timeline")
+        .header("x-large", &"y".repeat(20_000))
+        .send_http(&client, &base)
+        .await
+        .expect(400);
+    assert_eq!(r.json["error"], "bad_request", "{}", r.text);
+    // Under the limit it reaches the service, which answers for itself.
+    Req::post("/api/feed/posts")
+        .token(&token)
+        .json(json!({"body": "small enough"}))
+        .send_http(&client, &base)
+        .await
+        .expect(201);
+}
