@@ -59,7 +59,58 @@ fn bad_request(store: &SpanStore, msg: String) -> Response {
         .into_response()
 }
 
-async fn ingest(State(store): State<Arc<SpanStore>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The largest body a gzip payload may inflate to (a compression bomb is refused, not
+/// expanded).
+pub const MAX_INFLATED: usize = 4 * MAX_PAYLOAD;
+
+/// Inflates a gzip body (OTLP/HTTP clients may send `Content-Encoding: gzip`), refusing
+/// one that would grow past [`MAX_INFLATED`].
+fn gunzip(body: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(MAX_INFLATED as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the gzip body does not inflate: {e}"))?;
+    if out.len() > MAX_INFLATED {
+        return Err(format!(
+            "the gzip body inflates past {} MiB",
+            MAX_INFLATED >> 20
+        ));
+    }
+    Ok(out)
+}
+
+async fn ingest(
+    State(store): State<Arc<SpanStore>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    // A body over the limit is refused before it is read; it is counted like any other
+    // refused payload.
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => {
+            store.count_rejected();
+            return (
+                r.status(),
+                axum::Json(serde_json::json!({"error": "payload_too_large", "message": r.body_text(), "trace_id": ""})),
+            )
+                .into_response();
+        }
+    };
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let body: Bytes = if gzip {
+        match gunzip(&body) {
+            Ok(b) => b.into(),
+            Err(e) => return bad_request(&store, e),
+        }
+    } else {
+        body
+    };
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -250,7 +301,7 @@ pub fn check_summary(store: &SpanStore, req: &CheckRequest) -> CheckSummary {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        let quiet_since = now.saturating_sub(req.settle_ms * 1_000_000);
+        let quiet_since = now.saturating_sub(req.settle_ms.saturating_mul(1_000_000));
         let traces = store.recent(req.recent.min(MAX_CHECK), |t| {
             t.iter().map(|s| s.end_ns).max().unwrap_or(0) < quiet_since
         });

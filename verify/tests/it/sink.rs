@@ -170,7 +170,8 @@ async fn malformed_and_oversize_payloads_are_refused_and_the_sink_keeps_serving(
         post("application/json", b"{\"resourceSpans\": []}".to_vec()).await,
         200
     );
-    assert_eq!(store.stats().rejected_payloads, 2);
+    // The 413 counts with the other refused payloads.
+    assert_eq!(store.stats().rejected_payloads, 3);
     let r = c
         .get(format!(
             "http://{http}/api/traces/0af7651916cd43dd8448eb211c80319c"
@@ -371,4 +372,46 @@ async fn check_judges_sent_requests_and_recent_settled_traces() {
             .unwrap_or("")
             .contains("/api/check")
     );
+}
+
+/// OTLP/HTTP bodies may be gzip-compressed (the specification requires servers to
+/// accept that); a body that does not inflate is a counted 400, and a live check with an
+/// absurd settle time does not overflow.
+#[tokio::test]
+async fn gzip_bodies_are_accepted_and_absurd_check_inputs_are_harmless() {
+    use std::io::Write as _;
+    let (store, _grpc, http) = start_sink(1000).await;
+    let c = reqwest::Client::new();
+    let tid = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let json = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"gz"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"{tid}","spanId":"00f067aa0ba902b7","name":"GET /gz","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"}}]}}]}}]}}"#
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json.as_bytes()).expect("gzip");
+    let body = gz.finish().expect("gzip");
+    let post = |body: Vec<u8>| {
+        c.post(format!("http://{http}/v1/traces"))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(body)
+            .send()
+    };
+    assert_eq!(post(body).await.expect("send").status(), 200);
+    assert_eq!(
+        store.trace(tid).map(|t| t.len()),
+        Some(1),
+        "the gzip body was stored"
+    );
+    assert_eq!(
+        post(b"not gzip".to_vec()).await.expect("send").status(),
+        400
+    );
+    assert_eq!(store.stats().rejected_payloads, 1);
+    let r = c
+        .post(format!("http://{http}/api/check"))
+        .json(&serde_json::json!({"recent": 10, "settle_ms": u64::MAX}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
 }
