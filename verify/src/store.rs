@@ -24,7 +24,34 @@ use crate::model::Span;
 #[derive(Debug, Default)]
 struct Trace {
     spans: Vec<Span>,
-    by_id: HashMap<String, Vec<usize>>,
+    by_id: HashMap<u64, Slot>,
+}
+
+/// Where the spans with one id are: almost always one place, so no allocation for it.
+#[derive(Debug)]
+enum Slot {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Slot {
+    fn positions(&self) -> &[u32] {
+        match self {
+            Slot::One(i) => std::slice::from_ref(i),
+            Slot::Many(v) => v,
+        }
+    }
+}
+
+/// A span id as a number (16 hex digits), or a hash of it when it is not hex: the key
+/// only narrows the search, spans are still compared whole.
+fn id_key(span_id: &str) -> u64 {
+    u64::from_str_radix(span_id, 16).unwrap_or_else(|_| {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        span_id.hash(&mut h);
+        h.finish()
+    })
 }
 
 /// Spans inserted per lock acquisition: short enough that a reader never waits long.
@@ -125,8 +152,13 @@ impl SpanStore {
                 inner.traces.entry(span.trace_id.clone()).or_default()
             }
         };
-        let same_id = trace.by_id.get(&span.span_id);
-        if same_id.is_some_and(|at| at.iter().any(|&i| trace.spans[i] == span)) {
+        let key = id_key(&span.span_id);
+        let same_id = trace.by_id.get(&key);
+        if same_id.is_some_and(|at| {
+            at.positions()
+                .iter()
+                .any(|&i| trace.spans[i as usize] == span)
+        }) {
             inner.duplicates += 1;
             return;
         }
@@ -134,11 +166,17 @@ impl SpanStore {
             inner.capped_spans += 1;
             return;
         }
-        trace
-            .by_id
-            .entry(span.span_id.clone())
-            .or_default()
-            .push(trace.spans.len());
+        let at = trace.spans.len() as u32;
+        match trace.by_id.get_mut(&key) {
+            None => {
+                trace.by_id.insert(key, Slot::One(at));
+            }
+            Some(Slot::One(first)) => {
+                let first = *first;
+                trace.by_id.insert(key, Slot::Many(vec![first, at]));
+            }
+            Some(Slot::Many(v)) => v.push(at),
+        }
         trace.spans.push(span);
         inner.spans += 1;
     }

@@ -87,8 +87,11 @@ impl From<sqlx::Error> for ApiError {
             (_, Some(code)) if code.starts_with("22") => Self::Unprocessable(
                 "a value in the request cannot be stored (out of range or not valid text)".into(),
             ),
-            // What a request referred to was deleted under it.
-            (_, Some("23503")) => Self::NotFound("what this refers to no longer exists".into()),
+            // What a request referred to was deleted under it (a foreign key with nothing
+            // to point at, or a row a write expected to find).
+            (_, Some("23503")) | (sqlx::Error::RowNotFound, _) => {
+                Self::NotFound("what this refers to no longer exists".into())
+            }
             // Serialization failures and deadlocks: retrying succeeds.
             (_, Some("40001" | "40P01")) => {
                 Self::Unavailable("the request collided with another; retry it".into())

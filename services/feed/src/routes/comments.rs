@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Page, PageParams, ensure_post};
+use super::{Page, PageParams, ensure_post, lock_post};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -53,8 +53,8 @@ async fn create(
 ) -> Result<(StatusCode, Json<Comment>)> {
     check_len("body", new.body.trim(), 1, 500)?;
     let db = &state.db;
-    ensure_post(db, id).await?;
     let mut tx = db.spans.run("BEGIN", db.pool.begin()).await?;
+    lock_post(db, &mut tx, id).await?;
     let comment: Comment = db
         .spans
         .run(

@@ -4,7 +4,7 @@ use axum::extract::State;
 use common::{AuthUser, Json, Path};
 use serde::{Deserialize, Serialize};
 
-use super::ensure_post;
+use super::lock_post;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,8 +30,8 @@ const COUNT: &str = "SELECT like_count FROM posts WHERE id = $1";
 
 async fn set_like(state: &AppState, user: &AuthUser, id: i64, on: bool) -> Result<LikeState> {
     let db = &state.db;
-    ensure_post(db, id).await?;
     let mut tx = db.spans.run("BEGIN", db.pool.begin()).await?;
+    lock_post(db, &mut tx, id).await?;
     let (sql, delta) = if on { (INSERT, 1i64) } else { (DELETE, -1i64) };
     let changed = db
         .spans

@@ -54,6 +54,30 @@ impl PageParams {
 }
 
 const POST_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM posts WHERE id = $1)";
+const LOCK_POST: &str = "SELECT id FROM posts WHERE id = $1 FOR NO KEY UPDATE";
+
+/// Inside a write's transaction, locks the post's row first (or says it does not exist).
+/// Every write that touches a post and its likes or comments takes this lock before
+/// anything else, as `DELETE FROM posts` does, so concurrent writes queue on one row in
+/// one order: no deadlock, and no insert into a post deleted meanwhile.
+pub(crate) async fn lock_post(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    id: i64,
+) -> Result<()> {
+    let found: Option<i64> = db
+        .spans
+        .run(
+            LOCK_POST,
+            sqlx::query_scalar(LOCK_POST)
+                .bind(id)
+                .fetch_optional(&mut **tx),
+        )
+        .await?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| ApiError::NotFound(format!("no post {id}")))
+}
 
 pub(crate) async fn ensure_post(db: &Db, id: i64) -> Result<()> {
     let exists: bool = db

@@ -4,6 +4,7 @@
 
 mod gateway;
 mod posts;
+mod races;
 mod timeline;
 
 use axum::Router;
@@ -18,6 +19,8 @@ pub struct Harness {
     pub profile_addr: std::net::SocketAddr,
     pub feed_addr: std::net::SocketAddr,
     pub keys: TestKeys,
+    /// Feed's own database, for tests that compare counters with rows.
+    pub db: Db,
 }
 
 impl Harness {
@@ -45,7 +48,7 @@ impl Harness {
             .expect("feed db");
         let http = telemetry::HttpClient::new(std::time::Duration::from_secs(5));
         let state = feed::AppState {
-            db,
+            db: db.clone(),
             cache: Cache::new(redis_url, &testkit::unique_prefix("feed")).expect("redis"),
             verifier: keys.verifier(),
             profiles: feed::profile_client::ProfileClient::new(
@@ -66,6 +69,7 @@ impl Harness {
             profile_addr,
             feed_addr,
             keys,
+            db,
         }
     }
 
