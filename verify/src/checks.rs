@@ -206,6 +206,11 @@ fn required_attributes(s: &Span) -> &'static [&'static str] {
         SpanKind::Server if status_code(s) == Some(404) => {
             &[a::HTTP_REQUEST_METHOD, a::HTTP_RESPONSE_STATUS_CODE]
         }
+        // A request whose client went away got no response, so no status code; its
+        // `error.type` says so, and it is complete with its error.
+        SpanKind::Server if status_code(s).is_none() && s.attr(a::ERROR_TYPE).is_some() => {
+            &[a::HTTP_REQUEST_METHOD, a::HTTP_ROUTE, a::ERROR_TYPE]
+        }
         SpanKind::Server => &[
             a::HTTP_REQUEST_METHOD,
             a::HTTP_ROUTE,
@@ -377,7 +382,12 @@ pub fn check_trace(spans: &[Span], opts: &CheckOptions) -> Vec<Defect> {
                 ),
             );
         }
-        if parent.end_ns != 0 && s.end_ns > parent.end_ns + opts.clock_skew_ns {
+        // A caller that gave up (a CLIENT span with `error.type` and no answer) stops
+        // waiting; the work it asked for may go on after it, and that is no defect.
+        let caller_gave_up = parent.kind == SpanKind::Client
+            && status_code(parent).is_none()
+            && parent.attr("error.type").is_some();
+        if parent.end_ns != 0 && s.end_ns > parent.end_ns + opts.clock_skew_ns && !caller_gave_up {
             push(
                 DefectKind::EndsAfterParent,
                 s,

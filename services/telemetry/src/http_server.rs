@@ -52,6 +52,31 @@ pub fn span_name(method: &http::Method, route: Option<&str>) -> String {
 /// would bury real traffic, so they get no span.
 pub const UNTRACED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
+/// The `error.type` of a server span whose client went away before the response.
+pub const CANCELLED: &str = "cancelled";
+
+/// Marks the request span as cancelled when dropped before [`Unanswered::answered`]:
+/// per the HTTP semantic conventions, no status code (none was sent) and `error.type`.
+struct Unanswered(Option<tracing::Span>);
+
+impl Unanswered {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(span) = self.0.take() {
+            crate::record_error(
+                &span,
+                CANCELLED,
+                "the client went away before the response was sent",
+            );
+        }
+    }
+}
+
 /// axum middleware: see the module docs.
 pub async fn trace_requests(req: Request, next: Next) -> Response {
     if UNTRACED_PATHS.contains(&req.uri().path()) {
@@ -100,7 +125,12 @@ pub async fn trace_requests(req: Request, next: Next) -> Response {
     };
     span.set_attribute(NETWORK_PROTOCOL_VERSION, version);
 
+    // If the client goes away first, the server drops this future: the guard then ends
+    // the span honestly, as a request that got no response, instead of a span that just
+    // lacks its status code.
+    let guard = Unanswered(Some(span.clone()));
     let mut response = next.run(req).instrument(span.clone()).await;
+    guard.answered();
 
     let status = response.status();
     span.set_attribute(HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));

@@ -288,3 +288,59 @@ fn built_in_specs_parse() {
     let specs = spec::load_dir(&dir).expect("the built-in specs parse");
     assert!(specs.len() >= 5);
 }
+
+/// A client that gives up (a timeout) and the request it abandoned, which the server
+/// ends as cancelled after its caller stopped waiting: complete, with its error. Before,
+/// such a trace counted as `missing_attribute` and `ends_after_parent`.
+#[test]
+fn a_request_whose_client_went_away_is_complete_with_its_error() {
+    let gave_up = |mut spans: Vec<Span>| {
+        let client = spans
+            .iter_mut()
+            .find(|s| s.span_id == "0000000000000003")
+            .unwrap();
+        client
+            .attributes
+            .retain(|(k, _)| k != "http.response.status_code");
+        client
+            .attributes
+            .push(("error.type".into(), "timeout".into()));
+        client.status = StatusCode::Error;
+        let server = spans
+            .iter_mut()
+            .find(|s| s.span_id == "0000000000000004")
+            .unwrap();
+        server
+            .attributes
+            .retain(|(k, _)| k != "http.response.status_code");
+        server.end_ns = 30 * MS;
+        spans
+    };
+    let mut cancelled = gave_up(clean());
+    let server = cancelled
+        .iter_mut()
+        .find(|s| s.span_id == "0000000000000004")
+        .unwrap();
+    server
+        .attributes
+        .push(("error.type".into(), "cancelled".into()));
+    server.status = StatusCode::Error;
+    check("client gave up, server cancelled", cancelled, &[]);
+    // Without `error.type`, a server span with no status code is still incomplete.
+    check(
+        "server span without status or error",
+        gave_up(clean()),
+        &[DefectKind::MissingAttribute],
+    );
+    // A caller that did not give up still bounds its children.
+    let mut late = clean();
+    late.iter_mut()
+        .find(|s| s.span_id == "0000000000000004")
+        .unwrap()
+        .end_ns = 30 * MS;
+    check(
+        "late child of a waiting caller",
+        late,
+        &[DefectKind::EndsAfterParent],
+    );
+}

@@ -128,3 +128,43 @@ fn a_malformed_traceparent_starts_a_fresh_trace() {
         "a 30-digit trace id was accepted as {short:?}"
     );
 }
+
+/// A client that disconnects mid-request: the server span ends as a request that got no
+/// response (`error.type=cancelled`, error status, no status code), not as a span that
+/// merely lacks its status code.
+// Two workers: `Trace::wait` blocks its thread while the server task ends the span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_went_away_ends_as_cancelled() {
+    telemetry::testing::init();
+    let app = Router::new()
+        // Never answers: the client's timeout is what ends the exchange.
+        .route("/slow", get(std::future::pending::<&'static str>))
+        .layer(axum::middleware::from_fn(
+            telemetry::http_server::trace_requests,
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let tp = Traceparent::random();
+    let gave_up = reqwest::Client::new()
+        .get(format!("http://{addr}/slow"))
+        .header("traceparent", tp.header())
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client timed out");
+    let t = Trace::wait(tp.trace_id, Duration::from_secs(10), |t| t.has("GET /slow"));
+    let server = t.one("GET /slow");
+    assert_kind(server, Kind::Server);
+    assert_eq!(
+        attr(server, "error.type").map(|v| v.as_str().into_owned()),
+        Some("cancelled".to_owned())
+    );
+    assert!(attr(server, "http.response.status_code").is_none());
+    assert!(matches!(
+        server.status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
+}
