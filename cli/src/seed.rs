@@ -44,7 +44,8 @@ pub struct SeedArgs {
     /// Password of every seeded user (`user00000` … `user09999`).
     #[arg(long, default_value = "password123")]
     pub password: String,
-    /// Replace an existing data set instead of refusing.
+    /// Replace all data (every account, profile and post) with a fresh data set. Without
+    /// it, the population is added beside the accounts that exist.
     #[arg(long)]
     pub reset: bool,
     /// Random seed, so a data set can be rebuilt identically.
@@ -81,6 +82,17 @@ pub async fn count_users(server: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&pool)
         .await?)
+}
+
+/// Whether an account named `name` exists in auth's database.
+pub async fn has_account(server: &str, name: &str) -> anyhow::Result<bool> {
+    let pool = pool(server, "auth").await?;
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)")
+            .bind(name)
+            .fetch_one(&pool)
+            .await?,
+    )
 }
 
 pub fn username(i: usize) -> String {
@@ -152,41 +164,52 @@ pub async fn seed(a: &SeedArgs, to: &Servers) -> anyhow::Result<Seeded> {
     let auth = pool(&to.database_url, "auth").await?;
     let profile = pool(&to.database_url, "profile").await?;
     let feed = pool(&to.database_url, "feed").await?;
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+    let names: Vec<String> = (0..a.users).map(username).collect();
+    // Without --reset, the population goes in beside whatever accounts exist (a user
+    // registered by hand keeps their account); it is refused only if part of it is
+    // already there.
+    let present: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE username = ANY($1)")
+        .bind(&names)
         .fetch_one(&auth)
         .await?;
-    if existing > 0 && !a.reset {
+    if present > 0 && !a.reset {
         bail!(
-            "the stack already has {existing} users; pass --reset to replace them with a seeded data set"
+            "{present} of the {} seeded accounts ({} …) already exist; `socialctl seed --reset` replaces all data with a fresh data set",
+            a.users,
+            names[0]
         );
     }
-    sqlx::query("TRUNCATE users, oauth_identities")
-        .execute(&auth)
-        .await?;
-    sqlx::query("TRUNCATE profiles, follows")
-        .execute(&profile)
-        .await?;
-    sqlx::query("TRUNCATE posts, likes, comments RESTART IDENTITY")
-        .execute(&feed)
-        .await?;
-    let redis =
-        redis::Client::open(to.redis_url.as_str()).context("--redis-url is not a Redis URL")?;
-    let mut conn = redis
-        .get_multiplexed_async_connection()
-        .await
-        .with_context(|| {
-            format!(
-                "could not reach Redis at {}; is the stack up?",
-                to.redis_url
-            )
-        })?;
-    redis::cmd("FLUSHDB").query_async::<()>(&mut conn).await?;
+    if a.reset {
+        sqlx::query("TRUNCATE users, oauth_identities")
+            .execute(&auth)
+            .await?;
+        sqlx::query("TRUNCATE profiles, follows")
+            .execute(&profile)
+            .await?;
+        sqlx::query("TRUNCATE posts, likes, comments RESTART IDENTITY")
+            .execute(&feed)
+            .await?;
+    }
+    if a.reset {
+        // Cached timelines and profiles would contradict the new data.
+        let redis =
+            redis::Client::open(to.redis_url.as_str()).context("--redis-url is not a Redis URL")?;
+        let mut conn = redis
+            .get_multiplexed_async_connection()
+            .await
+            .with_context(|| {
+                format!(
+                    "could not reach Redis at {}; is the stack up?",
+                    to.redis_url
+                )
+            })?;
+        redis::cmd("FLUSHDB").query_async::<()>(&mut conn).await?;
+    }
 
     let mut rng = StdRng::seed_from_u64(a.seed);
     let ids: Vec<Uuid> = (0..a.users)
         .map(|_| Uuid::from_u128(rng.random()))
         .collect();
-    let names: Vec<String> = (0..a.users).map(username).collect();
     eprintln!("seed: hashing the shared password (argon2id)");
     let phc = {
         let mut raw = [0u8; 16];

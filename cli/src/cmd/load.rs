@@ -223,18 +223,22 @@ async fn preflight(a: &LoadArgs, t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> a
         200 => Ok(()),
         401 => {
             let first = crate::seed::username(0);
-            let n = crate::seed::count_users(&t.servers.database_url).await.with_context(|| {
+            let db = &t.servers.database_url;
+            let why = || {
                 format!(
-                    "login as {first} failed (HTTP 401{trace}) and the database at {} could not be read to tell why; \
-                     on a fresh stack run `socialctl seed`",
-                    t.servers.database_url
+                    "login as {first} failed (HTTP 401{trace}) and the database at {db} could not be read to tell why; \
+                     on a fresh stack run `socialctl seed`"
                 )
-            })?;
-            if n > 0 {
+            };
+            let n = crate::seed::count_users(db).await.with_context(why)?;
+            if crate::seed::has_account(db, &first)
+                .await
+                .with_context(why)?
+            {
                 bail!(
-                    "login as {first} with the workload's password failed (HTTP 401{trace}), yet the stack has {n} accounts: \
-                     the password differs from the seeded one, or {first} was never seeded. \
-                     `socialctl seed --reset` replaces all data with a fresh population"
+                    "login as {first} with the workload's password failed (HTTP 401{trace}): the account exists, so the \
+                     workload's password differs from the one it was seeded with. Fix `population … password=` in the \
+                     workload, or `socialctl seed --reset` to replace all data with a fresh population"
                 );
             }
             if a.no_seed {
@@ -243,8 +247,7 @@ async fn preflight(a: &LoadArgs, t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> a
                 );
             }
             say(&format!(
-                "load: no seeded population (login as {} failed); seeding {} users, as `socialctl seed` would",
-                crate::seed::username(0),
+                "load: no seeded population (no {first}); seeding {} users beside the {n} accounts there, as `socialctl seed` would",
                 w.users
             ));
             let defaults = crate::seed::SeedArgs::default();

@@ -115,6 +115,19 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
         "up failed"
     );
 
+    // A user registered by hand first, as README's tour does: load seeds its population
+    // beside that account, and the account survives.
+    let client = reqwest::Client::new();
+    let gateway = format!("http://127.0.0.1:{GATEWAY}");
+    let tour = serde_json::json!({"username": "tour_user", "password": "correct horse battery"});
+    let r = client
+        .post(format!("{gateway}/api/auth/register"))
+        .json(&tour)
+        .send()
+        .await
+        .expect("register through the gateway");
+    assert_eq!(r.status(), 201);
+
     // Closed model. The population is missing, so load seeds it first.
     let record = tmp.path().join("closed.jsonl");
     let out = run(
@@ -135,7 +148,17 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "thresholds met");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("seeding 300 users"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("seeding 300 users beside the 1 accounts"),
+        "seeded beside the hand-made account"
+    );
+    let r = client
+        .post(format!("{gateway}/api/auth/login"))
+        .json(&tour)
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 200, "the hand-made account is still there");
     let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints only the report");
     let total = report["total"]["requests"].as_u64().unwrap();
     let rows = report["endpoints"].as_array().unwrap();
