@@ -3,11 +3,12 @@
 //! only what socialctl created.
 
 use std::process::{Command, Output};
-
-use socialctl::runtime::Runtime as _;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use socialctl::runtime::Runtime as _;
+
+use crate::docker;
 
 const BIN: &str = env!("CARGO_BIN_EXE_socialctl");
 const PROJECT: &str = "sntest";
@@ -33,14 +34,6 @@ fn socialctl(args: &[&str]) -> Output {
         ]);
     }
     crate::run_logged(cmd, args)
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 struct Cleanup;

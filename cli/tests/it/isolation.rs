@@ -7,16 +7,10 @@ use std::process::Command;
 
 use serde_json::json;
 
+use crate::docker;
+
 const BIN: &str = env!("CARGO_BIN_EXE_socialctl");
 const LABEL: &str = "label=io.socialnet.project=socialnet";
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn socialctl(args: &[&str]) -> std::process::Output {
     crate::run_logged(

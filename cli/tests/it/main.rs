@@ -13,6 +13,16 @@ mod tidy;
 /// Docker stacks are started one at a time: the first builds the images.
 pub static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The trimmed output of a `docker` CLI command (to look at the engine independently of
+/// socialctl).
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Runs a socialctl command and echoes it with its output (shown when a test fails).
 pub fn run_logged(mut cmd: std::process::Command, args: &[&str]) -> std::process::Output {
     let out = cmd.output().expect("run socialctl");

@@ -184,10 +184,11 @@ async fn a_new_component_is_one_entry_booted_routed_and_reported() {
 
     // The runtime's operations on one instance (what chaos drives).
     let pid = row.pid.expect("a running instance has a pid");
+    // Signals are delivered asynchronously: poll for the state they cause.
     rt.pause("echo").await.expect("pause");
-    assert_eq!(proc_state(pid), Some('T'), "paused processes are stopped");
+    wait_for_state(pid, |s| s == Some('T'), "paused processes are stopped").await;
     rt.resume("echo").await.expect("resume");
-    assert_ne!(proc_state(pid), Some('T'), "resumed");
+    wait_for_state(pid, |s| s != Some('T'), "resumed processes run again").await;
     rt.restart("echo").await.expect("restart");
     let after = echo_row(&rt).await;
     assert_eq!(after.health, "healthy");
@@ -215,6 +216,19 @@ async fn echo_row(rt: &LocalRuntime) -> socialctl::runtime::InstanceStatus {
         .into_iter()
         .find(|r| r.name == "echo")
         .expect("echo is listed")
+}
+
+/// Polls a process's state until `ok` holds, failing with `what` after 5 s.
+async fn wait_for_state(pid: u32, ok: impl Fn(Option<char>) -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !ok(proc_state(pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: state {:?}",
+            proc_state(pid)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A process's state letter from /proc (`T` when stopped).

@@ -54,7 +54,13 @@ const INSERT_USER: &str =
 
 /// Create an account (and its profile) and sign in.
 #[utoipa::path(post, path = "/api/auth/register", tag = "accounts", request_body = Registration,
-    responses((status = 201, description = "signed in as the new user", body = TokenResponse), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 409, description = "the username or email is taken", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
+    responses(
+        (status = 201, description = "signed in as the new user", body = TokenResponse),
+        (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
+        (status = 409, description = "the username or email is taken", body = common::ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     Json(r): Json<Registration>,
@@ -130,7 +136,14 @@ const FIND_USER: &str = "SELECT id, password_hash FROM users WHERE username = $1
 
 /// Sign in with a username and password.
 #[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = Login,
-    responses((status = 200, description = "signed in", body = TokenResponse), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 429, description = "too many attempts; retry after the Retry-After header", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
+    responses(
+        (status = 200, description = "signed in", body = TokenResponse),
+        (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
+        (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 429, description = "too many attempts; retry after the Retry-After header", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -174,7 +187,13 @@ pub struct RefreshRequest {
 /// Trade a refresh token for new tokens (the old one is spent; reusing it revokes
 /// the whole session).
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body = RefreshRequest,
-    responses((status = 200, description = "new tokens", body = TokenResponse), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
+    responses(
+        (status = 200, description = "new tokens", body = TokenResponse),
+        (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
+        (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn refresh(
     State(state): State<AppState>,
     Json(r): Json<RefreshRequest>,
@@ -187,7 +206,12 @@ async fn refresh(
 
 /// End the session a refresh token belongs to.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "accounts", request_body = RefreshRequest,
-    responses((status = 204, description = "signed out"), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
+    responses(
+        (status = 204, description = "signed out"),
+        (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn logout(
     State(state): State<AppState>,
     Json(r): Json<RefreshRequest>,

@@ -73,9 +73,15 @@ fn escape(s: &str) -> String {
 
 /// The built-in provider's authorization page: a sign-in form, then a redirect back
 /// with a code.
-#[utoipa::path(get, path = "/api/auth/dev-idp/authorize", tag = "dev-idp", params(AuthorizeParams),
-    responses((status = 200, description = "the sign-in form", content_type = "text/html", body = String),
-        (status = 303, description = "back to the client with a code"), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "the development provider is switched off", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/auth/dev-idp/authorize", tag = "dev-idp",
+    params(AuthorizeParams),
+    responses(
+        (status = 200, description = "the sign-in form", content_type = "text/html", body = String),
+        (status = 303, description = "back to the client with a code"),
+        (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
+        (status = 404, description = "the development provider is switched off", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn authorize(
     State(state): State<AppState>,
     params: std::result::Result<Query<AuthorizeParams>, ApiError>,
@@ -179,7 +185,11 @@ struct TokenAnswer {
 /// The built-in provider's token endpoint (a form post, as OAuth2 has it).
 #[utoipa::path(post, path = "/api/auth/dev-idp/token", tag = "dev-idp",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "a provider access token", body = TokenAnswer), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "the development provider is switched off", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
+    responses(
+        (status = 200, description = "a provider access token", body = TokenAnswer),
+        (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
+        (status = 404, description = "the development provider is switched off", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn token(
     State(state): State<AppState>,
     form: std::result::Result<Form<TokenRequest>, ApiError>,
@@ -230,8 +240,13 @@ async fn token(
 }
 
 /// Who a provider access token belongs to.
-#[utoipa::path(get, path = "/api/auth/dev-idp/userinfo", tag = "dev-idp", security(("bearer" = [])),
-    responses((status = 200, description = "the user's `sub`, `login` and `email`", body = Object), (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody), (status = 404, description = "the development provider is switched off", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/auth/dev-idp/userinfo", tag = "dev-idp",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the user's `sub`, `login` and `email`", body = Object),
+        (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody),
+        (status = 404, description = "the development provider is switched off", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn userinfo(
     State(state): State<AppState>,
     headers: http::HeaderMap,

@@ -14,7 +14,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The public keys access tokens are verified with.
 #[utoipa::path(get, path = "/api/auth/jwks", tag = "keys",
-    responses((status = 200, description = "the key set", body = Jwks)))]
+    responses(
+        (status = 200, description = "the key set", body = Jwks)))]
 async fn jwks(State(state): State<AppState>) -> Json<Jwks> {
     Json((*state.jwks).clone())
 }

@@ -141,8 +141,13 @@ fn store_down(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// Begin an OAuth2 login (authorization code + PKCE): redirects to the provider.
-#[utoipa::path(get, path = "/api/auth/oauth/{provider}/start", tag = "oauth", params(("provider" = String, Path, description = "`github`, `google` or `dev`"), StartParams),
-    responses((status = 303, description = "to the provider's authorization page"), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "no such provider, or it is not configured", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/auth/oauth/{provider}/start", tag = "oauth",
+    params(("provider" = String, Path, description = "`github`, `google` or `dev`"), StartParams),
+    responses(
+        (status = 303, description = "to the provider's authorization page"),
+        (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
+        (status = 404, description = "no such provider, or it is not configured", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -191,8 +196,13 @@ fn upstream(what: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 /// Where the provider sends the browser back: exchanges the code and signs in.
-#[utoipa::path(get, path = "/api/auth/oauth/{provider}/callback", tag = "oauth", params(("provider" = String, Path, description = "`github`, `google` or `dev`"), CallbackParams),
-    responses((status = 200, description = "signed in", body = TokenResponse), (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody), (status = 404, description = "no such provider, or it is not configured", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/auth/oauth/{provider}/callback", tag = "oauth",
+    params(("provider" = String, Path, description = "`github`, `google` or `dev`"), CallbackParams),
+    responses(
+        (status = 200, description = "signed in", body = TokenResponse),
+        (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
+        (status = 404, description = "no such provider, or it is not configured", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn callback(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -9,6 +9,17 @@ fn location(r: &common::testkit::Resp) -> String {
     r.headers["location"].to_str().unwrap().to_owned()
 }
 
+/// The `code` a provider's redirect carries back.
+fn code_of(redirect: &common::testkit::Resp) -> String {
+    reqwest::Url::parse(&location(redirect))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
 /// The path and query of an absolute URL, to replay it against the router.
 fn local(url: &str) -> String {
     let u = reqwest::Url::parse(url).unwrap();
@@ -84,13 +95,7 @@ async fn oauth_state_and_pkce_are_enforced() {
         .send(&h.app)
         .await
         .expect(303);
-    let code = reqwest::Url::parse(&location(&back))
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = code_of(&back);
     let form = format!(
         "grant_type=authorization_code&code={code}&redirect_uri={}&client_id=socialnet-dev&client_secret=socialnet-dev-secret&code_verifier=wrong-verifier-wrong-verifier-wrong-verifier",
         urlencode(&format!("http://{}/api/auth/oauth/dev/callback", h.addr))
@@ -184,13 +189,7 @@ async fn the_dev_provider_is_off_by_default_and_redirects_only_to_its_own_callba
         assert!(r.headers.get("location").is_none(), "no redirect to {evil}");
     }
     let back = Req::get(&authorize(&own)).send(&h.app).await.expect(303);
-    let code = reqwest::Url::parse(&location(&back))
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = code_of(&back);
     let form = format!(
         "grant_type=authorization_code&code={code}&redirect_uri={}&client_id=socialnet-dev&client_secret=socialnet-dev-secret&code_verifier={verifier}",
         urlencode(&own)

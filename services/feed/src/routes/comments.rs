@@ -42,9 +42,18 @@ const LIST: &str = "SELECT id, post_id, author_id, author_username, body, create
      WHERE post_id = $1 AND ($2::bigint IS NULL OR id > $2) ORDER BY id LIMIT $3";
 
 /// Comment on a post.
-#[utoipa::path(post, path = "/api/feed/posts/{id}/comments", tag = "comments", security(("bearer" = [])), params(("id" = i64, Path, description = "the post's id")),
+#[utoipa::path(post, path = "/api/feed/posts/{id}/comments", tag = "comments",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the post's id")),
     request_body = NewComment,
-    responses((status = 201, description = "the new comment", body = Comment), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+    responses(
+        (status = 201, description = "the new comment", body = Comment),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 404, description = "no post with that id", body = common::ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -75,8 +84,14 @@ async fn create(
 }
 
 /// A post's comments, oldest first.
-#[utoipa::path(get, path = "/api/feed/posts/{id}/comments", tag = "comments", params(("id" = i64, Path, description = "the post's id"), PageParams),
-    responses((status = 200, description = "one page of comments", body = Page<Comment>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/feed/posts/{id}/comments", tag = "comments",
+    params(("id" = i64, Path, description = "the post's id"), PageParams),
+    responses(
+        (status = 200, description = "one page of comments", body = Page<Comment>),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 404, description = "no post with that id", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     Path(id): Path<i64>,

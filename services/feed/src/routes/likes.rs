@@ -68,8 +68,15 @@ async fn set_like(state: &AppState, user: &AuthUser, id: i64, on: bool) -> Resul
 }
 
 /// Like a post (idempotent).
-#[utoipa::path(put, path = "/api/feed/posts/{id}/like", tag = "likes", security(("bearer" = [])), params(("id" = i64, Path, description = "the post's id")),
-    responses((status = 200, description = "liked", body = LikeState), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(put, path = "/api/feed/posts/{id}/like", tag = "likes",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the post's id")),
+    responses(
+        (status = 200, description = "liked", body = LikeState),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 404, description = "no post with that id", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn like(
     State(state): State<AppState>,
     user: AuthUser,
@@ -79,8 +86,15 @@ async fn like(
 }
 
 /// Take a like back (idempotent).
-#[utoipa::path(delete, path = "/api/feed/posts/{id}/like", tag = "likes", security(("bearer" = [])), params(("id" = i64, Path, description = "the post's id")),
-    responses((status = 200, description = "not liked", body = LikeState), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/feed/posts/{id}/like", tag = "likes",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the post's id")),
+    responses(
+        (status = 200, description = "not liked", body = LikeState),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 404, description = "no post with that id", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn unlike(
     State(state): State<AppState>,
     user: AuthUser,

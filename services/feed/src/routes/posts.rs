@@ -39,8 +39,15 @@ const INSERT: &str = "INSERT INTO posts (author_id, author_username, body) VALUE
 
 /// Publish a post; it reaches followers' home timelines (pushed, or pulled at read
 /// time for celebrity authors).
-#[utoipa::path(post, path = "/api/feed/posts", tag = "posts", security(("bearer" = [])), request_body = NewPost,
-    responses((status = 201, description = "the new post", body = Post), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(post, path = "/api/feed/posts", tag = "posts",
+    security(("bearer" = [])), request_body = NewPost,
+    responses(
+        (status = 201, description = "the new post", body = Post),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -108,8 +115,13 @@ async fn fan_out(state: &AppState, author: &AuthUser, post_id: i64) -> Result<()
 const SELECT_ONE: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts WHERE id = $1";
 
 /// One post.
-#[utoipa::path(get, path = "/api/feed/posts/{id}", tag = "posts", params(("id" = i64, Path, description = "the post's id")),
-    responses((status = 200, description = "the post", body = Post), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/feed/posts/{id}", tag = "posts",
+    params(("id" = i64, Path, description = "the post's id")),
+    responses(
+        (status = 200, description = "the post", body = Post),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 404, description = "no post with that id", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn get_post(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Post>> {
     let db = &state.db;
     db.spans
@@ -127,8 +139,16 @@ const AUTHOR_OF: &str = "SELECT author_id FROM posts WHERE id = $1";
 
 /// Only the author may delete. Timelines keep the id; reads skip posts that are gone.
 /// Delete one of your posts.
-#[utoipa::path(delete, path = "/api/feed/posts/{id}", tag = "posts", security(("bearer" = [])), params(("id" = i64, Path, description = "the post's id")),
-    responses((status = 204, description = "deleted"), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 403, description = "only the author may do this", body = common::ErrorBody), (status = 404, description = "no post with that id", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/feed/posts/{id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the post's id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 403, description = "only the author may do this", body = common::ErrorBody),
+        (status = 404, description = "no post with that id", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
@@ -167,8 +187,13 @@ const BY_USER: &str = "SELECT id, author_id, author_username, body, like_count, 
      WHERE author_username = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
 
 /// One author's posts, newest first.
-#[utoipa::path(get, path = "/api/feed/users/{username}/posts", tag = "posts", params(("username" = String, Path, description = "the author's name"), PageParams),
-    responses((status = 200, description = "one page of posts", body = Page<Post>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/feed/users/{username}/posts", tag = "posts",
+    params(("username" = String, Path, description = "the author's name"), PageParams),
+    responses(
+        (status = 200, description = "one page of posts", body = Page<Post>),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn user_posts(
     State(state): State<AppState>,
     Path(username): Path<String>,

@@ -110,8 +110,15 @@ async fn followed_celebrities(state: &AppState, user: &AuthUser) -> Result<Vec<U
 }
 
 /// The caller's home timeline: posts of the people they follow, newest first.
-#[utoipa::path(get, path = "/api/feed/timeline", tag = "timeline", security(("bearer" = [])), params(PageParams),
-    responses((status = 200, description = "one page of the home timeline", body = Page<Post>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/feed/timeline", tag = "timeline",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "one page of the home timeline", body = Page<Post>),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
 async fn timeline(
     State(state): State<AppState>,
     user: AuthUser,

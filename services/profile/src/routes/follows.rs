@@ -120,8 +120,16 @@ async fn set_follow(
 }
 
 /// Follow a user (idempotent).
-#[utoipa::path(put, path = "/api/profiles/{username}/follow", tag = "follows", security(("bearer" = [])), params(("username" = String, Path, description = "the user's name")),
-    responses((status = 200, description = "now following", body = FollowState), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(put, path = "/api/profiles/{username}/follow", tag = "follows",
+    security(("bearer" = [])),
+    params(("username" = String, Path, description = "the user's name")),
+    responses(
+        (status = 200, description = "now following", body = FollowState),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 404, description = "no user of that name", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn follow(
     State(state): State<AppState>,
     user: AuthUser,
@@ -131,8 +139,16 @@ async fn follow(
 }
 
 /// Stop following a user (idempotent).
-#[utoipa::path(delete, path = "/api/profiles/{username}/follow", tag = "follows", security(("bearer" = [])), params(("username" = String, Path, description = "the user's name")),
-    responses((status = 200, description = "no longer following", body = FollowState), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/profiles/{username}/follow", tag = "follows",
+    security(("bearer" = [])),
+    params(("username" = String, Path, description = "the user's name")),
+    responses(
+        (status = 200, description = "no longer following", body = FollowState),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 404, description = "no user of that name", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn unfollow(
     State(state): State<AppState>,
     user: AuthUser,
@@ -207,8 +223,14 @@ async fn list(
 }
 
 /// Who follows a user, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/profiles/{username}/followers", tag = "follows", params(("username" = String, Path, description = "the user's name"), ListParams),
-    responses((status = 200, description = "one page of followers", body = Page<ProfileSummary>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/profiles/{username}/followers", tag = "follows",
+    params(("username" = String, Path, description = "the user's name"), ListParams),
+    responses(
+        (status = 200, description = "one page of followers", body = Page<ProfileSummary>),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 404, description = "no user of that name", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn followers(
     State(state): State<AppState>,
     Path(username): Path<String>,
@@ -218,8 +240,14 @@ async fn followers(
 }
 
 /// Whom a user follows, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/profiles/{username}/following", tag = "follows", params(("username" = String, Path, description = "the user's name"), ListParams),
-    responses((status = 200, description = "one page of followed users", body = Page<ProfileSummary>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/profiles/{username}/following", tag = "follows",
+    params(("username" = String, Path, description = "the user's name"), ListParams),
+    responses(
+        (status = 200, description = "one page of followed users", body = Page<ProfileSummary>),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 404, description = "no user of that name", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn following(
     State(state): State<AppState>,
     Path(username): Path<String>,

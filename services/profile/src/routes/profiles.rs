@@ -90,7 +90,11 @@ pub(crate) async fn invalidate(state: &AppState, usernames: &[&str]) {
 /// One user's profile (cache-aside: Redis, then PostgreSQL).
 #[utoipa::path(get, path = "/api/profiles/{username}", tag = "profiles",
     params(("username" = String, Path, description = "the user's name")),
-    responses((status = 200, description = "the profile", body = Profile), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 404, description = "no user of that name", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
+    responses(
+        (status = 200, description = "the profile", body = Profile),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 404, description = "no user of that name", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn get_profile(
     State(state): State<AppState>,
     Path(username): Path<String>,
@@ -102,9 +106,13 @@ async fn get_profile(
 }
 
 /// The caller's own profile.
-#[utoipa::path(get, path = "/api/profiles/me", tag = "profiles", security(("bearer" = [])),
-    responses((status = 200, description = "the caller's profile", body = Profile), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
-        (status = 404, description = "the caller has no profile yet", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/profiles/me", tag = "profiles",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the caller's profile", body = Profile),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 404, description = "the caller has no profile yet", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Profile>> {
     load(&state, &user.username)
         .await?
@@ -129,9 +137,16 @@ const UPSERT: &str = "INSERT INTO profiles (user_id, username, display_name, bio
 
 /// Creates the caller's profile on first call (auth calls this at registration) and
 /// updates the given fields after that.
-#[utoipa::path(patch, path = "/api/profiles/me", tag = "profiles", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/profiles/me", tag = "profiles",
+    security(("bearer" = [])),
     request_body = ProfileUpdate,
-    responses((status = 200, description = "the updated profile", body = Profile), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody), (status = 413, description = "body over 64 KiB", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
+    responses(
+        (status = 200, description = "the updated profile", body = Profile),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn update_me(
     State(state): State<AppState>,
     user: AuthUser,

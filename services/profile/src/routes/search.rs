@@ -39,8 +39,13 @@ fn like_escape(s: &str) -> String {
 }
 
 /// Users whose name contains or resembles `q`, best matches first.
-#[utoipa::path(get, path = "/api/profiles/search", tag = "search", params(SearchParams),
-    responses((status = 200, description = "matching users", body = Vec<ProfileSummary>), (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody), (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody), (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
+#[utoipa::path(get, path = "/api/profiles/search", tag = "search",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "matching users", body = Vec<ProfileSummary>),
+        (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn search(
     State(state): State<AppState>,
     Query(p): Query<SearchParams>,
