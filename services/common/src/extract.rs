@@ -65,6 +65,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        // Every request body is an object; serde would otherwise read a struct from an
+        // array of its fields in order (`[null, null]`).
+        if !value.is_object() {
+            return Err(ApiError::Unprocessable(
+                "the body must be a JSON object".into(),
+            ));
+        }
         if let Some(field) = nul_field(&value, "") {
             return Err(nul(&field));
         }

@@ -149,6 +149,15 @@ async fn the_gateways_own_errors_are_json_and_its_body_limit_is_the_services() {
         .await
         .expect(414);
     assert_eq!(r.json["error"], "uri_too_long", "{}", r.text);
+    let r = Req::new("TRACE".parse().unwrap(), "/api/feed/timeline")
+        .send_http(&client, &base)
+        .await
+        .expect(405);
+    assert_eq!(r.json["error"], "method_not_allowed", "{}", r.text);
+    assert!(
+        r.headers.get("allow").is_some(),
+        "a 405 names the allowed methods"
+    );
     let r = Req::get("/api/feed/timeline")
         .header("x-large", &"y".repeat(20_000))
         .send_http(&client, &base)

@@ -58,6 +58,13 @@ async fn bad_input_is_a_clear_4xx() {
         .send(&h.app)
         .await
         .expect_error(422, "validation_failed");
+    // A struct's fields as an array is not an object: refused, not read in order.
+    Req::patch("/api/profiles/me")
+        .token(&token)
+        .raw("application/json", b"[null, null]".to_vec())
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
     Req::patch("/api/profiles/me")
         .token(&token)
         .raw("application/json", b"{not json".to_vec())
