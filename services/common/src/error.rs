@@ -137,7 +137,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn rejection(status: StatusCode, text: String) -> ApiError {
+pub(crate) fn rejection(status: StatusCode, text: String) -> ApiError {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge(format!("request body too large: {text}"))

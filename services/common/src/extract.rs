@@ -64,7 +64,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::BadRequest(
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| crate::error::rejection(r.status(), r.body_text()))?;
+        // The common case parses once, straight into `T`. Only a body that is not an
+        // object, or that spells a NUL (`\u0000`), takes the slower path through a
+        // `Value`, which names the offending field.
+        let object = bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{');
+        if object && !mentions_nul(&bytes) {
+            let axum::Json(v) = axum::Json::<T>::from_bytes(&bytes)?;
+            return Ok(Json(v));
+        }
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_bytes(&bytes)?;
         // Every request body is an object; serde would otherwise read a struct from an
         // array of its fields in order (`[null, null]`).
         if !value.is_object() {
@@ -81,6 +101,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             ))
         })
     }
+}
+
+/// Whether a request says its body is JSON (`application/json` or `application/*+json`).
+fn json_content_type(headers: &http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Whether raw JSON text contains a `\u0000` escape (the only way JSON can carry a NUL);
+/// a false alarm (`\\u0000`, an escaped backslash) only costs the slower path.
+fn mentions_nul(bytes: &[u8]) -> bool {
+    bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && (w[1] == b'u' || w[1] == b'U') && &w[2..] == b"0000")
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -163,5 +209,7 @@ mod tests {
         );
         assert_eq!(nul_pair("q=%00&limit=2").as_deref(), Some("q"));
         assert_eq!(nul_pair("q=fine&limit=2"), None);
+        assert!(mentions_nul(br#"{"a": "x\u0000"}"#));
+        assert!(!mentions_nul(br#"{"a": "x\u0041"}"#));
     }
 }
