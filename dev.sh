@@ -50,6 +50,11 @@ ensure_packages() {
     command -v cargo >/dev/null || die "cargo is not installed; install Rust from rustup.rs"
 }
 
+# One address from `socialctl up --json`'s output.
+json_field() {
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["addresses"][sys.argv[2]])' "$1" "$2"
+}
+
 # The throwaway PostgreSQL and Redis the tests use are started by socialctl itself, from
 # the stack's component table (one way to start each thing), on ports outside the
 # kernel's ephemeral range so no outgoing connection can hold them.
@@ -66,9 +71,11 @@ cmd_test() {
     trap stop_infra EXIT
     say "starting throwaway PostgreSQL and Redis: socialctl up --only postgres,redis"
     "$ctl" up --runtime local --ephemeral --only postgres,redis --project test-infra --state-dir "$infra" \
-        --postgres-port "$TEST_PG_PORT" --redis-port "$TEST_REDIS_PORT"
-    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$TEST_PG_PORT/postgres"
-    export TEST_REDIS_URL="redis://127.0.0.1:$TEST_REDIS_PORT/0"
+        --postgres-port "$TEST_PG_PORT" --redis-port "$TEST_REDIS_PORT" --json > "$infra.json"
+    # Their URLs carry the project's generated passwords.
+    TEST_DATABASE_URL="$(json_field "$infra.json" postgres)/postgres"
+    TEST_REDIS_URL=$(json_field "$infra.json" redis)
+    export TEST_DATABASE_URL TEST_REDIS_URL
     export SOCIALCTL="$ctl"
     say "running every test (PostgreSQL, Redis, NGINX and Docker are real)"
     local out="$RUN_DIR/test-output.log" rc=0

@@ -70,6 +70,8 @@ fn base_config(recorded: &StackConfig, tracing: bool) -> StackConfig {
         .insert("AUTH_LOGIN_IP_LIMIT".into(), "1000000".into());
     cfg.env
         .insert("AUTH_LOGIN_ACCOUNT_LIMIT".into(), "1000000".into());
+    cfg.env
+        .insert("AUTH_REGISTER_IP_LIMIT".into(), "1000000".into());
     cfg.env.insert("RUST_LOG".into(), "warn".into());
     if tracing {
         cfg.env.remove("OTEL_SDK_DISABLED");
@@ -185,7 +187,13 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let target = a.stack.target();
     let (rt, recorded) = match a.stack.recorded() {
         Some(state) => (target.in_use().await?, state.config),
-        None => (target.for_up().await?, StackConfig::default()),
+        None => (
+            target.for_up().await?,
+            StackConfig {
+                secrets: crate::stack::secrets::Secrets::load_or_create(&target.dir)?,
+                ..StackConfig::default()
+            },
+        ),
     };
     println!(
         "bench: on the {} runtime's stack (tracing on)",

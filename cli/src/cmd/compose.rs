@@ -8,8 +8,11 @@ pub struct ComposeArgs {
 }
 
 pub fn run(a: &ComposeArgs) {
+    let mut cfg = a.up.config();
+    // Compose users choose their passwords through the environment.
+    cfg.secrets = crate::stack::secrets::Secrets::compose();
     print!(
         "{}",
-        crate::render::compose::render(&crate::stack::Stack::new(a.up.config()))
+        crate::render::compose::render(&crate::stack::Stack::new(cfg))
     );
 }

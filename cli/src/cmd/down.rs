@@ -14,6 +14,12 @@ pub struct DownArgs {
 }
 
 pub async fn run(a: &DownArgs) -> anyhow::Result<()> {
-    let rt = a.stack.target().in_use().await?;
-    rt.down(a.volumes).await
+    let target = a.stack.target();
+    let rt = target.in_use().await?;
+    rt.down(a.volumes).await?;
+    if a.volumes {
+        // The data they protected is gone; the next `up` makes new ones.
+        crate::stack::secrets::Secrets::forget(&target.dir);
+    }
+    Ok(())
 }

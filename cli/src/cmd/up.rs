@@ -120,15 +120,21 @@ impl UpArgs {
             workshop: self.workshop,
             only: self.only.iter().cloned().collect(),
             external: self.external.iter().cloned().collect(),
+            // `up` fills in the project's own; see `stack::secrets`.
+            secrets: Default::default(),
         }
     }
 }
 
 pub async fn run(a: &UpArgs) -> anyhow::Result<ExitCode> {
+    if a.json {
+        crate::runtime::progress::to_stderr();
+    }
     let up = async {
         let target = a.stack.target();
         let mut rt = target.for_up().await?;
         let mut cfg = a.config();
+        cfg.secrets = crate::stack::secrets::Secrets::load_or_create(&target.dir)?;
         match &mut rt {
             AnyRuntime::Docker(d) if a.images == ImagesChoice::Auto => {
                 // One registry probe decides `auto` and, when it fails, says why images
@@ -146,7 +152,7 @@ pub async fn run(a: &UpArgs) -> anyhow::Result<ExitCode> {
         let stack = Stack::new(cfg);
         stack.validate().map_err(anyhow::Error::msg)?;
         if stack.cfg.workshop {
-            println!(
+            crate::say!(
                 "WORKSHOP MODE: auth's built-in identity provider signs anyone in as any user, \
                  with no password. Use this stack only in a closed room; `socialctl up` without \
                  --workshop turns it off."

@@ -15,9 +15,14 @@ use crate::stack::{ImageMode, Stack};
 /// The tag the Compose file refers to.
 pub const COMPOSE_IMAGE: &str = "socialnet-stack:local";
 
-/// A double-quoted YAML scalar, with `$` doubled so Compose does not interpolate it.
+/// A double-quoted YAML scalar, with `$` doubled so Compose does not interpolate it,
+/// except the credential variables (`${SOCIALNET_…}`), which it should.
 fn quote(s: &str) -> String {
-    serde_json::to_string(&s.replace('$', "$$")).expect("strings serialise")
+    serde_json::to_string(
+        &s.replace('$', "$$")
+            .replace("$${SOCIALNET_", "${SOCIALNET_"),
+    )
+    .expect("strings serialise")
 }
 
 fn list(items: &[String]) -> String {

@@ -249,7 +249,7 @@ impl Runtime for LocalRuntime {
 
     async fn up(&self, stack: &Stack) -> anyhow::Result<usize> {
         self.dirs()?;
-        println!(
+        crate::say!(
             "socialctl up: local runtime (host processes on 127.0.0.1), state in {}",
             self.root.display()
         );
@@ -262,7 +262,7 @@ impl Runtime for LocalRuntime {
         if stack.cfg.only.is_empty() {
             for inst in self.known() {
                 if !wanted.iter().any(|(w, _)| *w == inst) {
-                    println!("  {inst:<12} removing (no longer in the stack)");
+                    crate::say!("  {inst:<12} removing (no longer in the stack)");
                     self.stop_instance(&inst)?;
                 }
             }
@@ -271,11 +271,11 @@ impl Runtime for LocalRuntime {
         for (inst, spec) in &wanted {
             let running = self.running(inst);
             if running.is_some() && self.spec(inst).as_ref() == Some(spec) {
-                println!("  {inst:<12} unchanged");
+                crate::say!("  {inst:<12} unchanged");
                 continue;
             }
             if running.is_some() {
-                println!("  {inst:<12} settings changed: recreating");
+                crate::say!("  {inst:<12} settings changed: recreating");
                 self.stop_instance(inst)?;
             } else if !port_free(spec.port) {
                 bail!(
@@ -292,12 +292,12 @@ impl Runtime for LocalRuntime {
     async fn down(&self, volumes: bool) -> anyhow::Result<()> {
         let known = self.known();
         if known.is_empty() {
-            println!("nothing is running from {}", self.root.display());
+            crate::say!("nothing is running from {}", self.root.display());
         }
         for inst in known {
-            print!("  {inst:<12} stopping … ");
+            crate::say_inline!("  {inst:<12} stopping … ");
             self.stop_instance(&inst)?;
-            println!("stopped");
+            crate::say!("stopped");
         }
         StackState::remove(&self.root);
         if volumes {
@@ -311,7 +311,7 @@ impl Runtime for LocalRuntime {
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir)
                         .with_context(|| format!("could not delete {}", dir.display()))?;
-                    println!("deleted {} ({what})", dir.display());
+                    crate::say!("deleted {} ({what})", dir.display());
                 }
             }
         }

@@ -129,7 +129,7 @@ impl Target {
             Some(k) => k,
             None if docker::available().await => RuntimeKind::Docker,
             None => {
-                println!("no Docker engine answers: using the local runtime (host processes)");
+                crate::say!("no Docker engine answers: using the local runtime (host processes)");
                 RuntimeKind::Local
             }
         };
@@ -201,11 +201,17 @@ pub async fn probe(p: Probe, host: &str, port: u16) -> bool {
         ),
         Probe::Postgres => {
             use sqlx::Connection as _;
+            // Ready once it answers the protocol: refusing the probe's missing password
+            // counts (the probe does not hold the project's credentials); "starting up"
+            // does not.
             let url = format!("postgres://postgres@{host}:{port}/postgres");
-            matches!(
-                tokio::time::timeout(timeout, sqlx::PgConnection::connect(&url)).await,
-                Ok(Ok(_))
-            )
+            match tokio::time::timeout(timeout, sqlx::PgConnection::connect(&url)).await {
+                Ok(Ok(_)) => true,
+                Ok(Err(sqlx::Error::Database(e))) => {
+                    matches!(e.code().as_deref(), Some("28P01" | "28000"))
+                }
+                _ => false,
+            }
         }
         Probe::Http(path) => {
             let Ok(client) = reqwest::Client::builder().timeout(timeout).build() else {

@@ -2,9 +2,48 @@
 //! elapsed time on a terminal, plain lines when output goes to a pipe or a CI log.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+static TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Sends what runtimes report while they work to stderr (a command printing JSON on
+/// stdout calls this first, so its output stays one parseable document).
+pub fn to_stderr() {
+    TO_STDERR.store(true, Ordering::Relaxed);
+}
+
+/// Writes a report line (or part of one, without `newline`) where [`to_stderr`] says.
+pub fn emit(args: std::fmt::Arguments<'_>, newline: bool) {
+    let text = if newline {
+        format!("{args}\n")
+    } else {
+        args.to_string()
+    };
+    if TO_STDERR.load(Ordering::Relaxed) {
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(text.as_bytes());
+        let _ = e.flush();
+    } else {
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(text.as_bytes());
+        let _ = o.flush();
+    }
+}
+
+/// `println!` for what a runtime reports while it works.
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => { $crate::runtime::progress::emit(format_args!($($t)*), true) };
+}
+
+/// `print!` for what a runtime reports while it works.
+#[macro_export]
+macro_rules! say_inline {
+    ($($t:tt)*) => { $crate::runtime::progress::emit(format_args!($($t)*), false) };
+}
 
 pub struct Line {
     bar: Option<ProgressBar>,
@@ -15,7 +54,12 @@ pub struct Line {
 impl Line {
     /// Starts the line for `name` in state `state` (e.g. "starting").
     pub fn start(name: &str, state: &str) -> Self {
-        let bar = std::io::stdout().is_terminal().then(|| {
+        let terminal = if TO_STDERR.load(Ordering::Relaxed) {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
+        let bar = terminal.then(|| {
             let b = ProgressBar::new_spinner();
             b.set_style(
                 ProgressStyle::with_template("  {prefix:<12} {spinner} {msg} ({elapsed})")
@@ -27,8 +71,7 @@ impl Line {
             b
         });
         if bar.is_none() {
-            print!("  {name:<12} {state} … ");
-            let _ = std::io::stdout().flush();
+            crate::say_inline!("  {name:<12} {state} … ");
         }
         Self {
             bar,
@@ -50,9 +93,9 @@ impl Line {
         match self.bar {
             Some(b) => {
                 b.finish_and_clear();
-                println!("  {:<12} {text}", self.name);
+                crate::say!("  {:<12} {text}", self.name);
             }
-            None => println!("{text}"),
+            None => crate::say!("{text}"),
         }
     }
 
@@ -61,9 +104,9 @@ impl Line {
         match self.bar {
             Some(b) => {
                 b.finish_and_clear();
-                println!("  {:<12} {outcome}", self.name);
+                crate::say!("  {:<12} {outcome}", self.name);
             }
-            None => println!("{outcome}"),
+            None => crate::say!("{outcome}"),
         }
     }
 }

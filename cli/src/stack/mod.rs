@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod official;
 mod plan;
 pub mod recipe;
+pub mod secrets;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -253,6 +254,7 @@ pub const COMPONENTS: &[Component] = &[
             // hundreds of users) reaches auth from one address, so the per-address login
             // limit is raised; the per-account limit still stops password guessing.
             ("AUTH_LOGIN_IP_LIMIT", "100000"),
+            ("AUTH_REGISTER_IP_LIMIT", "1000"),
         ],
     ),
     service("feed", &[port("http", 8083, 8083)], "/api/feed/", &[]),
@@ -317,6 +319,9 @@ pub struct StackConfig {
     /// Components served elsewhere (`host:port`), which this stack routes to instead of
     /// starting them.
     pub external: BTreeMap<String, String>,
+    /// The project's PostgreSQL and Redis passwords (see [`secrets`]).
+    #[serde(default)]
+    pub secrets: secrets::Secrets,
 }
 
 /// The first service's default port (auth's).
@@ -334,6 +339,7 @@ impl Default for StackConfig {
             workshop: false,
             only: BTreeSet::new(),
             external: BTreeMap::new(),
+            secrets: secrets::Secrets::default(),
         }
     }
 }

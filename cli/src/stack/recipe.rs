@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::official::{self, ImageMode};
+use super::secrets::Secrets;
 use super::{Component, Instance, Launch, Net, Role, Stack, instance_name};
 
 /// How one instance is started.
@@ -48,8 +49,20 @@ fi
 chmod 700 "$PGDATA"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   $AS_PG "$BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 >/dev/null
-  if [ "$PG_LISTEN" = "*" ]; then echo "host all all 0.0.0.0/0 trust" >> "$PGDATA/pg_hba.conf"; fi
 fi
+AUTH=trust
+if [ -n "$PG_PASSWORD" ]; then
+  AUTH=scram-sha-256
+  echo "ALTER ROLE postgres PASSWORD '$PG_PASSWORD'" |
+    $AS_PG "$BIN/postgres" --single -D "$PGDATA" -c password_encryption=scram-sha-256 postgres >/dev/null
+fi
+unset PG_PASSWORD
+{
+  echo "local all all trust"
+  echo "host all all 127.0.0.1/32 $AUTH"
+  echo "host all all ::1/128 $AUTH"
+  if [ "$PG_LISTEN" = "*" ]; then echo "host all all 0.0.0.0/0 $AUTH"; fi
+} > "$PGDATA/pg_hba.conf"
 exec $AS_PG "$BIN/postgres" -D "$PGDATA" -p "$PGPORT" -c listen_addresses="$PG_LISTEN" \
   -c unix_socket_directories="$PG_SOCKETS" $PG_SETTINGS"#;
 
@@ -98,6 +111,41 @@ impl Stack {
         out
     }
 
+    /// The PostgreSQL server as `net` reaches it, with credentials, without a database.
+    pub fn postgres_url(&self, net: Net) -> String {
+        format!(
+            "postgres://{}{}",
+            Secrets::userinfo("postgres", &self.postgres_password()),
+            self.at(net, "postgres", 0)
+        )
+    }
+
+    /// Redis as `net` reaches it, with credentials.
+    pub fn redis_url(&self, net: Net) -> String {
+        format!(
+            "redis://{}{}/0",
+            Secrets::userinfo("", &self.redis_password()),
+            self.at(net, "redis", 0)
+        )
+    }
+
+    /// A server given with `--external` is the user's: its credentials are not ours.
+    fn postgres_password(&self) -> String {
+        if self.cfg.external.contains_key("postgres") {
+            String::new()
+        } else {
+            self.cfg.secrets.postgres.clone()
+        }
+    }
+
+    fn redis_password(&self) -> String {
+        if self.cfg.external.contains_key("redis") {
+            String::new()
+        } else {
+            self.cfg.secrets.redis.clone()
+        }
+    }
+
     fn host_port_of(&self, name: &str) -> u16 {
         self.component(name)
             .map(|c| self.host_port(c, 0, 0))
@@ -131,12 +179,9 @@ impl Stack {
         );
         set(
             format!("{upper}_DATABASE_URL"),
-            format!("postgres://postgres@{}/{name}", self.at(net, "postgres", 0)),
+            format!("{}/{name}", self.postgres_url(net)),
         );
-        set(
-            "REDIS_URL".into(),
-            format!("redis://{}/0", self.at(net, "redis", 0)),
-        );
+        set("REDIS_URL".into(), self.redis_url(net));
         set(
             "AUTH_JWKS_URL".into(),
             format!("http://{}/api/auth/jwks", self.at(net, "auth", 0)),
@@ -202,8 +247,13 @@ impl Stack {
             }
             (Role::Postgres, _) if official => {
                 e.image = Some(official::POSTGRES_IMAGE.into());
-                e.env
-                    .insert("POSTGRES_HOST_AUTH_METHOD".into(), "trust".into());
+                let password = self.postgres_password();
+                if password.is_empty() {
+                    e.env
+                        .insert("POSTGRES_HOST_AUTH_METHOD".into(), "trust".into());
+                } else {
+                    e.env.insert("POSTGRES_PASSWORD".into(), password);
+                }
                 e.args = ["postgres".to_owned()]
                     .into_iter()
                     .chain(pg_settings(self.cfg.ephemeral))
@@ -229,24 +279,24 @@ impl Stack {
                     ),
                     ("PG_SOCKETS", sockets),
                     ("PG_SETTINGS", pg_settings(self.cfg.ephemeral).join(" ")),
+                    ("PG_PASSWORD", self.postgres_password()),
                 ] {
                     e.env.insert(k.into(), v);
                 }
             }
             (Role::Redis, _) => {
+                // Settings travel in a file, so the password is not on a command line
+                // every local user can read.
+                let mut conf = format!(
+                    "port {port}\nbind {bind}\nprotected-mode no\nsave \"\"\nappendonly no\n"
+                );
+                let password = self.redis_password();
+                if !password.is_empty() {
+                    conf.push_str(&format!("requirepass {password}\n"));
+                }
                 e.program = Some("redis-server".into());
-                e.args = strings(&[
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    bind,
-                    "--protected-mode",
-                    "no",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ]);
+                e.args = vec![format!("{}/redis.conf", paths.run)];
+                e.files = vec![("redis.conf".into(), conf)];
                 if official {
                     e.image = Some(official::REDIS_IMAGE.into());
                 }
@@ -390,5 +440,44 @@ mod tests {
             ("5432", "*")
         );
         assert!(!d.env["PG_SETTINGS"].contains("fsync=off"));
+    }
+
+    #[test]
+    fn the_projects_passwords_reach_clients_and_servers_but_no_command_line() {
+        let secrets = Secrets {
+            postgres: "pgpw".into(),
+            redis: "rdpw".into(),
+        };
+        let s = Stack::new(StackConfig {
+            secrets: secrets.clone(),
+            ..Default::default()
+        });
+        let auth = exec_of(&s, Net::Docker, "auth");
+        assert_eq!(
+            auth.env["AUTH_DATABASE_URL"],
+            "postgres://postgres:pgpw@postgres:5432/auth"
+        );
+        assert_eq!(auth.env["REDIS_URL"], "redis://:rdpw@redis:6379/0");
+        let pg = exec_of(&s, Net::Local, "postgres");
+        assert_eq!(pg.env["PG_PASSWORD"], "pgpw");
+        let redis = exec_of(&s, Net::Local, "redis");
+        assert!(redis.files[0].1.contains("requirepass rdpw"), "{redis:?}");
+        for e in [&pg, &redis, &auth] {
+            assert!(
+                !e.args
+                    .iter()
+                    .any(|a| a.contains("pgpw") || a.contains("rdpw")),
+                "{e:?}"
+            );
+        }
+        // A server of the user's own keeps its own credentials.
+        let mut cfg = s.cfg.clone();
+        cfg.external
+            .insert("postgres".into(), "db.example:5432".into());
+        let ext = exec_of(&Stack::new(cfg), Net::Local, "auth");
+        assert_eq!(
+            ext.env["AUTH_DATABASE_URL"],
+            "postgres://postgres@db.example:5432/auth"
+        );
     }
 }

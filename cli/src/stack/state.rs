@@ -48,9 +48,10 @@ pub struct Addresses {
     pub otlp_http: String,
     /// The sink's OTLP/gRPC address, e.g. `127.0.0.1:4317`.
     pub otlp_grpc: String,
-    /// The PostgreSQL server, without a database: `postgres://postgres@127.0.0.1:15432`.
+    /// The PostgreSQL server, without a database, with the project's credentials:
+    /// `postgres://postgres:PASSWORD@127.0.0.1:15432`.
     pub postgres: String,
-    /// Redis, e.g. `redis://127.0.0.1:16379/0`.
+    /// Redis with the project's password, e.g. `redis://:PASSWORD@127.0.0.1:16379/0`.
     pub redis: String,
     /// `(instance, URL)` of every service's `/metrics`, for drain detection.
     #[serde(default)]
@@ -77,8 +78,8 @@ impl Addresses {
             gateway: format!("http://{}", at("gateway")),
             otlp_http: format!("http://{}", at("sink")),
             otlp_grpc: format!("127.0.0.1:{}", host("sink", 1)),
-            postgres: format!("postgres://postgres@{}", at("postgres")),
-            redis: format!("redis://{}/0", at("redis")),
+            postgres: stack.postgres_url(Net::Local),
+            redis: stack.redis_url(Net::Local),
             metrics: Vec::new(),
             jaeger_ui: (stack.cfg.images == super::ImageMode::Official)
                 .then(|| format!("http://127.0.0.1:{}/", host("jaeger", 0))),
@@ -103,12 +104,11 @@ impl StackState {
 
     /// Records the state in `dir` (written whole, then renamed, so a reader never sees
     /// half a file).
+    /// It holds URLs with credentials: the directory and file are its owner's only.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("could not create the state directory {}", dir.display()))?;
+        super::secrets::private_dir(dir)?;
         let tmp = dir.join("stack.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("could not write {}", tmp.display()))?;
+        super::secrets::write_private(&tmp, &serde_json::to_vec_pretty(self)?)?;
         std::fs::rename(&tmp, file(dir))
             .with_context(|| format!("could not write {}", file(dir).display()))
     }

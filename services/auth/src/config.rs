@@ -36,9 +36,17 @@ pub struct Config {
     /// Login attempts allowed per client IP per window.
     #[arg(long, env = "AUTH_LOGIN_IP_LIMIT", default_value_t = 60)]
     pub login_ip_limit: u64,
-    /// Login attempts allowed per account per window.
+    /// Failed logins allowed per account from one client address per window (the owner,
+    /// signing in from another address, is not locked out).
     #[arg(long, env = "AUTH_LOGIN_ACCOUNT_LIMIT", default_value_t = 10)]
     pub login_account_limit: u64,
+    /// Registrations allowed per client address per registration window (each costs an
+    /// argon2 hash).
+    #[arg(long, env = "AUTH_REGISTER_IP_LIMIT", default_value_t = 20)]
+    pub register_ip_limit: u64,
+    /// Length of the registration rate-limit window, in seconds.
+    #[arg(long, env = "AUTH_REGISTER_WINDOW", default_value_t = 3600)]
+    pub register_window_secs: u64,
     /// Length of the rate-limit window, in seconds.
     #[arg(long, env = "AUTH_LOGIN_WINDOW", default_value_t = 60)]
     pub login_window_secs: u64,

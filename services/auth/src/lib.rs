@@ -70,6 +70,8 @@ pub async fn state(config: &config::Config) -> anyhow::Result<AppState> {
             login_ip_limit: config.login_ip_limit,
             login_account_limit: config.login_account_limit,
             login_window_secs: config.login_window_secs,
+            register_ip_limit: config.register_ip_limit,
+            register_window_secs: config.register_window_secs,
             dev_idp: config.dev_idp,
             unconfigured,
         }),

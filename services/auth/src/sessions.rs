@@ -6,8 +6,9 @@
 //! presented twice — the sign of a stolen token — the second use revokes the whole
 //! family, and both the thief and the victim must log in again.
 //!
-//! Access tokens are stateless JWTs: they stay valid until they expire (minutes), which
-//! is why their lifetime is short.
+//! Access tokens are stateless JWTs, so ending a session also announces it
+//! ([`common::revocation`]): every service then refuses the session's access tokens
+//! within moments instead of at their expiry.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -144,11 +145,7 @@ pub async fn rotate(state: &AppState, refresh: &str) -> Result<TokenResponse> {
         .await
         .map_err(store_down)?;
     if !first_use {
-        state
-            .cache
-            .del(&[&family_key(rec.family)])
-            .await
-            .map_err(store_down)?;
+        end(state, rec.family).await?;
         tracing::warn!(user_id = %rec.user_id, family = %rec.family, "refresh token reused; session revoked");
         return Err(ApiError::Unauthorized(
             "this refresh token was already used, so the session has been revoked for safety; log in again".into(),
@@ -167,11 +164,21 @@ pub async fn revoke(state: &AppState, refresh: &str) -> Result<()> {
         .map_err(store_down)?
         && let Ok(rec) = serde_json::from_str::<RefreshRecord>(&record)
     {
-        state
-            .cache
-            .del(&[&family_key(rec.family)])
-            .await
-            .map_err(store_down)?;
+        end(state, rec.family).await?;
     }
     Ok(())
+}
+
+/// Ends a session: its refresh tokens stop working here, and every service is told to
+/// refuse its access tokens until the last of them would have expired.
+async fn end(state: &AppState, family: Uuid) -> Result<()> {
+    state
+        .cache
+        .del(&[&family_key(family)])
+        .await
+        .map_err(store_down)?;
+    let until = chrono::Utc::now().timestamp() + state.settings.access_ttl_secs + 5;
+    common::revocation::revoke(&state.cache, family, until)
+        .await
+        .map_err(store_down)
 }

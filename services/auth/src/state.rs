@@ -30,6 +30,8 @@ pub struct Settings {
     pub login_ip_limit: u64,
     pub login_account_limit: u64,
     pub login_window_secs: u64,
+    pub register_ip_limit: u64,
+    pub register_window_secs: u64,
     pub dev_idp: bool,
     /// Providers named by the operator but missing a client id or secret, so the error
     /// for them can say exactly which variable to set.

@@ -19,7 +19,7 @@ pub struct CacheError(#[from] redis::RedisError);
 /// A Redis client scoped to one service's keys.
 #[derive(Clone)]
 pub struct Cache {
-    conn: ConnectionManager,
+    pub(crate) conn: ConnectionManager,
     prefix: String,
     pub spans: RedisSpans,
 }

@@ -5,7 +5,8 @@
 //!   routes; [`extract`]: JSON, path, query and form extractors whose rejections use it
 //!   and that refuse text PostgreSQL cannot store;
 //! - [`tokens`]: EdDSA access tokens (signed by auth, verified everywhere) and the
-//!   [`tokens::AuthUser`] extractor;
+//!   [`tokens::AuthUser`] extractor; [`revocation`]: signed-out sessions, announced
+//!   through Redis, whose tokens every service refuses;
 //! - [`db`] and [`cache`]: PostgreSQL and Redis handles whose every call is traced;
 //! - [`server`]: the layers every router gets, health endpoints, and `serve`;
 //! - [`openapi`]: each service's OpenAPI document, generated from its handlers.
@@ -17,6 +18,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod revocation;
 pub mod server;
 #[cfg(feature = "testkit")]
 pub mod testkit;

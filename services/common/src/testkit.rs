@@ -118,19 +118,29 @@ fn socialctl() -> PathBuf {
 /// directory, stopped (`socialctl down`) when dropped.
 struct Private {
     dir: PathBuf,
+    /// What `up --json` recorded (its addresses carry the generated credentials).
+    state: serde_json::Value,
 }
 
 impl Private {
     fn up(args: &[String]) -> Self {
         let dir = std::env::temp_dir().join(format!("socialnet-test-{}", Uuid::new_v4().simple()));
         let out = Command::new(socialctl())
-            .args(["up", "--runtime", "local", "--ephemeral", "--state-dir"])
+            .args([
+                "up",
+                "--runtime",
+                "local",
+                "--ephemeral",
+                "--json",
+                "--state-dir",
+            ])
             .arg(&dir)
             .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("run socialctl up");
-        let me = Self { dir };
+        let state = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let me = Self { dir, state };
         assert!(
             out.status.success(),
             "socialctl up {args:?} failed:\n{}{}",
@@ -138,6 +148,13 @@ impl Private {
             String::from_utf8_lossy(&out.stderr)
         );
         me
+    }
+
+    fn address(&self, name: &str) -> String {
+        self.state["addresses"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("socialctl up --json recorded no {name} address"))
+            .to_owned()
     }
 
     fn down(&self) {
@@ -172,7 +189,7 @@ impl RedisServer {
             port.to_string(),
         ]);
         Self {
-            url: format!("redis://127.0.0.1:{port}/0"),
+            url: server.address("redis"),
             server: Some(server),
         }
     }

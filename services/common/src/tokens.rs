@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::ApiError;
+use crate::revocation::Revoked;
 
 /// The `iss` of every access token.
 pub const ISSUER: &str = "socialnet-auth";
@@ -125,6 +126,7 @@ pub struct TokenVerifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
     source: Option<(telemetry::HttpClient, String)>,
     last_fetch: Mutex<Option<Instant>>,
+    revoked: Arc<Revoked>,
 }
 
 /// Refetching the key set is rate-limited, so a flood of tokens with made-up key ids
@@ -138,6 +140,7 @@ impl TokenVerifier {
             keys: RwLock::new(decoding_keys(jwks)),
             source: None,
             last_fetch: Mutex::new(None),
+            revoked: Arc::default(),
         })
     }
 
@@ -147,7 +150,25 @@ impl TokenVerifier {
             keys: RwLock::new(HashMap::new()),
             source: Some((client, jwks_url)),
             last_fetch: Mutex::new(None),
+            revoked: Arc::default(),
         })
+    }
+
+    /// What a service uses: keys from auth's JWKS URL, and signed-out sessions followed
+    /// on `redis_url` (see [`crate::revocation`]).
+    pub fn for_service(
+        client: telemetry::HttpClient,
+        jwks_url: String,
+        redis_url: &str,
+    ) -> Arc<Self> {
+        let v = Self::from_url(client, jwks_url);
+        v.revoked.follow(redis_url);
+        v
+    }
+
+    /// The signed-out sessions this verifier refuses.
+    pub fn revoked(&self) -> &Arc<Revoked> {
+        &self.revoked
     }
 
     async fn refresh(&self) -> Result<(), ApiError> {
@@ -202,6 +223,10 @@ impl TokenVerifier {
         v.leeway = 5;
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
         match jsonwebtoken::decode::<Claims>(token, key, &v) {
+            Ok(data) if self.revoked.contains(data.claims.sid) => {
+                telemetry::set_current_attribute(telemetry::attrs::SESSION_REVOKED, true);
+                Err(unauthorized("this session was signed out; log in again"))
+            }
             Ok(data) => Ok(data.claims),
             Err(e) => Err(match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {

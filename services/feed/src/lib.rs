@@ -53,7 +53,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let state = AppState {
         db,
         cache,
-        verifier: TokenVerifier::from_url(http.clone(), config.jwks_url),
+        verifier: TokenVerifier::for_service(http.clone(), config.jwks_url, &config.redis_url),
         profiles: profile_client::ProfileClient::new(http, config.profile_url),
         settings: Settings {
             celebrity_threshold: config.celebrity_threshold,

@@ -51,7 +51,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let state = AppState {
         db,
         cache,
-        verifier: TokenVerifier::from_url(http, config.jwks_url),
+        verifier: TokenVerifier::for_service(http, config.jwks_url, &config.redis_url),
         cache_ttl_secs: config.cache_ttl_secs,
     };
     let listener = server::bind(config.listen).await?;

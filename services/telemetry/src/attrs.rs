@@ -6,8 +6,9 @@
 pub use opentelemetry_semantic_conventions::attribute::{
     CLIENT_ADDRESS, DB_COLLECTION_NAME, DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT,
     DB_SYSTEM_NAME, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
-    NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, SERVICE_INSTANCE_ID, SERVICE_NAME,
-    SERVICE_VERSION, URL_FULL, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
+    MESSAGING_DESTINATION_NAME, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE,
+    MESSAGING_SYSTEM, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, SERVICE_INSTANCE_ID,
+    SERVICE_NAME, SERVICE_VERSION, URL_FULL, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
 
 /// The pre-1.26 name of `db.system.name`; still emitted because many backends and
@@ -25,3 +26,5 @@ pub const USER_ID: &str = "enduser.id";
 pub const FEED_STRATEGY: &str = "socialnet.feed.strategy";
 /// Number of followers a new post was pushed to.
 pub const FEED_FANOUT_COUNT: &str = "socialnet.feed.fanout.count";
+/// Set on a request's server span when its access token belonged to a signed-out session.
+pub const SESSION_REVOKED: &str = "socialnet.session.revoked";

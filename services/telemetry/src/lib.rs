@@ -24,6 +24,7 @@ pub mod http_client;
 pub mod http_server;
 mod init;
 mod logs;
+pub mod messaging;
 pub mod propagation;
 #[cfg(feature = "testing")]
 pub mod testing;

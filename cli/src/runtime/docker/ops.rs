@@ -30,11 +30,11 @@ impl Runtime for DockerRuntime {
             .ok()
             .and_then(|v| v.version)
             .unwrap_or_else(|| "?".into());
-        println!(
+        crate::say!(
             "socialctl up: Docker runtime (engine {version}), project {}",
             self.project
         );
-        let say = |m: &str| println!("  {m}");
+        let say = |m: &str| crate::say!("  {m}");
         let official = stack.cfg.images == ImageMode::Official;
         if official {
             say(&format!(
@@ -58,7 +58,7 @@ impl Runtime for DockerRuntime {
         if stack.cfg.only.is_empty() {
             for (inst, e) in &have {
                 if !want.iter().any(|w| &w.instance == inst) {
-                    println!("  {inst:<12} removing (no longer in the stack)");
+                    crate::say!("  {inst:<12} removing (no longer in the stack)");
                     self.remove(&e.id).await?;
                 }
             }
@@ -67,10 +67,10 @@ impl Runtime for DockerRuntime {
         for (order, w) in want.iter().enumerate() {
             if let Some(e) = have.remove(&w.instance) {
                 if e.running && e.spec == w.spec_hash() {
-                    println!("  {:<12} unchanged", w.instance);
+                    crate::say!("  {:<12} unchanged", w.instance);
                     continue;
                 }
-                println!("  {:<12} settings changed: recreating", w.instance);
+                crate::say!("  {:<12} settings changed: recreating", w.instance);
                 self.remove(&e.id).await?;
             }
             let line = crate::runtime::progress::Line::start(&w.instance, "starting");
@@ -95,14 +95,14 @@ impl Runtime for DockerRuntime {
     async fn down(&self, volumes: bool) -> anyhow::Result<()> {
         let have = self.existing().await?;
         if have.is_empty() {
-            println!("no {} containers on this engine", self.project);
+            crate::say!("no {} containers on this engine", self.project);
         }
         let mut ordered: Vec<(&String, &Existing)> = have.iter().collect();
         ordered.sort_by_key(|(_, e)| std::cmp::Reverse(e.order));
         for (inst, e) in ordered {
-            print!("  {inst:<12} removing … ");
+            crate::say_inline!("  {inst:<12} removing … ");
             self.remove(&e.id).await?;
-            println!("removed");
+            crate::say!("removed");
         }
         if let Ok(n) = self
             .docker
@@ -141,7 +141,7 @@ impl Runtime for DockerRuntime {
                     )
                     .await
                     .with_context(|| format!("could not remove volume {}", v.name))?;
-                println!("deleted volume {} (PostgreSQL's databases)", v.name);
+                crate::say!("deleted volume {} (PostgreSQL's databases)", v.name);
             }
         }
         Ok(())

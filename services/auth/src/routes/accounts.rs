@@ -57,12 +57,14 @@ const INSERT_USER: &str =
     responses(
         (status = 201, description = "signed in as the new user", body = TokenResponse),
         (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
-        (status = 409, description = "the username or email is taken", body = common::ErrorBody),
+        (status = 409, description = "the username is taken (usernames are public; whether an email address has an account is never revealed)", body = common::ErrorBody),
         (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
         (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
+        (status = 429, description = "too many registrations from this address; retry after the Retry-After header", body = common::ErrorBody),
         (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Json(r): Json<Registration>,
 ) -> Result<(StatusCode, Json<TokenResponse>)> {
     check_username(&r.username)?;
@@ -74,6 +76,7 @@ async fn register(
             "email must be an address like name@example.org",
         ));
     }
+    ratelimit::check_register(&state, &ip).await?;
     let hash = password::hash(r.password).await?;
     let id = Uuid::now_v7();
     let db = &state.db;
@@ -89,9 +92,7 @@ async fn register(
         )
         .await
         .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict(_) => {
-                ApiError::Conflict("that username or email is already taken".into())
-            }
+            ApiError::Conflict(_) => ApiError::Conflict("that username is already taken".into()),
             other => other,
         })?;
     let tokens = sessions::start(&state, id, &r.username).await?;
@@ -142,7 +143,7 @@ const FIND_USER: &str = "SELECT id, password_hash FROM users WHERE username = $1
         (status = 401, description = "wrong credentials, or a missing, expired or revoked token", body = common::ErrorBody),
         (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
         (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
-        (status = 429, description = "too many attempts; retry after the Retry-After header", body = common::ErrorBody),
+        (status = 429, description = "too many attempts from this address, or too many failed ones for this account from it; retry after the Retry-After header", body = common::ErrorBody),
         (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
@@ -171,7 +172,8 @@ async fn login(
         Some((id, h)) => (Some(id), h),
         None => (None, None),
     };
-    let ok = password::verify(l.password, hash).await;
+    let ok = password::verify(l.password, hash).await && id.is_some();
+    ratelimit::record_login(&state, &ip, &l.username, ok).await;
     match (ok, id) {
         (true, Some(id)) => Ok(Json(sessions::start(&state, id, &l.username).await?)),
         _ => Err(ApiError::Unauthorized("wrong username or password".into())),

@@ -156,7 +156,8 @@ async fn the_login_rate_limits_trip_at_their_configured_counts() {
             .await
             .expect_error(401, "unauthorized");
     }
-    let limited = login(&h, "leo", "correct horse battery", "10.1.1.2")
+    // The guesser's address is locked out of this account, even with the right password…
+    let limited = login(&h, "leo", "correct horse battery", "10.1.1.1")
         .await
         .expect_error(429, "rate_limited");
     let retry: u64 = limited.headers["retry-after"]
@@ -165,6 +166,10 @@ async fn the_login_rate_limits_trip_at_their_configured_counts() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // …and the owner, from their own address, is not.
+    login(&h, "leo", "correct horse battery", "10.1.1.2")
+        .await
+        .expect(200);
     // Per IP: five attempts on different accounts pass, the sixth from that IP does not.
     for i in 0..5 {
         login(&h, &format!("ghost{i}"), "whatever pw", "10.9.9.9")
@@ -178,6 +183,153 @@ async fn the_login_rate_limits_trip_at_their_configured_counts() {
     login(&h, "ghost9", "whatever pw", "10.9.9.10")
         .await
         .expect_error(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn a_success_clears_the_failures_of_that_account_from_that_address() {
+    let h = Harness::new(&["--login-account-limit", "3"]).await;
+    register(&h, "lina").await;
+    for _ in 0..3 {
+        for _ in 0..2 {
+            login(&h, "lina", "wrong password", "10.2.2.2")
+                .await
+                .expect_error(401, "unauthorized");
+        }
+        login(&h, "lina", "correct horse battery", "10.2.2.2")
+            .await
+            .expect(200);
+    }
+}
+
+async fn register_from(h: &Harness, ip: &str, body: Value) -> common::testkit::Resp {
+    Req::post("/api/auth/register")
+        .header("x-real-ip", ip)
+        .json(body)
+        .send(&h.app)
+        .await
+}
+
+#[tokio::test]
+async fn registration_is_rate_limited_per_address() {
+    let h = Harness::new(&["--register-ip-limit", "2"]).await;
+    for u in ["reg_a", "reg_b"] {
+        register_from(
+            &h,
+            "10.3.3.3",
+            json!({"username": u, "password": "long enough pw"}),
+        )
+        .await
+        .expect(201);
+    }
+    let r = register_from(
+        &h,
+        "10.3.3.3",
+        json!({"username": "reg_c", "password": "long enough pw"}),
+    )
+    .await
+    .expect_error(429, "rate_limited");
+    assert!(
+        r.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("registrations"),
+        "{:?}",
+        r.json
+    );
+    register_from(
+        &h,
+        "10.3.3.4",
+        json!({"username": "reg_c", "password": "long enough pw"}),
+    )
+    .await
+    .expect(201);
+}
+
+/// Whether an email address has an account is not something registration answers.
+#[tokio::test]
+async fn registration_does_not_reveal_whether_an_email_is_registered() {
+    let h = Harness::new(&[]).await;
+    let body = |u: &str, e: &str| json!({"username": u, "password": "long enough pw", "email": e});
+    register_from(&h, "10.4.4.4", body("mail_a", "same@example.org"))
+        .await
+        .expect(201);
+    register_from(&h, "10.4.4.4", body("mail_b", "same@example.org"))
+        .await
+        .expect(201);
+    let taken = register_from(&h, "10.4.4.4", body("mail_a", "other@example.org"))
+        .await
+        .expect_error(409, "conflict");
+    let message = taken.json["message"].as_str().unwrap();
+    assert!(
+        message.contains("username") && !message.contains("email"),
+        "{message}"
+    );
+}
+
+/// After logout the access token stops working at the other services within moments,
+/// and the trace shows the announcement reaching them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_is_effective_at_every_service_within_moments() {
+    use common::testkit::wait_until;
+    use std::time::Duration;
+    use telemetry::testing::Trace;
+    use telemetry::testing::Traceparent;
+
+    let h = Harness::new(&[]).await;
+    let t = register(&h, "nina").await;
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    Req::get("/api/profiles/me")
+        .token(&access)
+        .send(&h.profile)
+        .await
+        .expect(200);
+    let tp = Traceparent::random();
+    Req::post("/api/auth/logout")
+        .traceparent(&tp)
+        .json(json!({"refresh_token": t["refresh_token"]}))
+        .send(&h.app)
+        .await
+        .expect(204);
+    let profile = h.profile.clone();
+    wait_until(
+        Duration::from_secs(5),
+        "profile to refuse the signed-out token",
+        || {
+            let profile = profile.clone();
+            let access = access.clone();
+            async move {
+                Req::get("/api/profiles/me")
+                    .token(&access)
+                    .send(&profile)
+                    .await
+                    .status
+                    == 401
+            }
+        },
+    )
+    .await;
+    let refused = Req::get("/api/profiles/me")
+        .token(&access)
+        .send(&h.profile)
+        .await
+        .expect_error(401, "unauthorized");
+    assert!(
+        refused.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("signed out"),
+        "{:?}",
+        refused.json
+    );
+    let trace = Trace::wait(tp.trace_id, Duration::from_secs(5), |t| {
+        t.has("publish sessions.revoked") && t.has("process sessions.revoked")
+    });
+    let publish = trace.one("publish sessions.revoked");
+    telemetry::testing::assert_kind(publish, telemetry::testing::Kind::Producer);
+    for process in trace.all("process sessions.revoked") {
+        telemetry::testing::assert_kind(process, telemetry::testing::Kind::Consumer);
+        assert!(trace.descends(process, publish), "{}", trace.describe());
+    }
 }
 
 #[tokio::test]

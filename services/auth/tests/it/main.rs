@@ -46,7 +46,11 @@ impl Harness {
         let profile = profile::app(profile::AppState {
             db: profile_db,
             cache: Cache::new(&redis, &testkit::unique_prefix("profile")).expect("redis"),
-            verifier: common::TokenVerifier::from_url(http, format!("http://{addr}/api/auth/jwks")),
+            verifier: common::TokenVerifier::for_service(
+                http,
+                format!("http://{addr}/api/auth/jwks"),
+                &redis,
+            ),
             cache_ttl_secs: 60,
         });
         let profile_addr = testkit::spawn_app(profile.clone()).await;
