@@ -41,6 +41,8 @@ ensure_packages() {
     command -v docker-compose >/dev/null || missing+=(docker-compose)
     # The component-table test starts a tiny HTTP server with Python.
     command -v python3 >/dev/null || missing+=(python3)
+    # The API fuzzer (schemathesis, from PyPI) lives in a virtual environment.
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
         say "installing Debian packages: ${missing[*]}"
@@ -61,8 +63,23 @@ json_field() {
 TEST_PG_PORT=${TEST_PG_PORT:-21432}
 TEST_REDIS_PORT=${TEST_REDIS_PORT:-21379}
 
+# schemathesis, the API fuzzer `./dev.sh test` runs against every service, pinned, in
+# its own virtual environment (made once, reused).
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+    local venv="$RUN_DIR/venv-schemathesis-$SCHEMATHESIS_VERSION"
+    if [ ! -x "$venv/bin/schemathesis" ]; then
+        say "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+    export SCHEMATHESIS="$venv/bin/schemathesis"
+}
+
 cmd_test() {
     ensure_packages
+    ensure_schemathesis
     say "building the workspace and its tests (once)"
     cargo build --workspace --all-targets --locked
     ctl="$TARGET/debug/socialctl" infra="$RUN_DIR/test-infra"
@@ -79,9 +96,12 @@ cmd_test() {
     export SOCIALCTL="$ctl"
     say "running every test (PostgreSQL, Redis, NGINX and Docker are real)"
     local out="$RUN_DIR/test-output.log" rc=0
+    export FUZZ_REPORT="$RUN_DIR/fuzz-totals.txt"
+    rm -f "$FUZZ_REPORT"
     cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$out" || rc=$?
-    # One closing line with the totals of every test binary.
+    # One closing line with the totals of every test binary, and the fuzzer's per service.
     awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$out"
+    [ ! -f "$FUZZ_REPORT" ] || cat "$FUZZ_REPORT"
     return "$rc"
 }
 

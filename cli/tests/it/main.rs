@@ -4,6 +4,7 @@
 
 mod compose;
 mod docker_stack;
+mod fuzz;
 mod isolation;
 mod load_run;
 mod local_stack;

@@ -192,6 +192,17 @@ pub async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Respons
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 
+/// Checks a free-text field: `min` to `max` characters (code points, as JSON Schema's
+/// `minLength`/`maxLength` count), not all blank (space, tab, CR, LF: the same set as
+/// the `[^ \t\n\r]` pattern its OpenAPI schema carries).
+pub fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    check_len(field, value, min, max)?;
+    if value.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
+        return Err(ApiError::validation(format!("{field} must not be blank")));
+    }
+    Ok(())
+}
+
 /// Checks a free-text field's length in characters.
 pub fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
     let n = value.chars().count();

@@ -24,8 +24,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
+    /// 3 to 30 characters of a-z, 0-9 and _ (a few names are reserved: 409).
+    #[schema(pattern = "^[a-z0-9_]{3,30}$", min_length = 3, max_length = 30)]
     pub username: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    /// Contact address (never revealed, and never an answer to "is this registered?").
+    #[schema(pattern = "^[^@ \\t\\r\\n]+@[^@ \\t\\r\\n]+$", max_length = 254)]
     pub email: Option<String>,
 }
 
@@ -42,11 +48,27 @@ pub(crate) fn check_username(u: &str) -> Result<()> {
         ));
     }
     if RESERVED.contains(&u) {
-        return Err(ApiError::validation(format!(
+        return Err(ApiError::Conflict(format!(
             "the username {u:?} is reserved"
         )));
     }
     Ok(())
+}
+
+/// One `@` with something on each side, no blanks, at most 254 characters: the
+/// schema's pattern, checked the same way.
+fn plausible_email(e: &str) -> bool {
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    match e.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !e.contains(blank)
+                && e.chars().count() <= 254
+        }
+        None => false,
+    }
 }
 
 const INSERT_USER: &str =
@@ -57,7 +79,7 @@ const INSERT_USER: &str =
     responses(
         (status = 201, description = "signed in as the new user", body = TokenResponse),
         (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
-        (status = 409, description = "the username is taken (usernames are public; whether an email address has an account is never revealed)", body = common::ErrorBody),
+        (status = 409, description = "the username is taken or reserved (usernames are public; whether an email address has an account is never revealed)", body = common::ErrorBody),
         (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
         (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
         (status = 429, description = "too many registrations from this address; retry after the Retry-After header", body = common::ErrorBody),
@@ -70,7 +92,7 @@ async fn register(
     check_username(&r.username)?;
     common::error::check_len("password", &r.password, 8, 128)?;
     if let Some(e) = &r.email
-        && (!e.contains('@') || e.len() > 254)
+        && !plausible_email(e)
     {
         return Err(ApiError::validation(
             "email must be an address like name@example.org",
@@ -129,7 +151,9 @@ pub(crate) async fn create_profile(state: &AppState, access_token: &str) {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
+    #[schema(min_length = 1, max_length = 64)]
     pub username: String,
+    #[schema(min_length = 1, max_length = 128)]
     pub password: String,
 }
 
@@ -150,13 +174,8 @@ async fn login(
     ClientIp(ip): ClientIp,
     Json(l): Json<Login>,
 ) -> Result<Json<TokenResponse>> {
-    if l.username.is_empty()
-        || l.password.is_empty()
-        || l.username.len() > 64
-        || l.password.len() > 128
-    {
-        return Err(ApiError::validation("username and password are required"));
-    }
+    common::error::check_len("username", &l.username, 1, 64)?;
+    common::error::check_len("password", &l.password, 1, 128)?;
     ratelimit::check_login(&state, &ip, &l.username).await?;
     let db = &state.db;
     let row: Option<(Uuid, Option<String>)> = db
@@ -183,6 +202,7 @@ async fn login(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[schema(min_length = 1, max_length = 256)]
     pub refresh_token: String,
 }
 
@@ -200,9 +220,7 @@ async fn refresh(
     State(state): State<AppState>,
     Json(r): Json<RefreshRequest>,
 ) -> Result<Json<TokenResponse>> {
-    if r.refresh_token.is_empty() || r.refresh_token.len() > 256 {
-        return Err(ApiError::validation("refresh_token is required"));
-    }
+    common::error::check_len("refresh_token", &r.refresh_token, 1, 256)?;
     Ok(Json(sessions::rotate(&state, &r.refresh_token).await?))
 }
 
@@ -218,11 +236,7 @@ async fn logout(
     State(state): State<AppState>,
     Json(r): Json<RefreshRequest>,
 ) -> Result<StatusCode> {
-    if r.refresh_token.len() > 256 {
-        return Err(ApiError::validation(
-            "refresh_token is too long to be one of ours",
-        ));
-    }
+    common::error::check_len("refresh_token", &r.refresh_token, 1, 256)?;
     sessions::revoke(&state, &r.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -188,7 +188,9 @@ struct TokenAnswer {
     responses(
         (status = 200, description = "a provider access token", body = TokenAnswer),
         (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
+        (status = 401, description = "wrong client id, client secret or grant type (RFC 6749's invalid_client)", body = common::ErrorBody),
         (status = 404, description = "the development provider is switched off", body = common::ErrorBody),
+        (status = 422, description = "a form field is missing or out of range; the message names it", body = common::ErrorBody),
         (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn token(
     State(state): State<AppState>,

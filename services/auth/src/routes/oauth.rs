@@ -202,6 +202,7 @@ fn upstream(what: &str, e: impl std::fmt::Display) -> ApiError {
         (status = 200, description = "signed in", body = TokenResponse),
         (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
         (status = 404, description = "no such provider, or it is not configured", body = common::ErrorBody),
+        (status = 422, description = "a parameter holds text that cannot be stored (e.g. U+0000); the message names it", body = common::ErrorBody),
         (status = 503, description = "a dependency (PostgreSQL, Redis, the provider) is unavailable; retry", body = common::ErrorBody)))]
 async fn callback(
     State(state): State<AppState>,

@@ -39,6 +39,12 @@ async fn register_creates_the_account_and_its_profile() {
         .send(&h.app)
         .await
         .expect_error(409, "conflict");
+    // A reserved name is taken, by the system.
+    Req::post("/api/auth/register")
+        .json(json!({"username": "admin", "password": "another password"}))
+        .send(&h.app)
+        .await
+        .expect_error(409, "conflict");
     for (u, p) in [
         ("x", "long enough pw"),
         ("Has Space", "long enough pw"),

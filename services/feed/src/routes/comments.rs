@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use common::error::check_len;
 use common::{AuthUser, Json, Path, Query};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -32,6 +31,8 @@ pub struct Comment {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
+    /// 1 to 500 characters, not all blank.
+    #[schema(min_length = 1, max_length = 500, pattern = "[^ \\t\\n\\r]")]
     pub body: String,
 }
 
@@ -60,7 +61,7 @@ async fn create(
     Path(id): Path<i64>,
     Json(new): Json<NewComment>,
 ) -> Result<(StatusCode, Json<Comment>)> {
-    check_len("body", new.body.trim(), 1, 500)?;
+    common::error::check_text("body", &new.body, 1, 500)?;
     let db = &state.db;
     let mut tx = db.spans.run("BEGIN", db.pool.begin()).await?;
     lock_post(db, &mut tx, id).await?;

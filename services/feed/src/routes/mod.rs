@@ -38,6 +38,7 @@ pub struct PageParams {
     /// `next_cursor` of the previous page.
     pub cursor: Option<i64>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

@@ -7,7 +7,6 @@
 //! span shows which way a post went.
 
 use axum::extract::State;
-use common::error::check_len;
 use common::{AuthUser, Json, Path, Query};
 use http::StatusCode;
 use serde::Deserialize;
@@ -31,6 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPost {
+    /// 1 to 500 characters, not all blank.
+    #[schema(min_length = 1, max_length = 500, pattern = "[^ \\t\\n\\r]")]
     pub body: String,
 }
 
@@ -53,7 +54,7 @@ async fn create(
     user: AuthUser,
     Json(new): Json<NewPost>,
 ) -> Result<(StatusCode, Json<Post>)> {
-    check_len("body", new.body.trim(), 1, 500)?;
+    common::error::check_text("body", &new.body, 1, 500)?;
     let db = &state.db;
     let post: Post = db
         .spans

@@ -55,6 +55,19 @@ async fn bad_posts_are_refused_clearly() {
         .send(&h.app)
         .await
         .expect_error(422, "validation_failed");
+    // The limit counts what was sent, as the schema's maxLength does: blanks included.
+    Req::post("/api/feed/posts")
+        .token(&t)
+        .json(json!({"body": format!("{} ", "x".repeat(500))}))
+        .send(&h.app)
+        .await
+        .expect_error(422, "validation_failed");
+    Req::post("/api/feed/posts")
+        .token(&t)
+        .json(json!({"body": "é".repeat(500)}))
+        .send(&h.app)
+        .await
+        .expect(201);
     Req::post("/api/feed/posts")
         .token(&t)
         .json(json!({"text": "hi"}))

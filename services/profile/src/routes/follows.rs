@@ -58,8 +58,9 @@ async fn set_follow(
 ) -> Result<FollowState> {
     ensure(state, user).await?;
     let target = user_id(state, username).await?;
-    if target == user.id {
-        return Err(ApiError::validation("you cannot follow yourself"));
+    // Following yourself is refused; unfollowing yourself is already true.
+    if on && target == user.id {
+        return Err(ApiError::Conflict("you cannot follow yourself".into()));
     }
     let db = &state.db;
     let mut tx = db.spans.run("BEGIN", db.pool.begin()).await?;
@@ -128,6 +129,7 @@ async fn set_follow(
         (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
         (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
         (status = 404, description = "no user of that name", body = common::ErrorBody),
+        (status = 409, description = "that user is you: you cannot follow yourself", body = common::ErrorBody),
         (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
         (status = 503, description = "a dependency (PostgreSQL) is unavailable; retry", body = common::ErrorBody)))]
 async fn follow(
@@ -165,7 +167,8 @@ async fn unfollow(
 pub struct ListParams {
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
-    /// Page size, 1 to 100 (default 20).
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Only users with at least this many followers (feed asks for the celebrities a
     /// reader follows, whose posts it merges at read time).

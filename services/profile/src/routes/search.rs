@@ -21,8 +21,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
     /// Text to find in usernames and display names (1 to 64 characters).
+    #[param(min_length = 1, max_length = 64)]
     pub q: String,
     /// Most results, 1 to 50 (default 20).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<i64>,
 }
 

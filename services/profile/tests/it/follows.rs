@@ -46,11 +46,18 @@ async fn follow_and_unfollow_are_idempotent_and_counted() {
         .send(&h.app)
         .await
         .expect_error(404, "not_found");
+    // Following yourself is a conflict; unfollowing yourself is already so.
     Req::put("/api/profiles/dana/follow")
         .token(&dana)
         .send(&h.app)
         .await
-        .expect_error(422, "validation_failed");
+        .expect_error(409, "conflict");
+    let me = Req::delete("/api/profiles/dana/follow")
+        .token(&dana)
+        .send(&h.app)
+        .await
+        .expect(200);
+    assert_eq!(me.json["following"], false);
     Req::put("/api/profiles/erin/follow")
         .send(&h.app)
         .await
