@@ -20,12 +20,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -364,29 +359,6 @@ async fn check(State(store): State<Arc<SpanStore>>, body: Bytes) -> Response {
     }
 }
 
-/// The gRPC receiver.
-#[derive(Debug, Clone)]
-pub struct GrpcSink(pub Arc<SpanStore>);
-
-#[tonic::async_trait]
-impl TraceService for GrpcSink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        match otlp::flatten(request.into_inner()) {
-            Ok(spans) => {
-                self.0.insert(spans);
-                Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-            }
-            Err(e) => {
-                self.0.count_rejected();
-                Err(tonic::Status::invalid_argument(e.to_string()))
-            }
-        }
-    }
-}
-
 /// Serves both receivers until `shutdown` resolves.
 pub async fn serve(
     store: Arc<SpanStore>,
@@ -398,9 +370,7 @@ pub async fn serve(
     let grpc_listener = tokio::net::TcpListener::bind(grpc_addr).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let grpc = tonic::transport::Server::builder()
-        .add_service(
-            TraceServiceServer::new(GrpcSink(store.clone())).max_decoding_message_size(MAX_PAYLOAD),
-        )
+        .add_service(crate::grpc::Receiver::new(store.clone(), MAX_PAYLOAD))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             wait(rx.clone()),

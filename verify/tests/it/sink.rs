@@ -135,6 +135,44 @@ async fn real_exporters_over_grpc_and_http_arrive_whole() {
     assert!(store.stats().by_service.iter().any(|(s, _)| s == "profile"));
 }
 
+/// One gRPC call of `Export` with `message` as the request, sent by hand (a client
+/// that encodes a valid message could not send a malformed one): the `grpc-status`.
+async fn grpc_export(grpc: SocketAddr, message: &[u8]) -> String {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(message);
+    let res = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client")
+        .post(format!(
+            "http://{grpc}/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(frame)
+        .send()
+        .await
+        .expect("the gRPC receiver answers");
+    // An error is a trailers-only answer, so its status is among the headers.
+    res.headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap_or("?").to_owned())
+        .unwrap_or_else(|| "0".into())
+}
+
+/// OTLP exporters retry `INTERNAL` forever; a message that cannot be decoded is the
+/// client's mistake and must say so, and count with the other refused payloads.
+#[tokio::test]
+async fn a_malformed_grpc_message_is_invalid_argument_and_counted() {
+    let (store, grpc, _http) = start_sink(1000).await;
+    assert_eq!(grpc_export(grpc, &[0xff; 64]).await, "3", "INVALID_ARGUMENT");
+    assert_eq!(store.stats().rejected_payloads, 1);
+    // An empty request is a valid one.
+    assert_eq!(grpc_export(grpc, &[]).await, "0");
+    assert_eq!(store.stats().rejected_payloads, 1);
+}
+
 #[tokio::test]
 async fn malformed_and_oversize_payloads_are_refused_and_the_sink_keeps_serving() {
     let (store, _grpc, http) = start_sink(1000).await;
