@@ -84,6 +84,17 @@ pub async fn count_users(server: &str) -> anyhow::Result<i64> {
         .await?)
 }
 
+/// Accounts the tools did not make: neither seeded (`user00042`) nor registered by a
+/// load run (`lt…`). Commands that replace all data refuse while there are any.
+pub async fn foreign_accounts(server: &str) -> anyhow::Result<i64> {
+    let pool = pool(server, "auth").await?;
+    Ok(sqlx::query_scalar(
+        r"SELECT count(*) FROM users WHERE username !~ '^user[0-9]{5,}$' AND username !~ '^lt[0-9a-z]*_[0-9]+_[0-9]+$'",
+    )
+    .fetch_one(&pool)
+    .await?)
+}
+
 /// Whether an account named `name` exists in auth's database.
 pub async fn has_account(server: &str, name: &str) -> anyhow::Result<bool> {
     let pool = pool(server, "auth").await?;

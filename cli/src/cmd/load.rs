@@ -390,9 +390,12 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
     });
     let _ = flush.await;
     let spans = telemetry::export_stats();
-    let (endpoints, total, thresholds) = {
+    let (sign_in, (endpoints, total, thresholds)) = {
         let stats = stats.lock().unwrap_or_else(|e| e.into_inner());
-        Report::build(&stats, elapsed, &workload.thresholds)
+        (
+            Report::sign_in_row(&stats, elapsed),
+            Report::build(&stats, elapsed, &workload.thresholds),
+        )
     };
     let unsent = pacer.map(|p| {
         let end = control.started() + Duration::from_secs_f64(elapsed) + control.paused_total();
@@ -403,6 +406,7 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
         users: a.users,
         seconds: elapsed,
         stopped_by: ending.describe().into(),
+        sign_in,
         endpoints,
         total,
         thresholds,

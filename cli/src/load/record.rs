@@ -86,6 +86,9 @@ pub struct Sample {
     pub interval: Duration,
     pub trace_id: TraceId,
     pub span_id: SpanId,
+    /// Sent while establishing the user's session (the sign-in phase, like k6's `setup`
+    /// or Locust's `on_start`), not during its day.
+    pub setup: bool,
 }
 
 impl Sample {
@@ -149,7 +152,11 @@ pub struct Second {
 /// Everything recorded so far. Shared with the live view behind a mutex.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// The measured day, per endpoint (token refreshes and later sign-ins included).
     pub per_endpoint: BTreeMap<Endpoint, EndpointStats>,
+    /// The sign-in phase: every request of a user who had no session yet. Reported as
+    /// its own row, outside the day's totals and thresholds.
+    pub sign_in: EndpointStats,
     /// Counted separately from the endpoints, as a cross-check of the report's totals.
     pub recorded: u64,
     pub seconds: Vec<Second>,
@@ -173,7 +180,12 @@ const RECENT_KEPT: usize = 100_000;
 
 impl Stats {
     fn add(&mut self, s: &Sample, end: Duration) {
-        let e = self.per_endpoint.entry(s.endpoint).or_default();
+        let e = if s.setup {
+            &mut self.sign_in
+        } else {
+            self.recorded += 1;
+            self.per_endpoint.entry(s.endpoint).or_default()
+        };
         e.requests += 1;
         let failed = s.failed();
         e.failures += u64::from(failed);
@@ -187,7 +199,6 @@ impl Stats {
             e.latency.record(us)
         };
         let _ = e.service.record((s.service.as_micros() as u64).max(1));
-        self.recorded += 1;
         let sec = end.as_secs() as usize;
         while self.seconds.len() <= sec {
             self.seconds.push(Second {
@@ -417,6 +428,10 @@ pub struct Report {
     pub users: usize,
     pub seconds: f64,
     pub stopped_by: String,
+    /// The sign-in phase (requests of users establishing their session), apart from
+    /// the measured day.
+    #[serde(default)]
+    pub sign_in: Option<Row>,
     pub endpoints: Vec<Row>,
     pub total: Row,
     pub thresholds: Vec<ThresholdResult>,
@@ -433,7 +448,15 @@ pub struct ClientSpans {
     pub failed: u64,
 }
 
+/// The row label of the sign-in phase.
+pub const SIGN_IN_ROW: &str = "sign-in phase (setup)";
+
 impl Report {
+    /// The sign-in phase's row, when users signed in through the generator.
+    pub fn sign_in_row(stats: &Stats, seconds: f64) -> Option<Row> {
+        (stats.sign_in.requests > 0).then(|| row(SIGN_IN_ROW, &stats.sign_in, seconds))
+    }
+
     pub fn build(
         stats: &Stats,
         seconds: f64,
@@ -522,7 +545,12 @@ impl Report {
             "{:<40} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8}  statuses\n",
             "endpoint", "requests", "fail", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
         ));
-        for r in self.endpoints.iter().chain(std::iter::once(&self.total)) {
+        let rows = self
+            .sign_in
+            .iter()
+            .chain(&self.endpoints)
+            .chain(std::iter::once(&self.total));
+        for r in rows {
             out.push_str(&format!(
                 "{:<40} {:>9} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}  {}\n",
                 r.endpoint,
@@ -573,7 +601,12 @@ impl Report {
         let mut out = String::from(
             "endpoint,requests,failures,rps,p50_ms,p90_ms,p99_ms,max_ms,service_p99_ms,statuses\n",
         );
-        for r in self.endpoints.iter().chain(std::iter::once(&self.total)) {
+        let rows = self
+            .sign_in
+            .iter()
+            .chain(&self.endpoints)
+            .chain(std::iter::once(&self.total));
+        for r in rows {
             let statuses: Vec<String> =
                 r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
             out.push_str(&format!(
@@ -608,7 +641,32 @@ mod tests {
             interval: Duration::from_millis(interval_ms),
             trace_id: TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
             span_id: SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            setup: false,
         }
+    }
+
+    #[test]
+    fn the_sign_in_phase_is_its_own_row_outside_the_days_totals_and_thresholds() {
+        let mut st = Stats::default();
+        for _ in 0..10 {
+            let mut s = sample(Endpoint::Login, Some(200), 2000, 0);
+            s.setup = true;
+            st.add(&s, Duration::ZERO);
+        }
+        // A token refresh or a sign-in during the day stays in the day.
+        st.add(&sample(Endpoint::Login, Some(200), 20, 0), Duration::ZERO);
+        st.add(&sample(Endpoint::Timeline, Some(200), 5, 0), Duration::ZERO);
+        let rules: Vec<Threshold> = ["p99<100ms"].iter().map(|s| s.parse().unwrap()).collect();
+        let (rows, total, judged) = Report::build(&st, 1.0, &rules);
+        assert_eq!(total.requests, 2);
+        assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), 2);
+        assert!(judged[0].passed, "{judged:?}");
+        let sign_in = Report::sign_in_row(&st, 1.0).expect("a sign-in row");
+        assert_eq!(
+            (sign_in.requests, sign_in.endpoint.as_str()),
+            (10, SIGN_IN_ROW)
+        );
+        assert!(sign_in.p99_ms >= 1999.0);
     }
 
     #[test]
@@ -695,6 +753,7 @@ mod tests {
             users: 1,
             seconds: 1.0,
             stopped_by: "duration".into(),
+            sign_in: None,
             endpoints,
             total,
             thresholds,

@@ -136,6 +136,8 @@ impl Shared {
         intended: Instant,
         interval: Duration,
     ) -> Reply {
+        // A user with no session yet is establishing one: the sign-in phase.
+        let setup = user.get_session_data::<Session>().is_none();
         let url = format!("{}{}", user.base_url.as_str().trim_end_matches('/'), path);
         let mut span = self
             .tracer
@@ -188,6 +190,7 @@ impl Shared {
             interval,
             trace_id,
             span_id,
+            setup,
         });
         reply
     }

@@ -166,7 +166,11 @@ async fn grpc_export(grpc: SocketAddr, message: &[u8]) -> String {
 #[tokio::test]
 async fn a_malformed_grpc_message_is_invalid_argument_and_counted() {
     let (store, grpc, _http) = start_sink(1000).await;
-    assert_eq!(grpc_export(grpc, &[0xff; 64]).await, "3", "INVALID_ARGUMENT");
+    assert_eq!(
+        grpc_export(grpc, &[0xff; 64]).await,
+        "3",
+        "INVALID_ARGUMENT"
+    );
     assert_eq!(store.stats().rejected_payloads, 1);
     // An empty request is a valid one.
     assert_eq!(grpc_export(grpc, &[]).await, "0");
