@@ -7,6 +7,9 @@
 #   ./dev.sh bench  seed 10,000 users / 100,000 posts and benchmark the timeline
 #   ./dev.sh bench-load  `socialctl load --users 500 --duration 60s` with its CPU cost and
 #                   trace completeness, then requests per CPU-second vs Locust (from PyPI)
+#                   and wrk
+#   ./dev.sh bench-all   every benchmark on a stack of its own, written as one Markdown
+#                   table and one JSON file with the machine's description
 #
 # Each command installs the Debian packages it needs (apt-get, as root) and says so.
 set -euo pipefail
@@ -135,6 +138,9 @@ bench_load() {
     /usr/bin/time -v -o "$out/locust.time" "$RUN_DIR/locust/bin/locust" -f scenarios/load/locustfile.py --headless \
         -u "$cmp_users" -r "$cmp_users" -t "${cmp_secs}s" --host http://127.0.0.1:8080 --only-summary \
         --csv "$out/locust" > "$out/locust.txt" 2>&1 || true
+    say "one GET, $cmp_users connections, ${cmp_secs}s: wrk (the physical limit: no spans, no bookkeeping)"
+    /usr/bin/time -v -o "$out/wrk.time" wrk -t1 -c"$cmp_users" -d"${cmp_secs}s" \
+        http://127.0.0.1:8080/api/profiles/user00001 > "$out/wrk.txt" 2>&1 || true
     python3 - "$out" <<'PY'
 import csv, json, re, sys
 out = sys.argv[1]
@@ -150,6 +156,146 @@ a, b = ours_n / cpu("one-get"), loc_n / cpu("locust")
 print(f"socialctl load: {ours_n} requests in {ours['seconds']:.0f} s, {cpu('one-get'):.2f} CPU s: {a:.0f} requests per CPU-second")
 print(f"locust        : {loc_n} requests, {cpu('locust'):.2f} CPU s: {b:.0f} requests per CPU-second")
 print(f"ratio         : {a / b:.1f}x (goal: at least 10x)")
+wrk_n = int(re.search(r"([0-9]+) requests in", open(f"{out}/wrk.txt").read()).group(1))
+w = wrk_n / cpu("wrk")
+print(f"wrk           : {wrk_n} requests, {cpu('wrk'):.2f} CPU s: {w:.0f} requests per CPU-second")
+print(f"socialctl/wrk : {a / w:.2f}x (goal: at least 0.5x)")
+PY
+}
+
+# Every benchmark, on a stack of its own (project bench-all, ports 28xxx), into one
+# figure table: $RUN_DIR/bench-all/figures.md and figures.json.
+bench_all() {
+    ensure_packages
+    command -v /usr/bin/time >/dev/null || { say "installing GNU time"; apt-get install -y -qq time >/dev/null; }
+    command -v wrk >/dev/null || { say "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+    say "building release binaries"
+    cargo build --release --locked "${RELEASE_BINS[@]}"
+    local ctl="$TARGET/release/socialctl" out="$RUN_DIR/bench-all" rt=${BENCH_RUNTIME:-}
+    if [ -z "$rt" ]; then
+        if docker info >/dev/null 2>&1; then rt=docker; else rt=local; fi
+    fi
+    rm -rf "$out" && mkdir -p "$out"
+    local -a stack=(--project bench-all --runtime "$rt")
+    local -a ports=(--gateway-port 28080 --service-base-port 28081 --postgres-port 28432 --redis-port 28379
+        --otlp-grpc-port 28317 --otlp-http-port 28318)
+    local gw=http://127.0.0.1:28080
+    say "bench-all on the $rt runtime; figures go to $out"
+    "$ctl" down "${stack[@]}" --volumes >/dev/null 2>&1 || true
+    say "up (first start, not measured)"
+    "$ctl" up "${stack[@]}" "${ports[@]}" > "$out/up-first.txt"
+    "$ctl" down "${stack[@]}" > /dev/null
+    say "up again, warm (measured)"
+    local t0 t1
+    t0=$(date +%s.%N); "$ctl" up "${stack[@]}" "${ports[@]}" > "$out/up-warm.txt"; t1=$(date +%s.%N)
+    echo "$t0 $t1" | awk '{printf "%.2f\n", $2 - $1}' > "$out/up-warm.seconds"
+    say "idle memory (after 10 s idle)"
+    sleep 10
+    "$ctl" status "${stack[@]}" --json > "$out/idle.status.json"
+    say "socialctl bench: timeline, tracing on and off, three alternating rounds"
+    "$ctl" bench "${stack[@]}" --json > "$out/bench.json"
+    say "socialctl load --users 500 --duration 60s --verify (fresh data set)"
+    "$ctl" seed "${stack[@]}" --reset > "$out/seed.txt"
+    ( for _ in $(seq 1 14); do sleep 5; "$ctl" status "${stack[@]}" --json; echo; done ) > "$out/loaded.status.jsonl" 2>/dev/null &
+    local sampler=$!
+    /usr/bin/time -v -o "$out/load.time" "$ctl" load "${stack[@]}" --users 500 --duration 60s --verify \
+        --json --record "$out/load.jsonl" > "$out/load.json" || true
+    wait "$sampler" || true
+    "$ctl" verify-traces "${stack[@]}" --sent "$out/load.jsonl" --json > "$out/verify.json" || true
+    say "one GET, 50 users, 30 s: socialctl load, Locust and wrk, per CPU-second"
+    /usr/bin/time -v -o "$out/one-get.time" "$ctl" load "${stack[@]}" --users 50 --duration 30s \
+        --workload scenarios/load/one-get.workload --json --record "$out/one-get.jsonl" > "$out/one-get.json" || true
+    if [ ! -x "$RUN_DIR/locust/bin/locust" ]; then
+        say "installing Locust from PyPI into $RUN_DIR/locust"
+        python3 -m venv "$RUN_DIR/locust" && "$RUN_DIR/locust/bin/pip" install -q locust
+    fi
+    /usr/bin/time -v -o "$out/locust.time" "$RUN_DIR/locust/bin/locust" -f scenarios/load/locustfile.py --headless \
+        -u 50 -r 50 -t 30s --host "$gw" --only-summary --csv "$out/locust" > "$out/locust.txt" 2>&1 || true
+    /usr/bin/time -v -o "$out/wrk.time" wrk -t1 -c50 -d30s "$gw/api/profiles/user00001" > "$out/wrk.txt" 2>&1 || true
+    "$ctl" down "${stack[@]}" --volumes > /dev/null
+    say "socialctl bench-sink (its own sink, in process)"
+    "$ctl" bench-sink --json > "$out/sink.json"
+    python3 - "$out" "$rt" <<'PY'
+import csv, json, os, platform, re, subprocess, sys, datetime
+out, rt = sys.argv[1], sys.argv[2]
+def load(name):
+    try:
+        return json.load(open(f"{out}/{name}"))
+    except Exception:
+        return None
+def cpu(name):
+    t = open(f"{out}/{name}.time").read()
+    return sum(float(re.search(rf"{k} time \(seconds\): ([0-9.]+)", t).group(1)) for k in ("User", "System"))
+def mem(status):
+    return sum(c.get("memory_bytes") or 0 for c in status["components"]) / 2**20
+machine = {
+    "cpus": os.cpu_count(),
+    "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    "kernel": platform.release(),
+    "os": next((l.split("=", 1)[1].strip().strip('"') for l in open("/etc/os-release") if l.startswith("PRETTY_NAME")), "?"),
+    "runtime": rt,
+    "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+}
+rows = []
+def add(name, value, unit, goal="", command=""):
+    rows.append({"figure": name, "value": value, "unit": unit, "goal": goal, "command": command})
+b = load("bench.json")
+if b:
+    s = b["summary"]
+    add("timeline, tracing on (median)", round(s["rps_on"]), "req/s", "≥ 3000", "socialctl bench")
+    add("timeline, tracing on, p99 (median)", round(s["p99_on_ms"], 1), "ms", "≤ 50", "socialctl bench")
+    add("timeline, tracing off (median)", round(s["rps_off"]), "req/s", "", "socialctl bench")
+    add("tracing overhead (medians)", round(s["overhead_pct"], 1), "%", "≤ 3", "socialctl bench")
+    add("round-to-round spread, tracing on", round(100 * (s["rps_on_max"] - s["rps_on_min"]) / s["rps_on"], 1), "% of median", "", "socialctl bench")
+l, v = load("load.json"), load("verify.json")
+if l:
+    tl = next((r for r in l["endpoints"] if r["endpoint"] == "GET /api/feed/timeline"), None)
+    add("load 500 users 60 s: thresholds", "passed" if all(t["passed"] for t in l["thresholds"]) else "FAILED", "", "passed", "socialctl load --users 500 --duration 60s --verify")
+    add("load: requests in the day", l["total"]["requests"], "", "", "")
+    if tl:
+        add("load: timeline p99", round(tl["p99_ms"], 1), "ms", "< 500", "")
+    if l.get("sign_in"):
+        add("load: sign-in phase p99", round(l["sign_in"]["p99_ms"], 1), "ms", "", "")
+if v:
+    add("load: trace completeness", round(100 * v.get("completeness", 0), 3), "%", "100.000", "socialctl verify-traces --sent")
+o = load("one-get.json")
+try:
+    ours_n = next(r["requests"] for r in o["endpoints"] if r["endpoint"] == "GET /api/profiles/{username}")
+    ours = ours_n / cpu("one-get")
+    add("generator: socialctl load", round(ours), "req per CPU-s", "", "one GET, 50 users, 30 s")
+    loc = next(r for r in csv.DictReader(open(f"{out}/locust_stats.csv")) if r["Name"] == "GET /api/profiles/{username}")
+    add("generator: Locust FastHttpUser", round(int(loc["Request Count"]) / cpu("locust")), "req per CPU-s", "", "")
+    wrk_n = int(re.search(r"([0-9]+) requests in", open(f"{out}/wrk.txt").read()).group(1))
+    wrk = wrk_n / cpu("wrk")
+    add("generator: wrk", round(wrk), "req per CPU-s", "", "wrk -t1 -c50 -d30s")
+    add("generator: socialctl / wrk", round(ours / wrk, 2), "×", "≥ 0.5", "")
+except Exception as e:
+    add("generator comparison", f"not measured ({e})", "", "", "")
+sk = load("sink.json")
+if sk:
+    add("sink ingest, OTLP/HTTP", round(sk["http_spans_per_s"]), "spans/s", "≥ 200000", "socialctl bench-sink")
+    add("sink ingest, OTLP/gRPC", round(sk["grpc_spans_per_s"]), "spans/s", "≥ 200000", "socialctl bench-sink")
+    add("sink: one 100k-span trace", round(sk["one_trace_100k_seconds"], 2), "s", "linear", "")
+    add("sink: slowest /api/stats during it", round(sk["stats_worst_ms_during_ingest"], 1), "ms", "< 50", "")
+    add("sink: bytes per stored span", round(sk["bytes_per_span"]), "B", "", "")
+try:
+    add("warm up", float(open(f"{out}/up-warm.seconds").read()), "s", "", "socialctl up (stack stopped, images and data kept)")
+    add("stack memory, idle", round(mem(json.load(open(f"{out}/idle.status.json")))), "MiB", "", "socialctl status --json")
+    peaks = [mem(json.loads(line)) for line in open(f"{out}/loaded.status.jsonl") if line.strip()]
+    if peaks:
+        add("stack memory, under load (peak of 5 s samples)", round(max(peaks)), "MiB", "≤ 512", "")
+except Exception as e:
+    add("memory", f"not measured ({e})", "", "", "")
+json.dump({"machine": machine, "figures": rows}, open(f"{out}/figures.json", "w"), indent=2)
+md = [f"Figures of {machine['commit']} on {machine['date']}: {machine['cpus']} × {machine['cpu']}, "
+      f"{machine['memory_gib']} GiB, {machine['os']}, kernel {machine['kernel']}, {rt} runtime.", "",
+      "| figure | value | unit | goal | command |", "|---|---:|---|---|---|"]
+md += [f"| {r['figure']} | {r['value']} | {r['unit']} | {r['goal']} | {r['command']} |" for r in rows]
+open(f"{out}/figures.md", "w").write("\n".join(md) + "\n")
+print("\n".join(md))
+print(f"\nwritten: {out}/figures.md and {out}/figures.json")
 PY
 }
 
@@ -161,5 +307,6 @@ case "${1:-help}" in
     bench) shift; ensure_packages; cargo build --release --locked "${RELEASE_BINS[@]}"
         exec "$TARGET/release/socialctl" bench "$@" ;;
     bench-load) shift; bench_load "$@" ;;
+    bench-all) shift; bench_all "$@" ;;
     *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
