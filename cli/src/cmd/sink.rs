@@ -12,8 +12,9 @@ pub struct SinkArgs {
     /// OTLP/HTTP listen address (also serves the query API under /api/).
     #[arg(long, default_value = "127.0.0.1:4318")]
     pub http: SocketAddr,
-    /// Most spans kept in memory; the oldest traces are evicted (and counted) past it.
-    #[arg(long, default_value_t = 2_000_000)]
+    /// Most spans kept in memory (about 850 bytes each); the oldest traces are evicted
+    /// (and counted) past it. The default holds a 500-user, 60-second load run whole.
+    #[arg(long, default_value_t = 500_000)]
     pub max_spans: usize,
 }
 

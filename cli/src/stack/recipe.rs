@@ -213,6 +213,10 @@ impl Stack {
         if let Some(limit) = inst.component.body_limit {
             set("SOCIALNET_MAX_BODY".into(), limit.to_string());
         }
+        // At most two malloc arenas: glibc otherwise keeps one per busy thread, and each
+        // retains the 19 MiB argon2 blocks it once held (auth grew to 300 MiB under a
+        // sign-in burst).
+        set("MALLOC_ARENA_MAX".into(), "2".into());
         // A short batch delay, so traces are complete in the sink within a second or two.
         set("OTEL_BSP_SCHEDULE_DELAY".into(), "1000".into());
         set("RUST_LOG".into(), "info".into());
