@@ -31,6 +31,11 @@ use crate::store::SpanStore;
 /// Largest OTLP payload accepted, in bytes.
 pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
+/// HTTP/2 flow-control windows of the gRPC receiver. The protocol's default (64 KiB)
+/// makes a sender of 1 MiB batches stop for a window update every 64 KiB.
+pub const GRPC_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+pub const GRPC_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
 /// The HTTP router: OTLP ingest and the query API.
 pub fn http_app(store: Arc<SpanStore>) -> Router {
     Router::new()
@@ -370,6 +375,8 @@ pub async fn serve(
     let grpc_listener = tokio::net::TcpListener::bind(grpc_addr).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let grpc = tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(GRPC_STREAM_WINDOW))
+        .initial_connection_window_size(Some(GRPC_CONNECTION_WINDOW))
         .add_service(crate::grpc::Receiver::new(store.clone(), MAX_PAYLOAD))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),

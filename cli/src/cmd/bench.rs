@@ -226,7 +226,9 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
         crate::say!(
             "bench: loading the fixed data set afresh: {} users / {} posts (seed {})",
-            a.seed.users, a.seed.posts, a.seed.seed
+            a.seed.users,
+            a.seed.posts,
+            a.seed.seed
         );
         let s = crate::seed::seed(
             &crate::seed::SeedArgs {
@@ -238,7 +240,10 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         .await?;
         crate::say!(
             "bench: seeded in {:.1} s ({} follows, max followers {}, {} celebrities)",
-            s.seconds, s.follows, s.max_followers, s.over_1000_followers
+            s.seconds,
+            s.follows,
+            s.max_followers,
+            s.over_1000_followers
         );
     } else {
         crate::say!("bench: reusing the seeded data set ({auth_users} users)");
@@ -290,7 +295,10 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
             let f = figures(mode, &h, ok, err, secs);
             crate::say!(
                 "       {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
-                f.rps, f.p50_ms, f.p99_ms, f.errors
+                f.rps,
+                f.p50_ms,
+                f.p99_ms,
+                f.errors
             );
             results.push(f);
         }
@@ -343,12 +351,26 @@ pub struct Summary {
 fn report(results: &[Figures]) -> Summary {
     crate::say!(
         "\n{:<12} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "mode", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"
+        "mode",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "errors"
     );
     for r in results {
         crate::say!(
             "{:<12} {:>9} {:>8.0} {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>7}",
-            r.mode, r.requests, r.rps, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.errors
+            r.mode,
+            r.requests,
+            r.rps,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.errors
         );
     }
     let on: Vec<&Figures> = results.iter().filter(|r| r.mode == "tracing on").collect();

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
@@ -44,6 +45,54 @@ fn kv(k: &str, v: &str) -> KeyValue {
 }
 
 /// Batches of 512 spans: whole traces, a server root with client children.
+/// A gRPC codec that sends already-encoded requests and reads the export response.
+#[derive(Debug, Clone, Copy, Default)]
+struct Encoded;
+
+impl tonic::codec::Codec for Encoded {
+    type Encode = Vec<u8>;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = Encoded;
+    type Decoder = Encoded;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        Encoded
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Encoded
+    }
+}
+
+impl tonic::codec::Encoder for Encoded {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Self::Error> {
+        use prost::bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Encoded {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, Self::Error> {
+        ExportTraceServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
 fn batches(seed: u64, traces: usize, per: usize) -> Vec<ExportTraceServiceRequest> {
     let mut spans = Vec::with_capacity(traces * per);
     for t in 0..traces as u64 {
@@ -222,17 +271,28 @@ pub async fn run(a: &BenchSinkArgs) -> anyhow::Result<ExitCode> {
     let http_rate = total as f64 / t0.elapsed().as_secs_f64();
     say!("  OTLP/HTTP ingest: {http_rate:>10.0} spans/s");
 
-    let grpc_batches = split(batches(2, a.traces, a.spans_per_trace), a.concurrency);
+    // Encoded before the clock starts, as the HTTP bodies are: both transports measure
+    // the sink, not this process's encoder.
+    let grpc_batches: Vec<Vec<u8>> = batches(2, a.traces, a.spans_per_trace)
+        .iter()
+        .map(|b| b.encode_to_vec())
+        .collect();
+    let grpc_batches = split(grpc_batches, a.concurrency);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for chunk in grpc_batches {
-        let endpoint = format!("http://{grpc}");
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))?
+            .initial_stream_window_size(Some(verify::sink::GRPC_STREAM_WINDOW))
+            .initial_connection_window_size(Some(verify::sink::GRPC_CONNECTION_WINDOW));
         tasks.push(tokio::spawn(async move {
-            let mut c = TraceServiceClient::connect(endpoint)
-                .await?
-                .max_encoding_message_size(verify::sink::MAX_PAYLOAD);
-            for req in chunk {
-                c.export(req).await?;
+            let mut c = tonic::client::Grpc::new(endpoint.connect().await?);
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            );
+            for body in chunk {
+                c.ready().await?;
+                c.unary(tonic::Request::new(body), path.clone(), Encoded)
+                    .await?;
             }
             anyhow::Ok(())
         }));
