@@ -194,11 +194,12 @@ bench_all() {
     "$ctl" status "${stack[@]}" --json > "$out/idle.status.json"
     say "socialctl bench: timeline, tracing on and off, three alternating rounds"
     "$ctl" bench "${stack[@]}" --json > "$out/bench.json"
-    say "socialctl load --users 500 --duration 60s --verify (fresh data set)"
+    say "socialctl load --users 500 --duration 60s, then verify-traces --sent (fresh data set)"
     "$ctl" seed "${stack[@]}" --reset > "$out/seed.txt"
-    ( for _ in $(seq 1 14); do sleep 5; "$ctl" status "${stack[@]}" --json; echo; done ) > "$out/loaded.status.jsonl" 2>/dev/null &
+    ( for _ in $(seq 1 14); do sleep 5; "$ctl" status "${stack[@]}" --json |
+        python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))'; done ) > "$out/loaded.status.jsonl" 2>/dev/null &
     local sampler=$!
-    /usr/bin/time -v -o "$out/load.time" "$ctl" load "${stack[@]}" --users 500 --duration 60s --verify \
+    /usr/bin/time -v -o "$out/load.time" "$ctl" load "${stack[@]}" --users 500 --duration 60s \
         --json --record "$out/load.jsonl" > "$out/load.json" || true
     wait "$sampler" || true
     "$ctl" verify-traces "${stack[@]}" --sent "$out/load.jsonl" --json > "$out/verify.json" || true
@@ -252,7 +253,7 @@ if b:
 l, v = load("load.json"), load("verify.json")
 if l:
     tl = next((r for r in l["endpoints"] if r["endpoint"] == "GET /api/feed/timeline"), None)
-    add("load 500 users 60 s: thresholds", "passed" if all(t["passed"] for t in l["thresholds"]) else "FAILED", "", "passed", "socialctl load --users 500 --duration 60s --verify")
+    add("load 500 users 60 s: thresholds", "passed" if all(t["passed"] for t in l["thresholds"]) else "FAILED", "", "passed", "socialctl load --users 500 --duration 60s")
     add("load: requests in the day", l["total"]["requests"], "", "", "")
     if tl:
         add("load: timeline p99", round(tl["p99_ms"], 1), "ms", "< 500", "")

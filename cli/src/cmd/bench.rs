@@ -206,7 +206,14 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     );
     apply(&rt, a, &recorded, true).await?;
     let addr = a.stack.addresses();
-    let base = addr.gateway.as_str();
+    // On Docker, the gateway's container address when the host reaches it: the
+    // published port adds the engine's userland proxy to every request.
+    let base = match addr.direct.get("gateway") {
+        Some(g) if super::load::answers(g).await => format!("http://{g}"),
+        _ => addr.gateway.clone(),
+    };
+    crate::say!("bench: sending to {base}");
+    let base = base.as_str();
     let servers = crate::seed::Servers::of(&a.seed, a.stack.addresses());
     let auth_users = crate::seed::count_users(&servers.database_url)
         .await

@@ -56,6 +56,10 @@ pub struct LoadArgs {
     /// The stack's gateway [default: the running stack's, else http://127.0.0.1:8080].
     #[arg(long)]
     pub gateway: Option<String>,
+    /// On the Docker runtime, send through the published ports (127.0.0.1, the engine's
+    /// userland proxy) instead of to the gateway's and sink's container addresses.
+    #[arg(long)]
+    pub via_published_ports: bool,
     /// OTLP/HTTP endpoint for socialctl's own CLIENT spans; the sink's query API there
     /// also gives the live trace completeness.
     /// [default: the running stack's sink, else http://127.0.0.1:4318]
@@ -96,18 +100,57 @@ pub struct Aim {
     pub gateway: String,
     pub otlp: String,
     pub servers: crate::seed::Servers,
+    /// Which path to the stack is measured, for the report.
+    pub path: String,
+}
+
+/// Whether something accepts connections at `host:port` within a second.
+pub(crate) async fn answers(host_port: &str) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(host_port)
+        )
+        .await,
+        Ok(Ok(_))
+    )
 }
 
 impl LoadArgs {
-    pub fn aim(&self) -> Aim {
+    /// Where the run sends: the flags; else, on Docker, the gateway's and sink's
+    /// container addresses when the host reaches them (Linux), so the figures measure the
+    /// stack and not the engine's userland proxy in front of the published ports; else
+    /// the published ports.
+    pub async fn aim(&self) -> Aim {
         let addr = self.stack.addresses();
+        let direct = |name: &str| addr.direct.get(name).cloned();
+        let (mut gateway, mut otlp) = (addr.gateway.clone(), addr.otlp_http.clone());
+        let mut path = match self.stack.recorded().map(|s| s.runtime) {
+            Some(crate::stack::state::RuntimeKind::Docker) => {
+                "the published ports (through docker-proxy)".to_owned()
+            }
+            _ => "loopback".to_owned(),
+        };
+        if !self.via_published_ports
+            && let (Some(g), Some(o)) = (direct("gateway"), direct("sink"))
+            && answers(&g).await
+            && answers(&o).await
+        {
+            gateway = format!("http://{g}");
+            otlp = format!("http://{o}");
+            path = "the gateway's and sink's container addresses on the project network (not the published ports' docker-proxy; --via-published-ports measures that path)".into();
+        }
+        if self.gateway.is_some() || self.otlp.is_some() {
+            path = "the addresses given with --gateway/--otlp".into();
+        }
         Aim {
-            gateway: self.gateway.clone().unwrap_or(addr.gateway),
-            otlp: self.otlp.clone().unwrap_or(addr.otlp_http),
+            gateway: self.gateway.clone().unwrap_or(gateway),
+            otlp: self.otlp.clone().unwrap_or(otlp),
             servers: crate::seed::Servers {
                 database_url: self.database_url.clone().unwrap_or(addr.postgres),
                 redis_url: self.redis_url.clone().unwrap_or(addr.redis),
             },
+            path,
         }
     }
 }
@@ -287,7 +330,7 @@ fn default_record(state_dir: &std::path::Path) -> PathBuf {
 }
 
 pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
-    let t = a.aim();
+    let t = a.aim().await;
     check_args(a, &t)?;
     let workload = load_workload(a)?;
     let tui = !a.no_tui
@@ -297,6 +340,7 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
         && std::io::stderr().is_terminal();
     let say = |m: &str| eprintln!("{m}");
     preflight(a, &t, &workload, &say).await?;
+    say(&format!("load: sending to {} via {}", t.gateway, t.path));
     let otlp = t.otlp.trim_end_matches('/').to_owned();
     let sink_answers = live::sink_answers(&otlp).await;
     if !sink_answers {
@@ -403,6 +447,7 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
     });
     let report = Report {
         mode,
+        target: format!("{} via {}", t.gateway, t.path),
         users: a.users,
         seconds: elapsed,
         stopped_by: ending.describe().into(),

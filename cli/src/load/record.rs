@@ -425,6 +425,10 @@ pub struct ThresholdResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub mode: String,
+    /// The address requests went to, and by which path (loopback, a container address,
+    /// the published ports).
+    #[serde(default)]
+    pub target: String,
     pub users: usize,
     pub seconds: f64,
     pub stopped_by: String,
@@ -564,6 +568,7 @@ impl Report {
                 statuses(&r.statuses)
             ));
         }
+        out.push_str(&format!("\nsent to {}.", self.target));
         out.push_str(&format!(
             "\n{}, {} users, {:.1} s, ended by {}. Latency counts from each request's intended start \
              (coordinated omission corrected); p99 from sending alone: {:.1} ms.\n",
@@ -753,6 +758,7 @@ mod tests {
             users: 1,
             seconds: 1.0,
             stopped_by: "duration".into(),
+            target: String::new(),
             sign_in: None,
             endpoints,
             total,

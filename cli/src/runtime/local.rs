@@ -419,4 +419,9 @@ impl Runtime for LocalRuntime {
             })
             .collect()
     }
+
+    /// Host processes listen on loopback already: there is no other path.
+    async fn direct(&self) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::new()
+    }
 }

@@ -55,6 +55,9 @@ pub trait Runtime {
     async fn connect(&self, instance: &str) -> anyhow::Result<()>;
     /// `(instance, URL)` of each running service's `/metrics`, reachable from here.
     async fn metrics(&self) -> Vec<(String, String)>;
+    /// `host:port` of each published instance as reached without the published port
+    /// (a container's address on the project network), where that is another path.
+    async fn direct(&self) -> std::collections::BTreeMap<String, String>;
 }
 
 /// Whichever runtime runs the stack.
@@ -108,6 +111,10 @@ impl Runtime for AnyRuntime {
     }
     async fn metrics(&self) -> Vec<(String, String)> {
         each!(self, r => r.metrics().await)
+    }
+
+    async fn direct(&self) -> std::collections::BTreeMap<String, String> {
+        each!(self, r => r.direct().await)
     }
 }
 
@@ -180,6 +187,7 @@ pub async fn record(
 ) -> anyhow::Result<StackState> {
     let mut addresses = crate::stack::state::Addresses::of(stack);
     addresses.metrics = rt.metrics().await;
+    addresses.direct = rt.direct().await;
     let state = StackState {
         runtime: rt.kind(),
         project: project.to_owned(),

@@ -59,6 +59,10 @@ pub struct Addresses {
     /// Jaeger's UI (official-image mode).
     #[serde(default)]
     pub jaeger_ui: Option<String>,
+    /// `host:port` of published components reached without their published port (the
+    /// Docker runtime: container addresses on the project network).
+    #[serde(default)]
+    pub direct: std::collections::BTreeMap<String, String>,
 }
 
 impl Addresses {
@@ -81,6 +85,7 @@ impl Addresses {
             postgres: stack.postgres_url(Net::Local),
             redis: stack.redis_url(Net::Local),
             metrics: Vec::new(),
+            direct: Default::default(),
             jaeger_ui: (stack.cfg.images == super::ImageMode::Official)
                 .then(|| format!("http://127.0.0.1:{}/", host("jaeger", 0))),
         }

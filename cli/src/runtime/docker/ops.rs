@@ -264,6 +264,25 @@ impl Runtime for DockerRuntime {
         }
         out
     }
+
+    /// The gateway and the sink at their container addresses: on Linux the host reaches
+    /// the project network directly, while the published ports go through the engine's
+    /// userland proxy (`docker-proxy`), which costs a load generator throughput.
+    async fn direct(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let Ok(have) = self.existing().await else {
+            return out;
+        };
+        for name in ["gateway", "sink"] {
+            if let Some(e) = have.get(name)
+                && let Some((ip, _, port, true, _)) = self.reach(&e.id).await
+                && !ip.is_empty()
+            {
+                out.insert(name.to_owned(), format!("{ip}:{port}"));
+            }
+        }
+        out
+    }
 }
 
 impl DockerRuntime {
