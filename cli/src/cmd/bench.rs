@@ -320,7 +320,10 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
             }))?
         );
     }
-    apply(&rt, a, &recorded, true).await?;
+    // The stack as it was before the benchmark: its own settings, not bench's.
+    let stack = Stack::new(recorded.clone());
+    rt.up(&stack).await?;
+    crate::runtime::record(&rt, &stack, &a.stack.dir(), &a.stack.project).await?;
     Ok(ExitCode::SUCCESS)
 }
 

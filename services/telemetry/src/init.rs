@@ -248,18 +248,35 @@ where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     opentelemetry::global::set_tracer_provider(provider.clone());
+    subscriber(provider, filter, writer)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)
+}
+
+/// The layers every process runs: spans to OpenTelemetry, logs as JSON lines.
+///
+/// `RUST_LOG` (`filter`) chooses what is *logged* only. Spans have their own, fixed
+/// level (INFO, the level every span of this project is made at): a quieter log must
+/// never silently drop traces, as `RUST_LOG=warn` once did.
+pub(crate) fn subscriber<W>(
+    provider: &SdkTracerProvider,
+    filter: EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer as _;
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("socialnet"))
         .with_location(false)
         .with_threads(false)
         .with_target(false)
-        .with_tracked_inactivity(false);
+        .with_tracked_inactivity(false)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     tracing_subscriber::registry()
-        .with(filter)
         .with(otel)
-        .with(crate::logs::json_layer(writer))
-        .try_init()
-        .map_err(|_| TelemetryError::AlreadyInstalled)
+        .with(crate::logs::json_layer(writer).with_filter(filter))
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM), for graceful shutdown.
@@ -283,4 +300,32 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received; draining requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::EnvFilter;
+
+    /// `RUST_LOG=warn` quiets the log; every span is still exported.
+    #[test]
+    fn a_quieter_log_level_drops_no_span() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let sub = super::subscriber(&provider, EnvFilter::new("warn"), std::io::sink);
+        tracing::subscriber::with_default(sub, || {
+            tracing::info_span!("GET /api/feed/timeline").in_scope(|| {
+                tracing::info_span!("SELECT posts").in_scope(|| {});
+            });
+        });
+        let names: Vec<String> = exporter
+            .get_finished_spans()
+            .expect("in-memory spans")
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
 }
