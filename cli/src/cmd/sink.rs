@@ -13,8 +13,9 @@ pub struct SinkArgs {
     #[arg(long, default_value = "127.0.0.1:4318")]
     pub http: SocketAddr,
     /// Most spans kept in memory (about 850 bytes each); the oldest traces are evicted
-    /// (and counted) past it. The default holds a 500-user, 60-second load run whole.
-    #[arg(long, default_value_t = 500_000)]
+    /// (and counted) past it. The default holds a 500-user, 60-second load run (about
+    /// 510,000 spans) twice over.
+    #[arg(long, default_value_t = 1_000_000)]
     pub max_spans: usize,
 }
 

@@ -213,9 +213,12 @@ impl Stack {
         if let Some(limit) = inst.component.body_limit {
             set("SOCIALNET_MAX_BODY".into(), limit.to_string());
         }
-        // At most two malloc arenas: glibc otherwise keeps one per busy thread, and each
-        // retains the 19 MiB argon2 blocks it once held (auth grew to 300 MiB under a
-        // sign-in burst).
+        // glibc's malloc otherwise keeps what argon2 (19 MiB per hash) once held: a
+        // fixed mmap threshold returns every large block to the system when freed (the
+        // dynamic one rises to 19 MiB after the first hash, and later blocks then stay
+        // in the arenas), and at most two arenas bound the rest. Auth grew past 1 GiB
+        // over three 500-user sign-in bursts without them.
+        set("MALLOC_MMAP_THRESHOLD_".into(), "1048576".into());
         set("MALLOC_ARENA_MAX".into(), "2".into());
         // A short batch delay, so traces are complete in the sink within a second or two.
         set("OTEL_BSP_SCHEDULE_DELAY".into(), "1000".into());
