@@ -164,8 +164,20 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
     let rows = report["endpoints"].as_array().unwrap();
     let sum: u64 = rows.iter().map(|r| r["requests"].as_u64().unwrap()).sum();
     assert_eq!(sum, total, "the total is the sum of the endpoints");
+    // Each user's first sign-in is the sign-in phase: its own row, outside the day.
+    let sign_in = &report["sign_in"];
+    assert_eq!(sign_in["endpoint"], "sign-in phase (setup)");
+    assert_eq!(sign_in["requests"], 10, "each of the 10 users signed in once");
+    assert!(
+        rows.iter().all(|r| r["endpoint"] != "POST /api/auth/login"),
+        "no sign-in of the day in a 6 s run: {rows:?}"
+    );
     let recorded = lines(&record);
-    assert_eq!(recorded.len() as u64, total, "one line per request");
+    assert_eq!(
+        recorded.len() as u64,
+        total + 10,
+        "one line per request, the sign-in phase included"
+    );
     assert!(
         total > 100,
         "a 6 s run with 10 users makes hundreds of requests: {total}"
@@ -207,7 +219,7 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
     ] {
         assert!(rows.iter().any(|r| r["endpoint"] == kind), "{kind} missing");
     }
-    assert_eq!(report["client_spans"]["exported"].as_u64(), Some(total));
+    assert_eq!(report["client_spans"]["exported"].as_u64(), Some(total + 10));
 
     // verify-traces accounts for every trace id the run recorded.
     let v = run(
@@ -220,7 +232,7 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
         ],
     );
     let verdict: Value = serde_json::from_slice(&v.stdout).expect("verify --json");
-    assert_eq!(verdict["traces"].as_u64(), Some(total), "{verdict:#}");
+    assert_eq!(verdict["traces"].as_u64(), Some(total + 10), "{verdict:#}");
     assert_eq!(verdict["completeness"], 1.0, "{verdict:#}");
     assert_eq!(v.status.code(), Some(0));
 
