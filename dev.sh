@@ -164,14 +164,14 @@ PY
 }
 
 # Every benchmark, on a stack of its own (project bench-all, ports 28xxx), into one
-# figure table: $RUN_DIR/bench-all/figures.md and figures.json.
+# figure table: $RUN_DIR/bench-all-figures/figures.md and figures.json.
 bench_all() {
     ensure_packages
     command -v /usr/bin/time >/dev/null || { say "installing GNU time"; apt-get install -y -qq time >/dev/null; }
     command -v wrk >/dev/null || { say "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
     say "building release binaries"
     cargo build --release --locked "${RELEASE_BINS[@]}"
-    local ctl="$TARGET/release/socialctl" out="$RUN_DIR/bench-all" rt=${BENCH_RUNTIME:-}
+    local ctl="$TARGET/release/socialctl" out="$RUN_DIR/bench-all-figures" rt=${BENCH_RUNTIME:-}
     if [ -z "$rt" ]; then
         if docker info >/dev/null 2>&1; then rt=docker; else rt=local; fi
     fi
@@ -204,6 +204,9 @@ bench_all() {
     wait "$sampler" || true
     "$ctl" verify-traces "${stack[@]}" --sent "$out/load.jsonl" --json > "$out/verify.json" || true
     say "one GET, 50 users, 30 s: socialctl load, Locust and wrk, per CPU-second"
+    # Locust and wrk aim where `load` aimed (on Docker, the gateway's container address).
+    local aim
+    aim=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["target"].split(" ")[0])' "$out/load.json" 2>/dev/null || echo "$gw")
     /usr/bin/time -v -o "$out/one-get.time" "$ctl" load "${stack[@]}" --users 50 --duration 30s \
         --workload scenarios/load/one-get.workload --json --record "$out/one-get.jsonl" > "$out/one-get.json" || true
     if [ ! -x "$RUN_DIR/locust/bin/locust" ]; then
@@ -211,8 +214,8 @@ bench_all() {
         python3 -m venv "$RUN_DIR/locust" && "$RUN_DIR/locust/bin/pip" install -q locust
     fi
     /usr/bin/time -v -o "$out/locust.time" "$RUN_DIR/locust/bin/locust" -f scenarios/load/locustfile.py --headless \
-        -u 50 -r 50 -t 30s --host "$gw" --only-summary --csv "$out/locust" > "$out/locust.txt" 2>&1 || true
-    /usr/bin/time -v -o "$out/wrk.time" wrk -t1 -c50 -d30s "$gw/api/profiles/user00001" > "$out/wrk.txt" 2>&1 || true
+        -u 50 -r 50 -t 30s --host "$aim" --only-summary --csv "$out/locust" > "$out/locust.txt" 2>&1 || true
+    /usr/bin/time -v -o "$out/wrk.time" wrk -t1 -c50 -d30s "$aim/api/profiles/user00001" > "$out/wrk.txt" 2>&1 || true
     "$ctl" down "${stack[@]}" --volumes > /dev/null
     say "socialctl bench-sink (its own sink, in process)"
     "$ctl" bench-sink --json > "$out/sink.json"

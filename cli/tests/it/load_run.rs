@@ -167,7 +167,10 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
     // Each user's first sign-in is the sign-in phase: its own row, outside the day.
     let sign_in = &report["sign_in"];
     assert_eq!(sign_in["endpoint"], "sign-in phase (setup)");
-    assert_eq!(sign_in["requests"], 10, "each of the 10 users signed in once");
+    assert_eq!(
+        sign_in["requests"], 10,
+        "each of the 10 users signed in once"
+    );
     assert!(
         rows.iter().all(|r| r["endpoint"] != "POST /api/auth/login"),
         "no sign-in of the day in a 6 s run: {rows:?}"
@@ -219,7 +222,10 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
     ] {
         assert!(rows.iter().any(|r| r["endpoint"] == kind), "{kind} missing");
     }
-    assert_eq!(report["client_spans"]["exported"].as_u64(), Some(total + 10));
+    assert_eq!(
+        report["client_spans"]["exported"].as_u64(),
+        Some(total + 10)
+    );
 
     // verify-traces accounts for every trace id the run recorded.
     let v = run(

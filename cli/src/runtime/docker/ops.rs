@@ -322,7 +322,16 @@ impl DockerRuntime {
             );
             match tokio::time::timeout(Duration::from_secs(5), stats.next()).await {
                 Ok(Some(Ok(s))) => (
-                    s.memory_stats.and_then(|m| m.usage),
+                    s.memory_stats.and_then(|m| {
+                        // As `docker stats` counts it: the page cache the kernel can drop
+                        // at will (inactive file pages) is not the container's memory.
+                        let cache = m.stats.as_ref().and_then(|st| {
+                            st.get("inactive_file")
+                                .or_else(|| st.get("total_inactive_file"))
+                                .copied()
+                        });
+                        m.usage.map(|u| u.saturating_sub(cache.unwrap_or(0)))
+                    }),
                     s.cpu_stats
                         .and_then(|c| c.cpu_usage)
                         .and_then(|u| u.total_usage)
