@@ -86,6 +86,11 @@ impl Revoked {
             .is_some_and(|&until| until >= now)
     }
 
+    #[cfg(test)]
+    pub(crate) fn insert_for_test(&self, sid: Uuid, until: i64) {
+        self.insert(sid, until);
+    }
+
     fn insert(&self, sid: Uuid, until: i64) {
         let now = chrono::Utc::now().timestamp();
         let mut map = self.until.write().unwrap_or_else(|p| p.into_inner());

@@ -127,7 +127,16 @@ pub struct TokenVerifier {
     source: Option<(telemetry::HttpClient, String)>,
     last_fetch: Mutex<Option<Instant>>,
     revoked: Arc<Revoked>,
+    /// Tokens whose signature already verified, with their claims: an Ed25519 check
+    /// costs more than the rest of a cached timeline read, and a client sends the same
+    /// token with every request. Expiry and revocation are still checked on every use.
+    verified: std::sync::RwLock<HashMap<String, Claims>>,
 }
+
+/// Most verified tokens remembered; the memory is cleared when full (a few MiB).
+const VERIFIED_KEPT: usize = 20_000;
+/// Seconds of clock skew allowed on `exp`, as in the full check.
+const LEEWAY: i64 = 5;
 
 /// Refetching the key set is rate-limited, so a flood of tokens with made-up key ids
 /// cannot turn into a flood of requests to auth.
@@ -141,6 +150,7 @@ impl TokenVerifier {
             source: None,
             last_fetch: Mutex::new(None),
             revoked: Arc::default(),
+            verified: Default::default(),
         })
     }
 
@@ -151,6 +161,7 @@ impl TokenVerifier {
             source: Some((client, jwks_url)),
             last_fetch: Mutex::new(None),
             revoked: Arc::default(),
+            verified: Default::default(),
         })
     }
 
@@ -195,11 +206,52 @@ impl TokenVerifier {
         }
         let jwks: Jwks = res.json().await.map_err(|e| unavailable(e.to_string()))?;
         *self.keys.write().await = decoding_keys(&jwks);
+        // A key that left the set must not keep its tokens valid.
+        self.verified
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(())
     }
 
     /// Checks signature, algorithm, issuer and expiry.
     pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let claims = match self.cached(token, chrono::Utc::now().timestamp())? {
+            Some(c) => c,
+            None => {
+                let c = self.verify_signature(token).await?;
+                let mut known = self.verified.write().unwrap_or_else(|p| p.into_inner());
+                if known.len() >= VERIFIED_KEPT {
+                    known.clear();
+                }
+                known.insert(token.to_owned(), c.clone());
+                c
+            }
+        };
+        if self.revoked.contains(claims.sid) {
+            telemetry::set_current_attribute(telemetry::attrs::SESSION_REVOKED, true);
+            return Err(ApiError::Unauthorized(
+                "this session was signed out; log in again".into(),
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// The claims of `token` if its signature verified before and it has not expired
+    /// at `now`; `None` if it was never verified here.
+    fn cached(&self, token: &str, now: i64) -> Result<Option<Claims>, ApiError> {
+        let known = self.verified.read().unwrap_or_else(|p| p.into_inner());
+        match known.get(token) {
+            Some(c) if c.exp + LEEWAY < now => Err(ApiError::Unauthorized(
+                "access token expired; get a new one from POST /api/auth/refresh".into(),
+            )),
+            Some(c) => Ok(Some(c.clone())),
+            None => Ok(None),
+        }
+    }
+
+    /// The full check: algorithm, key, signature, issuer, expiry.
+    async fn verify_signature(&self, token: &str) -> Result<Claims, ApiError> {
         let unauthorized = |m: &str| ApiError::Unauthorized(m.to_owned());
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| unauthorized("malformed access token; log in again"))?;
@@ -220,13 +272,9 @@ impl TokenVerifier {
         })?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_issuer(&[ISSUER]);
-        v.leeway = 5;
+        v.leeway = LEEWAY as u64;
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
         match jsonwebtoken::decode::<Claims>(token, key, &v) {
-            Ok(data) if self.revoked.contains(data.claims.sid) => {
-                telemetry::set_current_attribute(telemetry::attrs::SESSION_REVOKED, true);
-                Err(unauthorized("this session was signed out; log in again"))
-            }
             Ok(data) => Ok(data.claims),
             Err(e) => Err(match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
@@ -315,5 +363,43 @@ where
                     "log in first: send Authorization: Bearer <access token>".into(),
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            sub: Uuid::new_v4(),
+            username: "ada".into(),
+            sid: Uuid::new_v4(),
+            iss: ISSUER.into(),
+            iat: exp - 900,
+            exp,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_still_expires_and_a_forgery_is_never_remembered() {
+        let key = SigningKey::generate();
+        let v = TokenVerifier::from_jwks(&Jwks {
+            keys: vec![key.jwk()],
+        });
+        let now = chrono::Utc::now().timestamp();
+        let c = claims(now + 60);
+        let token = key.sign(&c);
+        assert_eq!(v.verify(&token).await.expect("valid"), c);
+        assert_eq!(v.cached(&token, now).expect("fresh"), Some(c.clone()));
+        // Past its expiry (and the leeway) the remembered token is refused.
+        assert!(v.cached(&token, c.exp + LEEWAY + 1).is_err());
+        // A token signed by another key is checked in full, refused, and not remembered.
+        let forged = SigningKey::generate().sign(&c);
+        assert!(v.verify(&forged).await.is_err());
+        assert_eq!(v.cached(&forged, now).expect("unknown"), None);
+        // Revocation applies to remembered tokens too.
+        v.revoked().insert_for_test(c.sid, now + 60);
+        assert!(v.verify(&token).await.is_err());
     }
 }
