@@ -112,6 +112,8 @@ fn fuzz(service: &str, openapi: &str, token: &str, dir: &Path) -> Run {
         .arg("--report-json-path")
         .arg(&report)
         .env("NO_COLOR", "1")
+        // Its example cache goes with the stack's temporary directory, not the tree.
+        .current_dir(dir)
         .output()
         .expect("schemathesis runs");
     let output = format!(
