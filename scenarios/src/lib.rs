@@ -12,6 +12,10 @@ pub mod workload;
 pub const TRACE_SPECS: &[(&str, &str)] = &[
     ("auth-login.spec", include_str!("../traces/auth-login.spec")),
     (
+        "auth-logout.spec",
+        include_str!("../traces/auth-logout.spec"),
+    ),
+    (
         "auth-register.spec",
         include_str!("../traces/auth-register.spec"),
     ),

@@ -98,13 +98,9 @@ impl Revoked {
         map.insert(sid, until);
     }
 
-    /// How many revoked sessions are held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.until.read().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Follows the announcements on `redis_url` for as long as the process runs,

@@ -178,7 +178,8 @@ impl TokenVerifier {
     }
 
     /// The signed-out sessions this verifier refuses.
-    pub fn revoked(&self) -> &Arc<Revoked> {
+    #[cfg(test)]
+    fn revoked(&self) -> &Arc<Revoked> {
         &self.revoked
     }
 
