@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use goose::client::GooseClientBuilder;
 use goose::prelude::*;
 use opentelemetry::trace::TracerProvider as _;
 use scenarios::workload::{Threshold, Workload, parse_duration};
@@ -375,7 +376,8 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
         next_user: AtomicUsize::new(0),
         run_tag: format!("{:x}", chrono::Utc::now().timestamp() % 0xff_ffff),
         server_address: gw_url.host_str().unwrap_or("127.0.0.1").to_owned(),
-        server_port: i64::from(gw_url.port_or_known_default().unwrap_or(80)),
+        server_port: gw_url.port_or_known_default().unwrap_or(80),
+        gateway: t.gateway.trim_end_matches('/').to_owned(),
     });
     let mode = match a.rate {
         Some(r) => format!("open model, {r} requests/s"),
@@ -387,6 +389,10 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("goose configuration: {e}"))?,
     )?
     .register_scenario(shared.scenario())
+    // Users send on connections of their own (load/conn.rs), never through goose's
+    // client: one shared client, built once, instead of one per user (each loads the
+    // system's certificates).
+    .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())?
     .set_default(GooseDefault::Host, t.gateway.as_str())?
     .set_default(GooseDefault::Users, a.users)?
     .set_default(
@@ -401,7 +407,17 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
     .set_default(GooseDefault::NoErrorSummary, true)?
     .set_default(GooseDefault::NoTelnet, true)?
     .set_default(GooseDefault::Timeout, "30")?;
-    let attack_task = tokio::spawn(attack.execute());
+    // The users run on one thread of their own: their requests wait on the network, not
+    // on the CPU, and one event loop costs less per request than work-stealing between
+    // threads (every wake-up across threads is a futex call). Spans are exported, and the
+    // record written, by threads of their own.
+    let attack_task = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(goose::GooseError::Io)?
+            .block_on(attack.execute())
+    });
 
     let live = live::LiveTraces::new(&otlp, sink_answers);
     let view = live::RunView {

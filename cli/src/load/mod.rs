@@ -2,15 +2,18 @@
 //! embedded as a library.
 //!
 //! - [`user`]: what one virtual user does (the workload file decides the mix);
+//! - [`conn`]: each user's own HTTP/1.1 keep-alive connection to the gateway;
 //! - [`pace`]: run control (deadline, pause, stop) and the open-model pacer;
 //! - [`record`]: per-request outcomes → HDR histograms, the report, the JSON-lines record;
 //! - [`live`]: trace completeness read from the sink while the run goes on;
 //! - [`view`]: the live view's frame data and screen loop.
 //!
-//! goose runs the users (ramp, scheduling, one HTTP client each); socialctl measures:
+//! goose runs the users (ramp, scheduling) on one thread of their own; each sends on its
+//! own connection (`conn`), not through goose's client; socialctl measures:
 //! goose's own metrics are off, because latency here counts from each request's intended
 //! start and every request carries a trace. The verb itself is `cmd/load.rs`.
 
+pub mod conn;
 pub mod live;
 pub mod pace;
 pub mod record;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use goose::prelude::*;
+use http::Method;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _};
 use rand::rngs::StdRng;
@@ -14,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use scenarios::workload::{ActionKind, Workload};
 use tokio::time::Instant;
 
+use super::conn::{Conn, Outgoing};
 use super::pace::{Control, Halt, Pacer};
 use super::record::{Endpoint, RecorderHandle, Sample};
 use crate::seed::Zipf;
@@ -31,10 +33,33 @@ pub struct Shared {
     /// Makes registered usernames unique per run.
     pub run_tag: String,
     pub server_address: String,
-    pub server_port: i64,
+    pub server_port: u16,
+    /// `http://host:port`, for the spans' `url.full`.
+    pub gateway: String,
 }
 
-/// A signed-in user's state, kept in goose's session data.
+/// How long one request may take, connecting included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One user's state, kept in goose's session data: its connection, and whether it has
+/// signed in yet.
+#[derive(Clone)]
+struct UserState {
+    conn: Conn,
+    phase: Phase,
+}
+
+#[derive(Clone)]
+enum Phase {
+    /// Its sign-in has not succeeded yet: who it is, and how often it tried.
+    Pending {
+        n: usize,
+        attempts: u32,
+    },
+    Signed(Box<Session>),
+}
+
+/// A signed-in user's state.
 #[derive(Clone)]
 struct Session {
     username: String,
@@ -47,13 +72,6 @@ struct Session {
     /// Closed model: when the next action is due.
     next_at: Instant,
     rng: StdRng,
-}
-
-/// A user whose sign-in has not succeeded yet: who it is, and how often it tried.
-#[derive(Clone)]
-struct Pending {
-    n: usize,
-    attempts: u32,
 }
 
 /// A response as far as the workload cares.
@@ -72,12 +90,12 @@ impl Reply {
     }
 }
 
-fn method(ep: Endpoint) -> GooseMethod {
+fn method(ep: Endpoint) -> Method {
     match ep.method() {
-        "POST" => GooseMethod::Post,
-        "PUT" => GooseMethod::Put,
-        "DELETE" => GooseMethod::Delete,
-        _ => GooseMethod::Get,
+        "POST" => Method::POST,
+        "PUT" => Method::PUT,
+        "DELETE" => Method::DELETE,
+        _ => Method::GET,
     }
 }
 
@@ -128,7 +146,8 @@ impl Shared {
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
-        user: &mut GooseUser,
+        conn: &mut Conn,
+        setup: bool,
         ep: Endpoint,
         path: &str,
         token: Option<&str>,
@@ -136,9 +155,7 @@ impl Shared {
         intended: Instant,
         interval: Duration,
     ) -> Reply {
-        // A user with no session yet is establishing one: the sign-in phase.
-        let setup = user.get_session_data::<Session>().is_none();
-        let url = format!("{}{}", user.base_url.as_str().trim_end_matches('/'), path);
+        let url = format!("{}{}", self.gateway, path);
         let mut span = self
             .tracer
             .span_builder(ep.name())
@@ -148,18 +165,25 @@ impl Shared {
                 KeyValue::new("url.full", url),
                 KeyValue::new("url.template", ep.route()),
                 KeyValue::new("server.address", self.server_address.clone()),
-                KeyValue::new("server.port", self.server_port),
+                KeyValue::new("server.port", i64::from(self.server_port)),
             ])
             .start(&self.tracer);
         let sc = span.span_context().clone();
         let (trace_id, span_id) = (sc.trace_id(), sc.span_id());
         let traceparent = format!("00-{trace_id}-{span_id}-{:02x}", sc.trace_flags().to_u8());
         let sent = Instant::now();
-        let reply = match self
-            .exchange(user, ep, path, token, body, &traceparent)
-            .await
-        {
-            Ok(r) => r,
+        let out = Outgoing {
+            method: method(ep),
+            path,
+            bearer: token,
+            json: body.map(|b| serde_json::to_vec(&b).unwrap_or_default().into()),
+            traceparent: &traceparent,
+        };
+        let reply = match conn.send(out).await {
+            Ok(r) => Reply {
+                status: Some(r.status),
+                body: r.body,
+            },
             Err(kind) => {
                 span.set_attribute(KeyValue::new("error.type", kind));
                 span.set_status(Status::error(kind));
@@ -195,57 +219,21 @@ impl Shared {
         reply
     }
 
-    async fn exchange(
-        &self,
-        user: &mut GooseUser,
-        ep: Endpoint,
-        path: &str,
-        token: Option<&str>,
-        body: Option<serde_json::Value>,
-        traceparent: &str,
-    ) -> Result<Reply, &'static str> {
-        let mut rb = user
-            .get_request_builder(&method(ep), path)
-            .map_err(|_| "invalid_url")?
-            .header("traceparent", traceparent);
-        if let Some(t) = token {
-            rb = rb.bearer_auth(t);
-        }
-        if let Some(b) = &body {
-            rb = rb.json(b);
-        }
-        let res = user
-            .request(GooseRequest::builder().set_request_builder(rb).build())
-            .await
-            .map_err(|_| "request_failed")?;
-        let res = res.response.map_err(|e| {
-            if e.is_timeout() {
-                "timeout"
-            } else if e.is_connect() {
-                "connect"
-            } else {
-                "request_failed"
-            }
-        })?;
-        let status = res.status().as_u16();
-        let body = res.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                "timeout"
-            } else {
-                "body_read"
-            }
-        })?;
-        Ok(Reply {
-            status: Some(status),
-            body,
-        })
-    }
-
     /// The on-start transaction: picks who this user is, then signs in.
     async fn sign_in(self: Arc<Self>, user: &mut GooseUser) -> TransactionResult {
         let n = self.next_user.fetch_add(1, Ordering::Relaxed);
-        user.set_session_data(Pending { n, attempts: 0 });
-        match self.try_sign_in(user, n, 0).await {
+        let conn = match Conn::new(&self.server_address, self.server_port, REQUEST_TIMEOUT) {
+            Ok(c) => c,
+            Err(_) => return halted(Halt::Stopped).await,
+        };
+        user.set_session_data(UserState {
+            conn,
+            phase: Phase::Pending { n, attempts: 0 },
+        });
+        let Some(st) = user.get_session_data_mut::<UserState>() else {
+            return halted(Halt::Stopped).await;
+        };
+        match self.try_sign_in(st, n, 0).await {
             Ok(()) => Ok(()),
             Err(h) => halted(h).await,
         }
@@ -253,7 +241,7 @@ impl Shared {
 
     /// Logs in as seeded user `n`, or registers a new account (`register` share). On
     /// failure the user stays pending and tries again later, as a real client would.
-    async fn try_sign_in(&self, user: &mut GooseUser, n: usize, attempt: u32) -> Result<(), Halt> {
+    async fn try_sign_in(&self, st: &mut UserState, n: usize, attempt: u32) -> Result<(), Halt> {
         let mut rng = StdRng::seed_from_u64(0x5eed ^ n as u64);
         let register = rng.random::<f64>() < self.workload.register_share;
         let (ep, username) = if register {
@@ -271,8 +259,18 @@ impl Shared {
         // Signing in is not paced: users sign in while they ramp up, before arrivals start.
         let at = Instant::now();
         self.control.may_start()?;
+        // A user with no session yet is establishing one: the sign-in phase.
         let reply = self
-            .send(user, ep, ep.route(), None, Some(body), at, Duration::ZERO)
+            .send(
+                &mut st.conn,
+                true,
+                ep,
+                ep.route(),
+                None,
+                Some(body),
+                at,
+                Duration::ZERO,
+            )
             .await;
         let tokens = reply.ok().then(|| reply.json()).flatten();
         let Some(t) = tokens else {
@@ -280,7 +278,7 @@ impl Shared {
         };
         let str_of = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
         let think = self.think(&mut rng);
-        user.set_session_data(Session {
+        st.phase = Phase::Signed(Box::new(Session {
             username,
             access: str_of("access_token"),
             refresh: str_of("refresh_token"),
@@ -290,47 +288,43 @@ impl Shared {
             followed: Vec::new(),
             next_at: Instant::now() + think,
             rng,
-        });
+        }));
         self.recorder.signed_in();
         Ok(())
     }
 
     async fn act(self: Arc<Self>, user: &mut GooseUser) -> TransactionResult {
-        let Some(mut s) = user.get_session_data::<Session>().cloned() else {
-            // Not signed in yet: back off (1 s, 2 s, … up to 8 s), then try again.
-            let Some(p) = user.get_session_data::<Pending>().cloned() else {
-                return halted(Halt::Stopped).await;
-            };
-            let backoff = Duration::from_secs(1 << p.attempts.min(3));
-            user.set_session_data(Pending {
-                n: p.n,
-                attempts: p.attempts + 1,
-            });
-            let r = match self.control.sleep_until(Instant::now() + backoff).await {
-                Ok(()) => self.try_sign_in(user, p.n, p.attempts + 1).await,
-                Err(h) => Err(h),
-            };
-            return match r {
-                Ok(()) => Ok(()),
-                Err(h) => halted(h).await,
-            };
+        let Some(st) = user.get_session_data_mut::<UserState>() else {
+            return halted(Halt::Stopped).await;
         };
-        let r = self.act_once(user, &mut s).await;
-        user.set_session_data(s);
+        let r = match &mut st.phase {
+            Phase::Signed(s) => self.act_once(&mut st.conn, s).await,
+            Phase::Pending { n, attempts } => {
+                // Not signed in yet: back off (1 s, 2 s, … up to 8 s), then try again.
+                let (n, tried) = (*n, *attempts);
+                *attempts += 1;
+                let backoff = Duration::from_secs(1 << tried.min(3));
+                match self.control.sleep_until(Instant::now() + backoff).await {
+                    Ok(()) => self.try_sign_in(st, n, tried + 1).await,
+                    Err(h) => Err(h),
+                }
+            }
+        };
         match r {
             Ok(()) => Ok(()),
             Err(h) => halted(h).await,
         }
     }
 
-    async fn act_once(&self, user: &mut GooseUser, s: &mut Session) -> Result<(), Halt> {
+    async fn act_once(&self, conn: &mut Conn, s: &mut Session) -> Result<(), Halt> {
         let gap = self.workload.think.mean();
         if s.expires_at.saturating_duration_since(Instant::now()) < self.workload.refresh_before {
             let (at, interval) = self.wait_turn(s.next_at, gap).await?;
             let body = serde_json::json!({"refresh_token": s.refresh});
             let r = self
                 .send(
-                    user,
+                    conn,
+                    false,
                     Endpoint::Refresh,
                     Endpoint::Refresh.route(),
                     None,
@@ -382,7 +376,16 @@ impl Shared {
                         None => "/api/feed/timeline?limit=20".to_owned(),
                     };
                     let r = self
-                        .send(user, Endpoint::Timeline, &path, tok, None, at, interval)
+                        .send(
+                            conn,
+                            false,
+                            Endpoint::Timeline,
+                            &path,
+                            tok,
+                            None,
+                            at,
+                            interval,
+                        )
                         .await;
                     let page = r.json().unwrap_or_default();
                     remember_posts(s, &page["items"]);
@@ -394,23 +397,59 @@ impl Shared {
             }
             ActionKind::ViewPost => {
                 let path = format!("/api/feed/posts/{post}");
-                self.send(user, Endpoint::GetPost, &path, tok, None, at, interval)
-                    .await;
+                self.send(
+                    conn,
+                    false,
+                    Endpoint::GetPost,
+                    &path,
+                    tok,
+                    None,
+                    at,
+                    interval,
+                )
+                .await;
                 let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
                 let path = format!("/api/feed/posts/{post}/comments");
-                self.send(user, Endpoint::ListComments, &path, tok, None, at, interval)
-                    .await;
+                self.send(
+                    conn,
+                    false,
+                    Endpoint::ListComments,
+                    &path,
+                    tok,
+                    None,
+                    at,
+                    interval,
+                )
+                .await;
             }
             ActionKind::Profile => {
                 let name = self.someone_else(s);
                 let path = format!("/api/profiles/{name}");
-                self.send(user, Endpoint::Profile, &path, tok, None, at, interval)
-                    .await;
+                self.send(
+                    conn,
+                    false,
+                    Endpoint::Profile,
+                    &path,
+                    tok,
+                    None,
+                    at,
+                    interval,
+                )
+                .await;
                 if action.with_posts {
                     let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
                     let path = format!("/api/feed/users/{name}/posts?limit=20");
                     let r = self
-                        .send(user, Endpoint::UserPosts, &path, tok, None, at, interval)
+                        .send(
+                            conn,
+                            false,
+                            Endpoint::UserPosts,
+                            &path,
+                            tok,
+                            None,
+                            at,
+                            interval,
+                        )
                         .await;
                     remember_posts(s, &r.json().unwrap_or_default()["items"]);
                 }
@@ -418,14 +457,32 @@ impl Shared {
             ActionKind::Search => {
                 let q = format!("user{:02}", s.rng.random_range(0..100));
                 let path = format!("/api/profiles/search?q={q}");
-                self.send(user, Endpoint::Search, &path, tok, None, at, interval)
-                    .await;
+                self.send(
+                    conn,
+                    false,
+                    Endpoint::Search,
+                    &path,
+                    tok,
+                    None,
+                    at,
+                    interval,
+                )
+                .await;
             }
             ActionKind::Follow => {
                 let name = self.someone_else(s);
                 let path = format!("/api/profiles/{name}/follow");
                 let r = self
-                    .send(user, Endpoint::Follow, &path, tok, None, at, interval)
+                    .send(
+                        conn,
+                        false,
+                        Endpoint::Follow,
+                        &path,
+                        tok,
+                        None,
+                        at,
+                        interval,
+                    )
                     .await;
                 if r.ok() && s.followed.len() < 50 {
                     s.followed.push(name);
@@ -437,14 +494,24 @@ impl Shared {
                     None => self.someone_else(s),
                 };
                 let path = format!("/api/profiles/{name}/follow");
-                self.send(user, Endpoint::Unfollow, &path, tok, None, at, interval)
-                    .await;
+                self.send(
+                    conn,
+                    false,
+                    Endpoint::Unfollow,
+                    &path,
+                    tok,
+                    None,
+                    at,
+                    interval,
+                )
+                .await;
             }
             ActionKind::Post => {
                 let body = serde_json::json!({"body": format!("{} says hello #{} #load", s.username, s.rng.random::<u16>())});
                 let r = self
                     .send(
-                        user,
+                        conn,
+                        false,
                         Endpoint::CreatePost,
                         Endpoint::CreatePost.route(),
                         tok,
@@ -459,14 +526,15 @@ impl Shared {
             }
             ActionKind::Like => {
                 let path = format!("/api/feed/posts/{post}/like");
-                self.send(user, Endpoint::Like, &path, tok, None, at, interval)
+                self.send(conn, false, Endpoint::Like, &path, tok, None, at, interval)
                     .await;
             }
             ActionKind::Comment => {
                 let path = format!("/api/feed/posts/{post}/comments");
                 let body = serde_json::json!({"body": "nice one"});
                 self.send(
-                    user,
+                    conn,
+                    false,
                     Endpoint::Comment,
                     &path,
                     tok,
