@@ -273,6 +273,10 @@ where
         .with_threads(false)
         .with_target(false)
         .with_tracked_inactivity(false)
+        // Nothing here reads OpenTelemetry's current Context: propagation takes each
+        // span's context from the tracing span itself. Attaching it on every poll of
+        // every instrumented future cost feed ~3 % of its CPU under the timeline bench.
+        .with_context_activation(false)
         .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     tracing_subscriber::registry()
         .with(otel)
