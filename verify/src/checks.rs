@@ -28,10 +28,11 @@ pub enum DefectKind {
     MissingAttribute,
     MissingSpan,
     MissingTrace,
+    LinkTargetMissing,
 }
 
 impl DefectKind {
-    pub const ALL: [DefectKind; 13] = [
+    pub const ALL: [DefectKind; 14] = [
         Self::MissingParent,
         Self::NoRoot,
         Self::SeveralRoots,
@@ -45,6 +46,7 @@ impl DefectKind {
         Self::MissingAttribute,
         Self::MissingSpan,
         Self::MissingTrace,
+        Self::LinkTargetMissing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +64,7 @@ impl DefectKind {
             Self::MissingAttribute => "missing_attribute",
             Self::MissingSpan => "missing_span",
             Self::MissingTrace => "missing_trace",
+            Self::LinkTargetMissing => "link_target_missing",
         }
     }
 
@@ -91,6 +94,9 @@ impl DefectKind {
             Self::MissingAttribute => "a required semantic-convention attribute is absent",
             Self::MissingSpan => "a span the endpoint's trace spec requires is absent",
             Self::MissingTrace => "a request was sent but no span of its trace arrived",
+            Self::LinkTargetMissing => {
+                "a span links to a span (a message's consumer to its producer) that never arrived"
+            }
         }
     }
 
@@ -133,6 +139,9 @@ impl DefectKind {
             Self::MissingSpan => "a service or query is not instrumented, or its spans were lost",
             Self::MissingTrace => {
                 "every span of the trace was lost: the batch queue overflowed, the exporter failed, or the process was killed before flushing"
+            }
+            Self::LinkTargetMissing => {
+                "the producer's span was lost, or the consumer linked the wrong context: inject the producer span's context into the message, and flush the producer on shutdown"
             }
         }
     }
@@ -232,8 +241,19 @@ fn required_attributes(s: &Span) -> &'static [&'static str] {
     }
 }
 
-/// Every defect of one trace (all spans share one trace id).
+/// Every defect of one trace (all spans share one trace id). Links into other traces
+/// are not judged here (see [`check_trace_linked`]).
 pub fn check_trace(spans: &[Span], opts: &CheckOptions) -> Vec<Defect> {
+    check_trace_linked(spans, opts, &|_, _| true)
+}
+
+/// Every defect of one trace; `exists(trace_id, span_id)` answers whether a span of
+/// another trace arrived, so a link into that trace can be judged.
+pub fn check_trace_linked(
+    spans: &[Span],
+    opts: &CheckOptions,
+    exists: &dyn Fn(&str, &str) -> bool,
+) -> Vec<Defect> {
     let mut out = Vec::new();
     let Some(first) = spans.first() else {
         return out;
@@ -417,6 +437,23 @@ pub fn check_trace(spans: &[Span], opts: &CheckOptions) -> Vec<Defect> {
         }
     }
     for s in spans {
+        for l in &s.links {
+            let found = if l.trace_id == trace_id {
+                by_id.contains_key(l.span_id.as_str())
+            } else {
+                exists(&l.trace_id, &l.span_id)
+            };
+            if !found {
+                push(
+                    DefectKind::LinkTargetMissing,
+                    s,
+                    format!(
+                        "{} links to span {} of trace {}, which never arrived",
+                        s.name, l.span_id, l.trace_id
+                    ),
+                );
+            }
+        }
         for key in required_attributes(s) {
             if s.attr(key).is_none() {
                 push(

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::model::{Span, SpanKind, StatusCode};
+use crate::model::{Event, Link, Span, SpanKind, StatusCode};
 
 #[derive(Debug, Deserialize)]
 struct Response {
@@ -44,14 +44,25 @@ struct JSpan {
     tags: Vec<Tag>,
     #[serde(rename = "processID", default)]
     process_id: String,
+    #[serde(default)]
+    logs: Vec<Log>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Reference {
     ref_type: String,
+    #[serde(rename = "traceID", default)]
+    trace_id: String,
     #[serde(rename = "spanID")]
     span_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Log {
+    timestamp: u64,
+    #[serde(default)]
+    fields: Vec<Tag>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +144,44 @@ pub fn parse(body: &[u8]) -> Result<Vec<Vec<Span>>, serde_json::Error> {
                                     .iter()
                                     .find(|t| t.key == "service.instance.id")
                                     .map(|t| text(&t.value))
+                            })
+                            .unwrap_or_default(),
+                        // Jaeger shows OpenTelemetry's links as FOLLOWS_FROM references,
+                        // its events as logs, and its resource as the process's tags.
+                        links: s
+                            .references
+                            .iter()
+                            .filter(|r| r.ref_type == "FOLLOWS_FROM")
+                            .map(|r| Link {
+                                trace_id: pad(&r.trace_id, 32),
+                                span_id: pad(&r.span_id, 16),
+                                attributes: Vec::new(),
+                            })
+                            .collect(),
+                        events: s
+                            .logs
+                            .iter()
+                            .map(|l| Event {
+                                name: l
+                                    .fields
+                                    .iter()
+                                    .find(|f| f.key == "event")
+                                    .map(|f| text(&f.value))
+                                    .unwrap_or_default(),
+                                time_ns: l.timestamp * 1000,
+                                attributes: l
+                                    .fields
+                                    .iter()
+                                    .filter(|f| f.key != "event")
+                                    .map(|f| (f.key.clone(), text(&f.value)))
+                                    .collect(),
+                            })
+                            .collect(),
+                        resource: process
+                            .map(|p| {
+                                std::iter::once(("service.name".to_owned(), p.service_name.clone()))
+                                    .chain(p.tags.iter().map(|t| (t.key.clone(), text(&t.value))))
+                                    .collect()
                             })
                             .unwrap_or_default(),
                     }

@@ -14,5 +14,5 @@ pub mod sink;
 pub mod spec;
 pub mod store;
 
-pub use model::{Span, SpanKind, StatusCode};
+pub use model::{Event, Link, Span, SpanKind, StatusCode};
 pub use store::{SpanStore, StoreStats};

@@ -4,7 +4,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use prost::Message;
 
-use crate::model::{Span, SpanKind, StatusCode};
+use crate::model::{Event, Link, Span, SpanKind, StatusCode};
 
 /// Why a payload could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -93,12 +93,19 @@ pub(crate) fn render(v: &Option<AnyValue>) -> String {
     }
 }
 
+fn attributes(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Vec<(String, String)> {
+    kvs.iter()
+        .map(|kv| (kv.key.clone(), render(&kv.value)))
+        .collect()
+}
+
 /// Flattens resource → scope → span nesting, copying `service.name` onto each span.
 pub fn flatten(req: ExportTraceServiceRequest) -> Result<Vec<Span>, DecodeError> {
     let mut out = Vec::new();
     for rs in req.resource_spans {
         let mut service = "unknown".to_owned();
         let mut instance = String::new();
+        let mut resource = Vec::new();
         if let Some(r) = &rs.resource {
             for kv in &r.attributes {
                 match kv.key.as_str() {
@@ -106,8 +113,10 @@ pub fn flatten(req: ExportTraceServiceRequest) -> Result<Vec<Span>, DecodeError>
                     "service.instance.id" => instance = render(&kv.value),
                     _ => {}
                 }
+                resource.push((kv.key.clone(), render(&kv.value)));
             }
         }
+        let resource: std::sync::Arc<[(String, String)]> = resource.into();
         for ss in rs.scope_spans {
             for s in ss.spans {
                 let (status, status_message) = match &s.status {
@@ -133,12 +142,29 @@ pub fn flatten(req: ExportTraceServiceRequest) -> Result<Vec<Span>, DecodeError>
                     end_ns: s.end_time_unix_nano,
                     status,
                     status_message,
-                    attributes: s
-                        .attributes
-                        .iter()
-                        .map(|kv| (kv.key.clone(), render(&kv.value)))
-                        .collect(),
+                    attributes: attributes(&s.attributes),
                     instance: instance.clone(),
+                    links: s
+                        .links
+                        .iter()
+                        .map(|l| {
+                            Ok(Link {
+                                trace_id: id("link trace_id", &l.trace_id, 16, false)?,
+                                span_id: id("link span_id", &l.span_id, 8, false)?,
+                                attributes: attributes(&l.attributes),
+                            })
+                        })
+                        .collect::<Result<_, DecodeError>>()?,
+                    events: s
+                        .events
+                        .iter()
+                        .map(|e| Event {
+                            name: e.name.clone(),
+                            time_ns: e.time_unix_nano,
+                            attributes: attributes(&e.attributes),
+                        })
+                        .collect(),
+                    resource: resource.clone(),
                 });
             }
         }

@@ -54,8 +54,25 @@ pub struct Report {
     pub defects: Vec<Defect>,
 }
 
-/// Checks every trace (or, with `sent`, every sent request's trace) and aggregates.
+/// Checks every trace (or, with `sent`, every sent request's trace) and aggregates. A
+/// link into another trace is judged against `traces`.
 pub fn verify(traces: &[Vec<Span>], sent: Option<&[SentRequest]>, opts: &CheckOptions) -> Report {
+    let known: HashSet<(&str, &str)> = traces
+        .iter()
+        .flatten()
+        .map(|s| (s.trace_id.as_str(), s.span_id.as_str()))
+        .collect();
+    verify_linked(traces, sent, opts, &|t, s| known.contains(&(t, s)))
+}
+
+/// [`verify`], with `exists(trace_id, span_id)` answering for links into traces that
+/// are not in `traces` (the sink asks its whole store).
+pub fn verify_linked(
+    traces: &[Vec<Span>],
+    sent: Option<&[SentRequest]>,
+    opts: &CheckOptions,
+    exists: &dyn Fn(&str, &str) -> bool,
+) -> Report {
     let mut opts = opts.clone();
     let by_id: HashMap<&str, &Vec<Span>> = traces
         .iter()
@@ -79,7 +96,7 @@ pub fn verify(traces: &[Vec<Span>], sent: Option<&[SentRequest]>, opts: &CheckOp
                     Some(t) => judged.push((
                         r.endpoint.clone(),
                         r.trace_id.clone(),
-                        checks::check_trace(t, &opts),
+                        checks::check_trace_linked(t, &opts, exists),
                         true,
                     )),
                     None => judged.push((
@@ -108,7 +125,7 @@ pub fn verify(traces: &[Vec<Span>], sent: Option<&[SentRequest]>, opts: &CheckOp
                 judged.push((
                     checks::endpoint(t),
                     t[0].trace_id.clone(),
-                    checks::check_trace(t, &opts),
+                    checks::check_trace_linked(t, &opts, exists),
                     true,
                 ));
             }

@@ -305,7 +305,8 @@ pub fn check_summary(store: &SpanStore, req: &CheckRequest) -> CheckSummary {
         let traces = store.recent(req.recent.min(MAX_CHECK), |t| {
             t.iter().map(|s| s.end_ns).max().unwrap_or(0) < quiet_since
         });
-        let report = crate::report::verify(&traces, None, &opts);
+        let report =
+            crate::report::verify_linked(&traces, None, &opts, &|t, s| store.has_span(t, s));
         (traces, report)
     } else {
         let sent = &req.sent[..req.sent.len().min(MAX_CHECK)];
@@ -313,7 +314,8 @@ pub fn check_summary(store: &SpanStore, req: &CheckRequest) -> CheckSummary {
             .iter()
             .filter_map(|r| store.trace(&r.trace_id))
             .collect();
-        let report = crate::report::verify(&traces, Some(sent), &opts);
+        let report =
+            crate::report::verify_linked(&traces, Some(sent), &opts, &|t, s| store.has_span(t, s));
         (traces, report)
     };
     let mut by_endpoint: std::collections::BTreeMap<String, (usize, Vec<f64>)> = Default::default();

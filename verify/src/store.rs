@@ -206,6 +206,15 @@ impl SpanStore {
             .map(|t| t.spans.clone())
     }
 
+    /// Whether span `span_id` of trace `trace_id` is stored (a link's target).
+    pub fn has_span(&self, trace_id: &str, span_id: &str) -> bool {
+        let g = self.lock();
+        g.traces
+            .get(&trace_id.to_ascii_lowercase())
+            .and_then(|t| t.by_id.get(&id_key(span_id)))
+            .is_some()
+    }
+
     /// Every stored trace, oldest first.
     pub fn all(&self) -> Vec<Vec<Span>> {
         let g = self.lock();
@@ -274,6 +283,7 @@ mod tests {
             status_message: String::new(),
             attributes: Vec::new(),
             instance: String::new(),
+            ..Default::default()
         }
     }
 

@@ -71,6 +71,9 @@ pub struct TracesArgs {
     /// How many recent traces to show.
     #[arg(long, default_value_t = 5)]
     pub limit: usize,
+    /// Also print each process's resource attributes (host, instance, SDK, …).
+    #[arg(long)]
+    pub resource: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -411,9 +414,29 @@ pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
     }
     for t in &list {
         print!("{}", render_tree(t));
+        if a.resource {
+            print!("{}", render_resources(t));
+        }
         println!();
     }
     Ok(())
+}
+
+/// Each distinct process's resource attributes, one line per attribute.
+pub fn render_resources(spans: &[Span]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut seen = std::collections::HashSet::new();
+    for sp in spans {
+        if !seen.insert((sp.service.as_str(), sp.instance.as_str())) {
+            continue;
+        }
+        let _ = writeln!(out, "  resource of {} {}", sp.service, sp.instance);
+        for (k, v) in sp.resource.iter() {
+            let _ = writeln!(out, "    {k}={v}");
+        }
+    }
+    out
 }
 
 /// A trace as an indented tree, children under parents by start time.
@@ -453,6 +476,32 @@ pub fn render_tree(spans: &[Span]) -> String {
             s.kind,
             status
         );
+        let pad = format!("{:24}{}", "", "  ".repeat(depth + 1));
+        for e in &s.events {
+            let attrs: Vec<String> = e
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{pad}· event {} at {:.2} ms {}",
+                e.name,
+                e.time_ns.saturating_sub(t0) as f64 / 1e6,
+                attrs.join(" ")
+            );
+        }
+        for l in &s.links {
+            if l.trace_id == s.trace_id {
+                let _ = writeln!(out, "{pad}→ link to span {} of this trace", l.span_id);
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{pad}→ link to span {} of another trace: socialctl traces {}",
+                    l.span_id, l.trace_id
+                );
+            }
+        }
     }
     let mut tops: Vec<&Span> = spans
         .iter()
@@ -471,4 +520,51 @@ pub fn render_tree(spans: &[Span]) -> String {
         walk(&mut s, spans, top, 1, t0);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use verify::{Event, Link, Span, SpanKind};
+
+    /// `socialctl traces` shows a span's events and a link into another trace as the
+    /// command that opens that trace.
+    #[test]
+    fn a_tree_shows_events_and_links_as_jumps() {
+        let consumer = Span {
+            trace_id: "2".repeat(32),
+            span_id: "c".repeat(16),
+            name: "process conversation".into(),
+            kind: SpanKind::Consumer,
+            service: "messaging".into(),
+            start_ns: 1_000_000,
+            end_ns: 3_000_000,
+            links: vec![Link {
+                trace_id: "1".repeat(32),
+                span_id: "a".repeat(16),
+                attributes: Vec::new(),
+            }],
+            events: vec![Event {
+                name: "delivered".into(),
+                time_ns: 2_000_000,
+                attributes: vec![("recipients".into(), "2".into())],
+            }],
+            resource: vec![("host.name".to_owned(), "replica-b".to_owned())].into(),
+            ..Default::default()
+        };
+        let tree = super::render_tree(std::slice::from_ref(&consumer));
+        assert!(
+            tree.contains("· event delivered at 1.00 ms recipients=2"),
+            "{tree}"
+        );
+        assert!(
+            tree.contains(&format!(
+                "→ link to span {} of another trace: socialctl traces {}",
+                "a".repeat(16),
+                "1".repeat(32)
+            )),
+            "{tree}"
+        );
+        let res = super::render_resources(&[consumer]);
+        assert!(res.contains("host.name=replica-b"), "{res}");
+    }
 }

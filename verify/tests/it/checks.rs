@@ -53,6 +53,7 @@ fn span(
         status_message: String::new(),
         attributes,
         instance: String::new(),
+        ..Default::default()
     }
 }
 
@@ -342,5 +343,72 @@ fn a_request_whose_client_went_away_is_complete_with_its_error() {
         "late child of a waiting caller",
         late,
         &[DefectKind::EndsAfterParent],
+    );
+}
+
+/// A consumer's link is judged against the other traces `verify` reads: complete when
+/// the producer's trace holds the linked span, `link_target_missing` when it does not,
+/// and a link inside the same trace needs its target in that trace.
+#[test]
+fn links_resolve_across_traces_and_a_missing_target_is_named() {
+    const P: &str = "1111111111111111111111111111111a";
+    const C: &str = "2222222222222222222222222222222b";
+    let mut producer = span(
+        "00000000000000a1",
+        "",
+        "messaging",
+        SpanKind::Producer,
+        "send conversation",
+        0,
+        1,
+    );
+    producer.trace_id = P.into();
+    let consumer = |target_trace: &str, target_span: &str| {
+        let mut c = span(
+            "00000000000000c1",
+            "",
+            "messaging",
+            SpanKind::Consumer,
+            "process conversation",
+            2,
+            3,
+        );
+        c.trace_id = C.into();
+        c.links.push(verify::Link {
+            trace_id: target_trace.into(),
+            span_id: target_span.into(),
+            attributes: Vec::new(),
+        });
+        c
+    };
+    let judge = |c: Span| {
+        let r = verify(
+            &[vec![producer.clone()], vec![c]],
+            None,
+            &CheckOptions::default(),
+        );
+        r.defects.iter().map(|d| d.kind).collect::<Vec<_>>()
+    };
+    assert_eq!(judge(consumer(P, "00000000000000a1")), vec![]);
+    assert_eq!(
+        judge(consumer(P, "00000000000000ff")),
+        vec![DefectKind::LinkTargetMissing]
+    );
+    assert_eq!(
+        judge(consumer(C, "00000000000000a1")),
+        vec![DefectKind::LinkTargetMissing],
+        "a link into its own trace whose target is elsewhere"
+    );
+    // Alone, without the producer's trace, the link cannot be resolved.
+    let alone = verify(
+        &[vec![consumer(P, "00000000000000a1")]],
+        None,
+        &CheckOptions::default(),
+    );
+    assert_eq!(alone.defects[0].kind, DefectKind::LinkTargetMissing);
+    assert!(
+        alone.defects[0].detail.contains(P),
+        "{}",
+        alone.defects[0].detail
     );
 }

@@ -240,6 +240,7 @@ fn the_store_evicts_oldest_traces_and_counts_duplicates() {
         status_message: String::new(),
         attributes: vec![],
         instance: String::new(),
+        ..Default::default()
     };
     store.insert(vec![mk("a", "1"), mk("a", "2"), mk("a", "1")]);
     store.insert(vec![mk("b", "1"), mk("b", "2")]);
@@ -273,6 +274,7 @@ async fn traces_can_be_searched_by_service_operation_status_duration_and_time() 
             status_message: String::new(),
             attributes: vec![],
             instance: String::new(),
+            ..Default::default()
         };
     store.insert(vec![mk(
         "a",
@@ -348,6 +350,7 @@ async fn check_judges_sent_requests_and_recent_settled_traces() {
             ("http.response.status_code".into(), "200".into()),
         ],
         instance: String::new(),
+        ..Default::default()
     };
     store.insert(vec![span(
         "a",
@@ -456,4 +459,116 @@ async fn gzip_bodies_are_accepted_and_absurd_check_inputs_are_harmless() {
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
+}
+
+/// A message's two traces as the real SDK exports them over HTTP: the producer's, and
+/// the consumer's whose span links to the producer span and records an event. The sink
+/// keeps the link, the event and the resource; `/api/check` judges the link against the
+/// whole store: complete while the producer's trace is there, `link_target_missing`
+/// when the consumer links to a span that never arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_events_and_resources_are_kept_and_links_are_judged() {
+    use opentelemetry::trace::Link;
+    let (store, _grpc, http) = start_sink(100_000).await;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("http://{http}/v1/traces"))
+        .with_headers(Default::default())
+        .build()
+        .expect("exporter builds");
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            Resource::builder_empty()
+                .with_service_name("messaging")
+                .with_attribute(KeyValue::new("service.instance.id", "messaging-2"))
+                .with_attribute(KeyValue::new("host.name", "replica-b"))
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer("test");
+    let mut producer = tracer
+        .span_builder("send conversation.42")
+        .with_kind(SpanKind::Producer)
+        .start(&tracer);
+    let producer_cx = producer.span_context().clone();
+    producer.end();
+    let consume = |target: opentelemetry::trace::SpanContext| {
+        let mut consumer = tracer
+            .span_builder("process conversation.42")
+            .with_kind(SpanKind::Consumer)
+            .with_links(vec![Link::with_context(target)])
+            .start(&tracer);
+        consumer.add_event(
+            "delivered",
+            vec![KeyValue::new("messaging.batch.message_count", 3)],
+        );
+        let id = consumer.span_context().trace_id().to_string();
+        consumer.end();
+        id
+    };
+    let linked = consume(producer_cx.clone());
+    let lost = opentelemetry::trace::SpanContext::new(
+        producer_cx.trace_id(),
+        opentelemetry::trace::SpanId::from(0x0bad_0bad_0bad_0badu64),
+        producer_cx.trace_flags(),
+        true,
+        Default::default(),
+    );
+    let dangling = consume(lost);
+    tokio::task::spawn_blocking(move || provider.shutdown().expect("flush"))
+        .await
+        .expect("join");
+
+    let client = reqwest::Client::new();
+    let spans: Vec<verify::Span> = client
+        .get(format!("http://{http}/api/traces/{linked}"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let consumer = &spans[0];
+    assert_eq!(consumer.links.len(), 1, "{consumer:#?}");
+    assert_eq!(
+        consumer.links[0].trace_id,
+        producer_cx.trace_id().to_string()
+    );
+    assert_eq!(consumer.links[0].span_id, producer_cx.span_id().to_string());
+    assert_eq!(consumer.events.len(), 1);
+    assert_eq!(consumer.events[0].name, "delivered");
+    assert_eq!(
+        consumer.events[0].attributes,
+        vec![("messaging.batch.message_count".to_owned(), "3".to_owned())]
+    );
+    assert!(
+        consumer
+            .resource
+            .iter()
+            .any(|(k, v)| k == "host.name" && v == "replica-b"),
+        "{:?}",
+        consumer.resource
+    );
+
+    let check = |trace: &str| {
+        let body = serde_json::json!({"sent": [{"trace_id": trace, "endpoint": "process conversation.42", "status": 200}]});
+        let c = client.clone();
+        let url = format!("http://{http}/api/check");
+        async move {
+            c.post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("check")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let ok = check(&linked).await;
+    assert_eq!(ok["complete"], 1, "{ok}");
+    let bad = check(&dangling).await;
+    assert_eq!(bad["complete"], 0, "{bad}");
+    assert_eq!(bad["defects"]["link_target_missing"], 1, "{bad}");
 }
