@@ -469,7 +469,7 @@ async fn gzip_bodies_are_accepted_and_absurd_check_inputs_are_harmless() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_events_and_resources_are_kept_and_links_are_judged() {
     use opentelemetry::trace::Link;
-    let (store, _grpc, http) = start_sink(100_000).await;
+    let (_store, _grpc, http) = start_sink(100_000).await;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(format!("http://{http}/v1/traces"))
