@@ -212,6 +212,10 @@ pub fn endpoint(spans: &[Span]) -> String {
 fn required_attributes(s: &Span) -> &'static [&'static str] {
     use opentelemetry_semantic_conventions::attribute as a;
     match s.kind {
+        // A WebSocket frame handled in its own trace: no HTTP exchange, a frame type.
+        SpanKind::Server if s.attr("network.protocol.name") == Some("websocket") => {
+            &["socialnet.ws.frame.type"]
+        }
         SpanKind::Server if status_code(s) == Some(404) => {
             &[a::HTTP_REQUEST_METHOD, a::HTTP_RESPONSE_STATUS_CODE]
         }

@@ -109,6 +109,48 @@ impl Cache {
         Ok(set.is_some())
     }
 
+    /// Publishes `payload` on pub/sub `channel` (not prefixed: channels are shared by the
+    /// replicas of every service). Returns how many subscribers received it.
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<i64, CacheError> {
+        let mut c = self.conn.clone();
+        let (ch, p) = (channel.to_owned(), payload.to_owned());
+        Ok(self
+            .spans
+            .run("PUBLISH", async move { c.publish(ch, p).await })
+            .await?)
+    }
+
+    /// Sets each of `keys` to `value` for `secs` seconds, in one round trip.
+    pub async fn set_many_ex(&self, keys: &[String], value: &str, secs: u64) -> Result<(), CacheError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.set_ex(self.key(k), value, secs).ignore();
+        }
+        Ok(self
+            .spans
+            .run("PIPELINE", async move { pipe.query_async::<()>(&mut c).await })
+            .await?)
+    }
+
+    /// Several keys' values at once (`None` for a missing key).
+    pub async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<String>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn.clone();
+        let ks: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        Ok(self
+            .spans
+            .run("MGET", async move {
+                redis::cmd("MGET").arg(ks).query_async(&mut c).await
+            })
+            .await?)
+    }
+
     /// Reads and deletes a key in one step (single-use values: OAuth state, codes).
     pub async fn get_del(&self, key: &str) -> Result<Option<String>, CacheError> {
         let mut c = self.conn.clone();

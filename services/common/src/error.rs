@@ -213,3 +213,14 @@ pub fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(),
     }
     Ok(())
 }
+
+/// A page size: `default` when absent, else 1 to `max` (422 outside).
+pub fn check_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::validation(format!(
+            "limit must be 1 to {max} (got {n})"
+        ))),
+    }
+}

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 /// The services, by the name the component table starts them with.
-const SERVICES: &[&str] = &["auth", "profile", "feed"];
+const SERVICES: &[&str] = &["auth", "profile", "feed", "messaging"];
 
 fn main() -> ExitCode {
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             "auth" => auth::main(argv).await,
             "profile" => profile::main(argv).await,
             "feed" => feed::main(argv).await,
+            "messaging" => messaging::main(argv).await,
             other => {
                 eprintln!(
                     "socialnet: no service named {other:?}; services: {}",

@@ -6,8 +6,8 @@
 pub use opentelemetry_semantic_conventions::attribute::{
     CLIENT_ADDRESS, DB_COLLECTION_NAME, DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT,
     DB_SYSTEM_NAME, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
-    MESSAGING_DESTINATION_NAME, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE,
-    MESSAGING_SYSTEM, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, SERVICE_INSTANCE_ID,
+    MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_DESTINATION_NAME, MESSAGING_MESSAGE_CONVERSATION_ID,
+    MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, SERVICE_INSTANCE_ID,
     SERVICE_NAME, SERVICE_VERSION, URL_FULL, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
 
@@ -28,3 +28,7 @@ pub const FEED_STRATEGY: &str = "socialnet.feed.strategy";
 pub const FEED_FANOUT_COUNT: &str = "socialnet.feed.fanout.count";
 /// Set on a request's server span when its access token belonged to a signed-out session.
 pub const SESSION_REVOKED: &str = "socialnet.session.revoked";
+/// How many members a chat message was delivered to (on one replica, or in all).
+pub const MESSAGING_RECIPIENTS: &str = "socialnet.messaging.recipients";
+/// The type of a WebSocket frame a server span handles (`send`, `sync`, …).
+pub const WS_FRAME_TYPE: &str = "socialnet.ws.frame.type";

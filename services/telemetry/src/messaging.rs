@@ -50,3 +50,55 @@ pub fn consumer(
     span.set_attribute(MESSAGING_OPERATION_NAME, "process");
     span
 }
+
+/// The PRODUCER span of sending one message to `destination` (messaging semantic
+/// conventions 1.28+: `send <destination>`), and the context for its envelope. Its
+/// consumers link to it ([`process_linked`]) rather than continue its trace: one
+/// message reaches many processes, each in a trace of its own.
+pub fn send(
+    system: &'static str,
+    destination: &'static str,
+    message_id: &str,
+) -> (Span, HashMap<String, String>) {
+    let span = tracing::info_span!(
+        "messaging.send",
+        otel.name = format!("send {destination}"),
+        otel.kind = "producer"
+    );
+    span.set_attribute(MESSAGING_SYSTEM, system);
+    span.set_attribute(MESSAGING_DESTINATION_NAME, destination);
+    span.set_attribute(MESSAGING_OPERATION_TYPE, "send");
+    span.set_attribute(MESSAGING_OPERATION_NAME, "send");
+    span.set_attribute(MESSAGING_MESSAGE_ID, message_id.to_owned());
+    let envelope = crate::propagation::inject_map(&span.context());
+    (span, envelope)
+}
+
+/// The CONSUMER span of processing one message from `destination` on this process: its
+/// parent is this process's own context (a new trace when there is none), and it links
+/// to the producer's span named in the envelope, as the conventions ask of a consumer
+/// that is not part of the producer's request.
+pub fn process_linked(
+    system: &'static str,
+    destination: &'static str,
+    message_id: &str,
+    envelope: &HashMap<String, String>,
+) -> Span {
+    use opentelemetry::trace::TraceContextExt as _;
+    let span = tracing::info_span!(
+        "messaging.process",
+        otel.name = format!("process {destination}"),
+        otel.kind = "consumer"
+    );
+    let producer = crate::propagation::extract_map(envelope);
+    let producer = producer.span().span_context().clone();
+    if producer.is_valid() {
+        span.add_link(producer);
+    }
+    span.set_attribute(MESSAGING_SYSTEM, system);
+    span.set_attribute(MESSAGING_DESTINATION_NAME, destination);
+    span.set_attribute(MESSAGING_OPERATION_TYPE, "process");
+    span.set_attribute(MESSAGING_OPERATION_NAME, "process");
+    span.set_attribute(MESSAGING_MESSAGE_ID, message_id.to_owned());
+    span
+}
