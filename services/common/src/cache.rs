@@ -121,7 +121,12 @@ impl Cache {
     }
 
     /// Sets each of `keys` to `value` for `secs` seconds, in one round trip.
-    pub async fn set_many_ex(&self, keys: &[String], value: &str, secs: u64) -> Result<(), CacheError> {
+    pub async fn set_many_ex(
+        &self,
+        keys: &[String],
+        value: &str,
+        secs: u64,
+    ) -> Result<(), CacheError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -132,7 +137,10 @@ impl Cache {
         }
         Ok(self
             .spans
-            .run("PIPELINE", async move { pipe.query_async::<()>(&mut c).await })
+            .run(
+                "PIPELINE",
+                async move { pipe.query_async::<()>(&mut c).await },
+            )
             .await?)
     }
 

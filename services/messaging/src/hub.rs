@@ -45,6 +45,7 @@ type Outbox = mpsc::Sender<String>;
 
 pub struct Hub {
     sockets: RwLock<HashMap<String, Vec<(u64, Outbox)>>>,
+    subscribed: std::sync::atomic::AtomicBool,
     next: AtomicU64,
     cache: Cache,
     pub presence_ttl_secs: u64,
@@ -60,6 +61,7 @@ impl Hub {
     pub fn new(cache: Cache, presence_ttl_secs: u64) -> Arc<Self> {
         Arc::new(Self {
             sockets: RwLock::default(),
+            subscribed: std::sync::atomic::AtomicBool::new(false),
             next: AtomicU64::new(1),
             cache,
             presence_ttl_secs,
@@ -189,6 +191,7 @@ impl Hub {
     async fn listen(&self, client: &redis::Client) -> redis::RedisResult<()> {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(CHANNEL).await?;
+        self.subscribed.store(true, Ordering::Release);
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
             let Ok(payload) = msg.get_payload::<String>() else {
@@ -198,7 +201,8 @@ impl Hub {
                 tracing::warn!("ignoring a malformed event on {CHANNEL}");
                 continue;
             };
-            let span = telemetry::messaging::process_linked("redis", CHANNEL, &event.id, &event.context);
+            let span =
+                telemetry::messaging::process_linked("redis", CHANNEL, &event.id, &event.context);
             span.in_scope(|| {
                 let n = self.deliver(&event);
                 if let Some(c) = event.conversation_id {
@@ -207,7 +211,13 @@ impl Hub {
                 span.record_attr(telemetry::attrs::MESSAGING_RECIPIENTS, n as i64);
             });
         }
+        self.subscribed.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether this replica is subscribed to the channel now (live delivery works).
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<(u64, Outbox)>>> {

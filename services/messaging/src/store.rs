@@ -81,10 +81,7 @@ pub async fn create(db: &Db, me: &str, others: &[String]) -> Result<(Conversatio
     let (id, created): (i64, bool) = if members.len() == 2 {
         let key = members.join("\n");
         db.spans
-            .run(
-                DIRECT,
-                sqlx::query_as(DIRECT).bind(key).fetch_one(&mut *tx),
-            )
+            .run(DIRECT, sqlx::query_as(DIRECT).bind(key).fetch_one(&mut *tx))
             .await?
     } else {
         db.spans
@@ -123,7 +120,10 @@ pub async fn one(db: &Db, me: &str, id: i64) -> Result<Conversation> {
         .spans
         .run(
             ONE,
-            sqlx::query_as(ONE).bind(me).bind(id).fetch_optional(&db.pool),
+            sqlx::query_as(ONE)
+                .bind(me)
+                .bind(id)
+                .fetch_optional(&db.pool),
         )
         .await?;
     match c {
@@ -254,8 +254,7 @@ const NEXT_SEQ: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_a
 const INSERT: &str = "INSERT INTO messages (conversation_id, seq, sender, client_id, body) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conversation_id, sender, client_id) DO NOTHING \
      RETURNING conversation_id, seq, sender, client_id, body, created_at";
-const READ_OWN: &str =
-    "UPDATE members SET read_seq = GREATEST(read_seq, $3) WHERE conversation_id = $1 AND username = $2";
+const READ_OWN: &str = "UPDATE members SET read_seq = GREATEST(read_seq, $3) WHERE conversation_id = $1 AND username = $2";
 
 /// Stores a message from `me` with the conversation's next sequence number. The same
 /// `client_id` again returns the stored message and `true` (a duplicate), storing nothing.

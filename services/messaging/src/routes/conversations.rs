@@ -75,7 +75,12 @@ pub struct ConversationPage {
 }
 
 fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, i64)> {
-    let bad = || ApiError::BadRequest("invalid_cursor", format!("{c:?} is not a cursor this API gave out"));
+    let bad = || {
+        ApiError::BadRequest(
+            "invalid_cursor",
+            format!("{c:?} is not a cursor this API gave out"),
+        )
+    };
     let (micros, id) = c.split_once('.').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
     let id: i64 = id.parse().map_err(|_| bad())?;

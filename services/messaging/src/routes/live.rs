@@ -101,7 +101,10 @@ pub struct SocketParams {
 async fn socket(
     State(state): State<AppState>,
     Query(p): Query<SocketParams>,
-    upgrade: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    upgrade: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
 ) -> Result<Response> {
     let upgrade = upgrade.map_err(|e| {
         ApiError::BadRequest(
@@ -211,7 +214,10 @@ async fn handle(state: &AppState, user: &str, text: &str) -> Vec<String> {
         return vec![error_frame(
             None,
             "frame_too_large",
-            format!("frames are at most {MAX_FRAME} bytes (this one: {})", text.len()),
+            format!(
+                "frames are at most {MAX_FRAME} bytes (this one: {})",
+                text.len()
+            ),
         )];
     }
     let frame: Inbound = match serde_json::from_str(text) {
@@ -296,10 +302,7 @@ fn describe(e: &ApiError) -> (&'static str, String) {
 
 fn need<T>(v: Option<T>, field: &str, kind: &str) -> Result<T> {
     v.ok_or_else(|| {
-        ApiError::BadRequest(
-            "missing_field",
-            format!("a {kind:?} frame needs {field:?}"),
-        )
+        ApiError::BadRequest("missing_field", format!("a {kind:?} frame needs {field:?}"))
     })
 }
 

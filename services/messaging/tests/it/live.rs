@@ -1,0 +1,249 @@
+//! The live socket: delivery across replicas through the gateway with linked traces,
+//! backfill after a lost socket and during a Redis outage, bad frames, tickets, presence.
+
+use std::time::Duration;
+
+use common::testkit::{self, Gateway, RedisServer, Req};
+use serde_json::json;
+use telemetry::testing::{Kind, Trace, Traceparent, assert_kind};
+
+use crate::Harness;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_reaches_a_member_on_another_replica_with_linked_traces() {
+    let h = Harness::new(2).await;
+    h.subscribed().await;
+    let (ann_name, bob_name) = (h.name("ann"), h.name("bob"));
+    let (ann, bob) = (h.token(&ann_name), h.token(&bob_name));
+    let id = h.conversation(&ann, &[&bob_name]).await;
+    // Ann through the gateway (to replica A), Bob straight to replica B.
+    let gw = Gateway::start(&[("messaging", h.replicas[0].1)]).await;
+    let gw_addr = format!("127.0.0.1:{}", gw.port).parse().expect("addr");
+    let mut a = h.socket(&ann, gw_addr).await;
+    let mut b = h.socket(&bob, h.replicas[1].1).await;
+
+    let tp = Traceparent::random();
+    a.send(json!({"type": "send", "id": "m1", "conversation_id": id, "body": "hello bob", "traceparent": tp.header()}))
+        .await;
+    let ack = a.next("ack").await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    assert_eq!(ack["trace_id"], tp.trace_id.to_string());
+    let got = b.next("message").await;
+    assert_eq!(got["message"]["body"], "hello bob");
+    assert_eq!(got["message"]["sender"], ann_name.as_str());
+    // The sender's other sockets get it too (here: her own, on replica A).
+    assert_eq!(a.next("message").await["message"]["seq"], 1);
+
+    // One trace for the message: the frame's span, the insert, the publish.
+    let t = Trace::wait(tp.trace_id, Duration::from_secs(5), |t| {
+        t.has("WS send") && t.has("send messaging.messages")
+    });
+    let frame = t.one("WS send");
+    assert_kind(frame, Kind::Server);
+    assert_eq!(frame.parent_span_id, tp.span_id);
+    let producer = t.one("send messaging.messages");
+    assert_kind(producer, Kind::Producer);
+    assert!(t.descends(producer, frame));
+    assert!(t.has("INSERT messages"), "{:?}", t.names());
+    // Each replica's consumer span is in a trace of its own, linked to the producer;
+    // the two that delivered (to Ann's socket on A, to Bob's on B) say so. (The replicas
+    // of tests running beside this one follow the same channel and deliver to nobody.)
+    let exporter = telemetry::testing::init();
+    let producer_id = producer.span_context.span_id();
+    let delivering = || {
+        exporter
+            .get_finished_spans()
+            .expect("spans")
+            .into_iter()
+            .filter(|s| {
+                s.name == "process messaging.messages"
+                    && s.links
+                        .iter()
+                        .any(|l| l.span_context.span_id() == producer_id)
+                    && telemetry::testing::attr(s, "socialnet.messaging.recipients")
+                        == Some(telemetry::testing::Value::I64(1))
+            })
+            .collect::<Vec<_>>()
+    };
+    testkit::wait_until(
+        Duration::from_secs(5),
+        "both delivering consumer spans",
+        || {
+            let n = delivering().len();
+            async move { n == 2 }
+        },
+    )
+    .await;
+    for c in delivering() {
+        assert_kind(&c, Kind::Consumer);
+        assert_ne!(c.span_context.trace_id(), tp.trace_id, "a trace of its own");
+    }
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_backfills_what_a_lost_socket_and_a_redis_outage_missed() {
+    let mut redis = RedisServer::start().await;
+    let h = Harness::with_redis(1, &redis.url).await;
+    h.subscribed().await;
+    let (ann_name, bob_name) = (h.name("ann"), h.name("bob"));
+    let (ann, bob) = (h.token(&ann_name), h.token(&bob_name));
+    let id = h.conversation(&ann, &[&bob_name]).await;
+    let path = format!("/api/messages/conversations/{id}/messages");
+    let app = h.app().clone();
+    let send = |n: usize| {
+        let ann = ann.clone();
+        let path = path.clone();
+        let app = app.clone();
+        async move {
+            Req::post(&path)
+                .token(&ann)
+                .json(json!({"body": format!("message {n}"), "client_id": format!("m{n}")}))
+                .send(&app)
+                .await
+                .expect(201);
+        }
+    };
+
+    // Bob's socket goes away; ten messages are sent; he comes back and syncs.
+    let b = h.socket(&bob, h.replicas[0].1).await;
+    b.close().await;
+    for n in 1..=10 {
+        send(n).await;
+    }
+    let mut b = h.socket(&bob, h.replicas[0].1).await;
+    b.send(json!({"type": "sync", "conversation_id": id, "since": 0}))
+        .await;
+    for n in 1..=10 {
+        let m = b.next("message").await;
+        assert_eq!(m["message"]["seq"], n as i64);
+        assert_eq!(m["message"]["body"], format!("message {n}"));
+    }
+    let synced = b.next("synced").await;
+    assert_eq!(synced["last_seq"], 10);
+
+    // Redis goes down: sends still succeed and are stored; live delivery is lost, and
+    // the open socket gets them by syncing from its last sequence.
+    redis.stop();
+    for n in 11..=20 {
+        send(n).await;
+    }
+    b.send(json!({"type": "sync", "conversation_id": id, "since": 10}))
+        .await;
+    let mut seen = Vec::new();
+    loop {
+        let f = b.next_any().await;
+        match f["type"].as_str() {
+            Some("message") => seen.push(f["message"]["seq"].as_i64().expect("seq")),
+            Some("synced") => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        (11..=20).collect::<Vec<i64>>(),
+        "in order, none twice"
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_get_error_frames_and_the_socket_stays_up() {
+    let h = Harness::new(1).await;
+    let (ann_name, eve_name) = (h.name("ann"), h.name("eve"));
+    let (ann, eve) = (h.token(&ann_name), h.token(&eve_name));
+    let theirs = h.conversation(&ann, &[&h.name("bob")]).await;
+    let mut s = h.socket(&eve, h.replicas[0].1).await;
+    s.send_text("{not json".into()).await;
+    assert_eq!(s.next("error").await["error"], "invalid_json");
+    s.send(json!({"type": "dance"})).await;
+    assert_eq!(s.next("error").await["error"], "unknown_type");
+    s.send(json!({"type": "send", "conversation_id": theirs}))
+        .await;
+    assert_eq!(s.next("error").await["error"], "missing_field");
+    s.send_text(format!(
+        "{{\"type\":\"send\",\"body\":\"{}\"}}",
+        "x".repeat(messaging::routes::live::MAX_FRAME)
+    ))
+    .await;
+    assert_eq!(s.next("error").await["error"], "frame_too_large");
+    s.send(json!({"type": "send", "id": "x1", "conversation_id": theirs, "body": "hi"}))
+        .await;
+    let e = s.next("error").await;
+    assert_eq!(e["error"], "forbidden", "{e}");
+    assert_eq!(e["id"], "x1");
+    assert!(e["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{e}");
+    s.send(json!({"type": "ping"})).await;
+    s.next("pong").await;
+    s.close().await;
+    let _ = ann;
+}
+
+#[tokio::test]
+async fn a_ticket_opens_one_socket_only() {
+    let h = Harness::new(1).await;
+    let ann = h.token(&h.name("ann"));
+    let t = Req::post("/api/messages/ws-ticket")
+        .token(&ann)
+        .send(h.app())
+        .await
+        .expect(200);
+    let url = format!(
+        "ws://{}/api/messages/ws?ticket={}",
+        h.replicas[0].1,
+        t.json["ticket"].as_str().expect("ticket")
+    );
+    let (first, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("first use");
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("a used ticket must be refused with 401, got {other:?}"),
+    }
+    drop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_follows_the_sockets() {
+    let h = Harness::new(1).await;
+    h.subscribed().await;
+    let (ann_name, bob_name) = (h.name("ann"), h.name("bob"));
+    let (ann, bob) = (h.token(&ann_name), h.token(&bob_name));
+    h.conversation(&ann, &[&bob_name]).await;
+    let app = h.app().clone();
+    let online = |who: String| {
+        let ann = ann.clone();
+        let app = app.clone();
+        async move {
+            let r = Req::get(&format!("/api/messages/presence?users={who}"))
+                .token(&ann)
+                .send(&app)
+                .await
+                .expect(200);
+            r.json["online"][&who].as_bool().expect("a boolean")
+        }
+    };
+    assert!(!online(bob_name.clone()).await);
+    let mut a = h.socket(&ann, h.replicas[0].1).await;
+    let b = h.socket(&bob, h.replicas[0].1).await;
+    assert!(online(bob_name.clone()).await);
+    // Ann is told when Bob comes and goes.
+    let p = a.next("presence").await;
+    assert_eq!(
+        (p["user"].as_str(), p["online"].as_bool()),
+        (Some(bob_name.as_str()), Some(true))
+    );
+    b.close().await;
+    let p = a.next("presence").await;
+    assert_eq!(
+        (p["user"].as_str(), p["online"].as_bool()),
+        (Some(bob_name.as_str()), Some(false))
+    );
+    assert!(!online(bob_name.clone()).await);
+    Req::get("/api/messages/presence?users=NOT%20A%20NAME")
+        .token(&ann)
+        .send(h.app())
+        .await
+        .expect_error(422, "validation_failed");
+    a.close().await;
+}
