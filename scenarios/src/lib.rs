@@ -39,6 +39,18 @@ pub const TRACE_SPECS: &[(&str, &str)] = &[
         "profile-get.spec",
         include_str!("../traces/profile-get.spec"),
     ),
+    (
+        "messaging-deliver.spec",
+        include_str!("../traces/messaging-deliver.spec"),
+    ),
+    (
+        "messaging-post-message.spec",
+        include_str!("../traces/messaging-post-message.spec"),
+    ),
+    (
+        "messaging-send.spec",
+        include_str!("../traces/messaging-send.spec"),
+    ),
 ];
 
 #[cfg(test)]

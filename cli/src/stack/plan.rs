@@ -250,7 +250,15 @@ mod tests {
         assert_eq!(
             names,
             [
-                "postgres", "redis", "sink", "profile", "auth", "feed", "feed-2", "gateway"
+                "postgres",
+                "redis",
+                "sink",
+                "profile",
+                "auth",
+                "feed",
+                "feed-2",
+                "messaging",
+                "gateway"
             ]
         );
         cfg.ports.insert("gateway".into(), 8083);

@@ -127,7 +127,11 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
     let v: Value = serde_json::from_slice(&status.stdout).expect("status --json");
     assert_eq!(v["runtime"], "docker");
     let comps = v["components"].as_array().expect("components");
-    assert_eq!(comps.len(), 7, "{v:#}");
+    let expected = socialctl::stack::COMPONENTS
+        .iter()
+        .filter(|c| c.presence == socialctl::stack::Presence::Always)
+        .count();
+    assert_eq!(comps.len(), expected, "{v:#}");
     assert!(
         comps
             .iter()

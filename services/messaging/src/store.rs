@@ -38,14 +38,14 @@ pub struct Conversation {
 
 /// A username as the other services accept it.
 pub fn check_username(u: &str) -> Result<()> {
-    let ok = (3..=32).contains(&u.len())
+    let ok = (3..=30).contains(&u.len())
         && u.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {
         Err(ApiError::validation(format!(
-            "{u:?} is not a username (3 to 32 of a-z, 0-9 and _)"
+            "{u:?} is not a username (3 to 30 of a-z, 0-9 and _)"
         )))
     }
 }

@@ -18,12 +18,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one))
 }
 
+/// A username (3 to 30 of a-z, 0-9 and _).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(pattern = "^[a-z0-9_]{3,30}$")]
+pub struct Username(pub String);
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConversation {
     /// The other members' usernames (1 to 49); you are a member too.
     #[schema(min_items = 1, max_items = 49)]
-    pub members: Vec<String>,
+    pub members: Vec<Username>,
 }
 
 /// Start a conversation (or find the one-to-one conversation with that person again).
@@ -47,7 +53,8 @@ async fn create(
             store::MAX_MEMBERS
         )));
     }
-    let (c, created) = store::create(&state.db, &user.username, &new.members).await?;
+    let members: Vec<String> = new.members.into_iter().map(|u| u.0).collect();
+    let (c, created) = store::create(&state.db, &user.username, &members).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -62,6 +69,7 @@ async fn create(
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}\\.[0-9]{1,19}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]

@@ -87,6 +87,7 @@ async fn ticket(State(state): State<AppState>, user: AuthUser) -> Result<Json<Ti
 #[serde(deny_unknown_fields)]
 pub struct SocketParams {
     /// From `POST /api/messages/ws-ticket`.
+    #[param(pattern = "^[0-9a-f]{48}$")]
     pub ticket: String,
 }
 
@@ -385,6 +386,7 @@ async fn answer(state: &AppState, user: &str, f: Inbound) -> Result<Vec<String>>
 #[serde(deny_unknown_fields)]
 pub struct PresenceParams {
     /// Comma-separated usernames (up to 100).
+    #[param(pattern = "^[a-z0-9_]{3,30}(,[a-z0-9_]{3,30}){0,99}$")]
     pub users: String,
 }
 

@@ -124,7 +124,22 @@ async fn send(
 pub struct ReadMarker {
     /// The newest sequence number read.
     #[schema(minimum = 0)]
+    #[serde(deserialize_with = "whole_number")]
     pub seq: i64,
+}
+
+/// An integer, also when written `12.0` (JSON Schema counts that as an integer too).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!(
+            "{n} is not a whole number"
+        ))),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
