@@ -59,6 +59,9 @@ pub enum Command {
     Top(cmd::top::TopArgs),
     /// Benchmark GET /api/feed/timeline through the gateway, tracing on vs off.
     Bench(Box<cmd::bench::BenchArgs>),
+    /// Benchmark messaging's live delivery: sockets through the gateway, delivery latency
+    /// at a fixed message rate, memory per idle socket (needs `socialctl seed`).
+    BenchMessaging(cmd::bench_messaging::BenchMessagingArgs),
     /// Benchmark the sink: OTLP ingest rate (HTTP, gRPC), verification time, memory per span.
     BenchSink(cmd::bench_sink::BenchSinkArgs),
     /// Check that every trace in the sink (or Jaeger, or a file) arrived whole.
@@ -146,6 +149,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Top(a) => cmd::top::run(&a).await,
         Command::Bench(a) => cmd::bench::run(&a).await,
         Command::BenchSink(a) => cmd::bench_sink::run(&a).await,
+        Command::BenchMessaging(a) => done(cmd::bench_messaging::run(&a).await),
         Command::VerifyTraces(a) => cmd::verify::verify_traces(&a).await,
         Command::Traces(a) => done(cmd::verify::traces(&a).await),
     }

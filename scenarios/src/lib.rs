@@ -32,14 +32,6 @@ pub const TRACE_SPECS: &[(&str, &str)] = &[
         include_str!("../traces/feed-timeline.spec"),
     ),
     (
-        "profile-follow.spec",
-        include_str!("../traces/profile-follow.spec"),
-    ),
-    (
-        "profile-get.spec",
-        include_str!("../traces/profile-get.spec"),
-    ),
-    (
         "messaging-deliver.spec",
         include_str!("../traces/messaging-deliver.spec"),
     ),
@@ -50,6 +42,14 @@ pub const TRACE_SPECS: &[(&str, &str)] = &[
     (
         "messaging-send.spec",
         include_str!("../traces/messaging-send.spec"),
+    ),
+    (
+        "profile-follow.spec",
+        include_str!("../traces/profile-follow.spec"),
+    ),
+    (
+        "profile-get.spec",
+        include_str!("../traces/profile-get.spec"),
     ),
 ];
 

@@ -117,6 +117,35 @@ pub(crate) async fn answers(host_port: &str) -> bool {
     )
 }
 
+/// The gateway's and sink's base URLs and a description of the path: on Docker, their
+/// container addresses when the host reaches them (Linux), so figures measure the stack
+/// and not the engine's userland proxy in front of the published ports; else (or with
+/// `via_published_ports`) the published ports.
+pub(crate) async fn direct_or_published(
+    stack: &super::StackArgs,
+    via_published_ports: bool,
+) -> (String, String, String) {
+    let addr = stack.addresses();
+    let direct = |name: &str| addr.direct.get(name).cloned();
+    let (mut gateway, mut otlp) = (addr.gateway.clone(), addr.otlp_http.clone());
+    let mut path = match stack.recorded().map(|s| s.runtime) {
+        Some(crate::stack::state::RuntimeKind::Docker) => {
+            "the published ports (through docker-proxy)".to_owned()
+        }
+        _ => "loopback".to_owned(),
+    };
+    if !via_published_ports
+        && let (Some(g), Some(o)) = (direct("gateway"), direct("sink"))
+        && answers(&g).await
+        && answers(&o).await
+    {
+        gateway = format!("http://{g}");
+        otlp = format!("http://{o}");
+        path = "the gateway's and sink's container addresses on the project network (not the published ports' docker-proxy; --via-published-ports measures that path)".into();
+    }
+    (gateway, otlp, path)
+}
+
 impl LoadArgs {
     /// Where the run sends: the flags; else, on Docker, the gateway's and sink's
     /// container addresses when the host reaches them (Linux), so the figures measure the
@@ -124,23 +153,8 @@ impl LoadArgs {
     /// the published ports.
     pub async fn aim(&self) -> Aim {
         let addr = self.stack.addresses();
-        let direct = |name: &str| addr.direct.get(name).cloned();
-        let (mut gateway, mut otlp) = (addr.gateway.clone(), addr.otlp_http.clone());
-        let mut path = match self.stack.recorded().map(|s| s.runtime) {
-            Some(crate::stack::state::RuntimeKind::Docker) => {
-                "the published ports (through docker-proxy)".to_owned()
-            }
-            _ => "loopback".to_owned(),
-        };
-        if !self.via_published_ports
-            && let (Some(g), Some(o)) = (direct("gateway"), direct("sink"))
-            && answers(&g).await
-            && answers(&o).await
-        {
-            gateway = format!("http://{g}");
-            otlp = format!("http://{o}");
-            path = "the gateway's and sink's container addresses on the project network (not the published ports' docker-proxy; --via-published-ports measures that path)".into();
-        }
+        let (gateway, otlp, mut path) =
+            direct_or_published(&self.stack, self.via_published_ports).await;
         if self.gateway.is_some() || self.otlp.is_some() {
             path = "the addresses given with --gateway/--otlp".into();
         }

@@ -122,6 +122,14 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
         .await
         .expect("json");
     assert_eq!(read["body"], "from a container");
+    // Messaging answers through the gateway too (its own database, created at start).
+    let inbox = client
+        .get(format!("{base}/api/messages/conversations"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("conversations");
+    assert_eq!(inbox.status(), 200);
 
     let status = socialctl(&["status", "--json"]);
     let v: Value = serde_json::from_slice(&status.stdout).expect("status --json");
