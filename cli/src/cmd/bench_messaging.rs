@@ -131,6 +131,40 @@ pub async fn run(a: &BenchMessagingArgs) -> anyhow::Result<()> {
             })
             .unwrap_or(0)
     };
+    // Freshly started replicas: memory an earlier run freed stays with the allocator, so
+    // only a fresh process shows what the sockets cost.
+    let names: Vec<String> = rt
+        .status()
+        .await?
+        .into_iter()
+        .map(|r| r.name)
+        .filter(|n| n.starts_with("messaging"))
+        .collect();
+    if names.is_empty() {
+        bail!("no messaging instance in this stack: socialctl up starts it");
+    }
+    say(format!("bench-messaging: restarting {}", names.join(", ")));
+    for n in &names {
+        rt.restart(n).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok = http
+            .get(format!("{base}/api/messages/conversations?limit=1"))
+            .bearer_auth(&tokens[0])
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("messaging did not answer within 30 s of its restart");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each replica subscribes to the channel just after it starts answering.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = memory().await;
     say(format!("bench-messaging: opening {} sockets", a.sockets));
     let mut sockets: Vec<Ws> = Vec::with_capacity(a.sockets);
@@ -164,10 +198,14 @@ pub async fn run(a: &BenchMessagingArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     let mut it = sockets.into_iter();
     let mut k = 0usize;
+    // Client message ids unique to this run: the pairs' conversations are found again by
+    // a later run, and a repeated id would be (rightly) stored once and not delivered.
+    let run_tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     while let (Some(mut tx), Some(mut rx)) = (it.next(), it.next()) {
         let conversation = conversations[k];
         k += 1;
         let hist = hist.clone();
+        let run_tag = run_tag.clone();
         // Receiver: each message's body is its send time (µs since t0).
         tasks.push(tokio::spawn(async move {
             let mut got = 0u64;
@@ -196,7 +234,7 @@ pub async fn run(a: &BenchMessagingArgs) -> anyhow::Result<()> {
             while Instant::now() < end {
                 tick.tick().await;
                 let body = t0.elapsed().as_micros().to_string();
-                let f = serde_json::json!({"type": "send", "id": format!("b{sent}"), "conversation_id": conversation, "body": body});
+                let f = serde_json::json!({"type": "send", "id": format!("{run_tag}-{sent}"), "conversation_id": conversation, "body": body});
                 if tx.send(Frame::Text(f.to_string().into())).await.is_err() {
                     break;
                 }

@@ -14,11 +14,10 @@ pub async fn send(
     client_id: &str,
     body: &str,
 ) -> Result<(Message, bool)> {
-    let (m, duplicate) = store::send(&state.db, me, conversation, client_id, body).await?;
+    let (m, members, duplicate) = store::send(&state.db, me, conversation, client_id, body).await?;
     if duplicate {
         return Ok((m, true));
     }
-    let members = store::members(&state.db, conversation).await?;
     let frame = serde_json::json!({"type": "message", "message": &m}).to_string();
     if let Err(e) = state
         .hub

@@ -248,79 +248,67 @@ pub async fn after(db: &Db, me: &str, id: i64, after: i64, limit: i64) -> Result
 
 const EXISTING: &str = "SELECT conversation_id, seq, sender, client_id, body, created_at FROM messages \
      WHERE conversation_id = $1 AND sender = $2 AND client_id = $3";
-const NEXT_SEQ: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_activity = now() \
-     WHERE id = $1 AND EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND username = $2) \
-     RETURNING last_seq";
-const INSERT: &str = "INSERT INTO messages (conversation_id, seq, sender, client_id, body) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conversation_id, sender, client_id) DO NOTHING \
-     RETURNING conversation_id, seq, sender, client_id, body, created_at";
-const READ_OWN: &str = "UPDATE members SET read_seq = GREATEST(read_seq, $3) WHERE conversation_id = $1 AND username = $2";
+/// One round trip for a new message: the next sequence number (the conversation's row
+/// lock orders concurrent senders), the insert, the sender's read marker, and the
+/// members to deliver to. No row: a retry of a stored client id, or not a member.
+/// (Two attempts with one client id racing each other can leave one number unused:
+/// sequence numbers order messages; `sync` asks for what comes after one.)
+const SEND: &str = "WITH next AS ( \
+       UPDATE conversations SET last_seq = last_seq + 1, last_activity = now() \
+       WHERE id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1 AND sender = $2 AND client_id = $3) \
+         AND EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND username = $2) \
+       RETURNING last_seq), \
+     ins AS ( \
+       INSERT INTO messages (conversation_id, seq, sender, client_id, body) \
+       SELECT $1, last_seq, $2, $3, $4 FROM next \
+       ON CONFLICT (conversation_id, sender, client_id) DO NOTHING \
+       RETURNING conversation_id, seq, sender, client_id, body, created_at), \
+     mark AS ( \
+       UPDATE members SET read_seq = GREATEST(read_seq, ins.seq) FROM ins \
+       WHERE members.conversation_id = $1 AND members.username = $2) \
+     SELECT ins.conversation_id, ins.seq, ins.sender, ins.client_id, ins.body, ins.created_at, \
+       ARRAY(SELECT username FROM members WHERE conversation_id = $1) AS members \
+     FROM ins";
 
-/// Stores a message from `me` with the conversation's next sequence number. The same
-/// `client_id` again returns the stored message and `true` (a duplicate), storing nothing.
+#[derive(sqlx::FromRow)]
+struct Sent {
+    #[sqlx(flatten)]
+    message: Message,
+    members: Vec<String>,
+}
+
+/// Stores a message from `me` with the conversation's next sequence number; returns it
+/// with the members to deliver it to. The same `client_id` again returns the stored
+/// message, no members, and `true` (a duplicate), storing nothing.
 pub async fn send(
     db: &Db,
     me: &str,
     id: i64,
     client_id: &str,
     body: &str,
-) -> Result<(Message, bool)> {
+) -> Result<(Message, Vec<String>, bool)> {
     common::error::check_text("body", body, 1, MAX_BODY)?;
     common::error::check_len("client_id", client_id, 1, 64)?;
-    if let Some(m) = existing(db, me, id, client_id).await? {
-        return Ok((m, true));
-    }
-    let mut tx = db.pool.begin().await?;
-    // The conversation's row lock orders concurrent senders: sequence numbers have no gaps.
-    let seq: Option<(i64,)> = db
+    let sent: Option<Sent> = db
         .spans
         .run(
-            NEXT_SEQ,
-            sqlx::query_as(NEXT_SEQ)
+            SEND,
+            sqlx::query_as(SEND)
                 .bind(id)
-                .bind(me)
-                .fetch_optional(&mut *tx),
-        )
-        .await?;
-    let Some((seq,)) = seq else {
-        drop(tx);
-        return Err(not_member(db, id).await);
-    };
-    let stored: Option<Message> = db
-        .spans
-        .run(
-            INSERT,
-            sqlx::query_as(INSERT)
-                .bind(id)
-                .bind(seq)
                 .bind(me)
                 .bind(client_id)
                 .bind(body)
-                .fetch_optional(&mut *tx),
+                .fetch_optional(&db.pool),
         )
         .await?;
-    let Some(stored) = stored else {
-        // The same client id won a race with this attempt: give back what it stored.
-        drop(tx);
-        return match existing(db, me, id, client_id).await? {
-            Some(m) => Ok((m, true)),
-            None => Err(ApiError::Unavailable(
-                "the message collided with another; retry it".into(),
-            )),
-        };
-    };
-    db.spans
-        .run(
-            READ_OWN,
-            sqlx::query(READ_OWN)
-                .bind(id)
-                .bind(me)
-                .bind(seq)
-                .execute(&mut *tx),
-        )
-        .await?;
-    db.spans.run("COMMIT", tx.commit()).await?;
-    Ok((stored, false))
+    if let Some(s) = sent {
+        return Ok((s.message, s.members, false));
+    }
+    match existing(db, me, id, client_id).await? {
+        Some(m) => Ok((m, Vec::new(), true)),
+        None => Err(not_member(db, id).await),
+    }
 }
 
 async fn existing(db: &Db, me: &str, id: i64, client_id: &str) -> Result<Option<Message>> {

@@ -44,7 +44,7 @@ async fn a_message_reaches_a_member_on_another_replica_with_linked_traces() {
     let producer = t.one("send messaging.messages");
     assert_kind(producer, Kind::Producer);
     assert!(t.descends(producer, frame));
-    assert!(t.has("INSERT messages"), "{:?}", t.names());
+    assert!(t.has("WITH messages"), "{:?}", t.names());
     // Each replica's consumer span is in a trace of its own, linked to the producer;
     // the two that delivered (to Ann's socket on A, to Bob's on B) say so. (The replicas
     // of tests running beside this one follow the same channel and deliver to nobody.)
