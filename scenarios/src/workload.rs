@@ -45,10 +45,11 @@ pub enum ActionKind {
     Post,
     Like,
     Comment,
+    Message,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 9] = [
+    pub const ALL: [ActionKind; 10] = [
         ActionKind::Timeline,
         ActionKind::ViewPost,
         ActionKind::Profile,
@@ -58,6 +59,7 @@ impl ActionKind {
         ActionKind::Post,
         ActionKind::Like,
         ActionKind::Comment,
+        ActionKind::Message,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +73,7 @@ impl ActionKind {
             ActionKind::Post => "post",
             ActionKind::Like => "like",
             ActionKind::Comment => "comment",
+            ActionKind::Message => "message",
         }
     }
 
@@ -139,12 +142,14 @@ impl std::str::FromStr for Threshold {
             None => (s, None),
         };
         if let Some(e) = &endpoint {
+            // An HTTP route, or a socket frame (`WS send`).
             let ok = e.split_once(' ').is_some_and(|(m, p)| {
-                m.chars().all(|c| c.is_ascii_uppercase()) && p.starts_with('/')
+                m.chars().all(|c| c.is_ascii_uppercase())
+                    && (p.starts_with('/') || (m == "WS" && !p.is_empty()))
             });
             if !ok {
                 return Err(format!(
-                    "threshold endpoint {e:?} should read like `GET /api/feed/timeline`"
+                    "threshold endpoint {e:?} should read like `GET /api/feed/timeline` (or `WS send`)"
                 ));
             }
         }

@@ -464,10 +464,11 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
     });
     let _ = flush.await;
     let spans = telemetry::export_stats();
-    let (sign_in, (endpoints, total, thresholds)) = {
+    let (sign_in, delivery, (endpoints, total, thresholds)) = {
         let stats = stats.lock().unwrap_or_else(|e| e.into_inner());
         (
             Report::sign_in_row(&stats, elapsed),
+            Report::delivery_row(&stats, elapsed),
             Report::build(&stats, elapsed, &workload.thresholds),
         )
     };
@@ -484,6 +485,7 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
         sign_in,
         endpoints,
         total,
+        delivery,
         thresholds,
         unsent,
         client_spans: ClientSpans {

@@ -3,6 +3,7 @@
 //!
 //! - [`user`]: what one virtual user does (the workload file decides the mix);
 //! - [`conn`]: each user's own HTTP/1.1 keep-alive connection to the gateway;
+//! - [`socket`]: a user's messaging socket (acknowledgements, delivery latency);
 //! - [`pace`]: run control (deadline, pause, stop) and the open-model pacer;
 //! - [`record`]: per-request outcomes → HDR histograms, the report, the JSON-lines record;
 //! - [`live`]: trace completeness read from the sink while the run goes on;
@@ -17,6 +18,7 @@ pub mod conn;
 pub mod live;
 pub mod pace;
 pub mod record;
+pub mod socket;
 pub mod user;
 pub mod view;
 

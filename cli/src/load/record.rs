@@ -67,6 +67,10 @@ endpoints! {
     CreatePost => "POST" "/api/feed/posts",
     Like => "PUT" "/api/feed/posts/{id}/like",
     Comment => "POST" "/api/feed/posts/{id}/comments",
+    OpenConversation => "POST" "/api/messages/conversations",
+    WsTicket => "POST" "/api/messages/ws-ticket",
+    // A message sent on the user's socket, answered by its acknowledgement.
+    WsSend => "WS" "send",
 }
 
 /// One finished request.
@@ -164,6 +168,8 @@ pub struct Stats {
     pub recent: std::collections::VecDeque<(Duration, SentLineLite)>,
     pub users_signed_in: u64,
     pub write_error: Option<String>,
+    /// Messages from one user's socket to another's: send to arrival (µs).
+    pub delivery: Option<Histogram<u64>>,
 }
 
 /// What the live completeness check needs of a request.
@@ -229,6 +235,7 @@ impl Stats {
 enum Msg {
     Sample(Sample),
     SignedIn,
+    Delivered(Duration),
 }
 
 /// Where users drop outcomes; the recorder thread empties it every few milliseconds.
@@ -261,6 +268,11 @@ impl RecorderHandle {
 
     pub fn signed_in(&self) {
         self.push(Msg::SignedIn);
+    }
+
+    /// A message arrived on a user's socket, this long after another user sent it.
+    pub fn delivered(&self, d: Duration) {
+        self.push(Msg::Delivered(d));
     }
 }
 
@@ -365,6 +377,12 @@ fn aggregate(
                 match m {
                     Msg::Sample(s) => st.add(&s, end),
                     Msg::SignedIn => st.users_signed_in += 1,
+                    Msg::Delivered(d) => {
+                        let _ = st
+                            .delivery
+                            .get_or_insert_with(|| histogram(3))
+                            .record((d.as_micros() as u64).max(1));
+                    }
                 }
             }
             if st.write_error.is_none() {
@@ -438,6 +456,10 @@ pub struct Report {
     pub sign_in: Option<Row>,
     pub endpoints: Vec<Row>,
     pub total: Row,
+    /// Messages from one user's socket to another's, send to arrival (not requests: not
+    /// in the total).
+    #[serde(default)]
+    pub delivery: Option<Row>,
     pub thresholds: Vec<ThresholdResult>,
     /// Open model: slots that fell due but were never sent (users all busy at the end).
     pub unsent: Option<u64>,
@@ -452,10 +474,25 @@ pub struct ClientSpans {
     pub failed: u64,
 }
 
+/// The row label of socket-to-socket message delivery.
+pub const DELIVERY_ROW: &str = "delivery (socket to socket)";
+
 /// The row label of the sign-in phase.
 pub const SIGN_IN_ROW: &str = "sign-in phase (setup)";
 
 impl Report {
+    /// The row of messages delivered socket to socket, when there were any.
+    pub fn delivery_row(stats: &Stats, seconds: f64) -> Option<Row> {
+        let h = stats.delivery.as_ref().filter(|h| h.len() > 0)?;
+        let e = EndpointStats {
+            requests: h.len(),
+            latency: h.clone(),
+            service: h.clone(),
+            ..EndpointStats::default()
+        };
+        Some(row(DELIVERY_ROW, &e, seconds))
+    }
+
     /// The sign-in phase's row, when users signed in through the generator.
     pub fn sign_in_row(stats: &Stats, seconds: f64) -> Option<Row> {
         (stats.sign_in.requests > 0).then(|| row(SIGN_IN_ROW, &stats.sign_in, seconds))
@@ -553,7 +590,8 @@ impl Report {
             .sign_in
             .iter()
             .chain(&self.endpoints)
-            .chain(std::iter::once(&self.total));
+            .chain(std::iter::once(&self.total))
+            .chain(&self.delivery);
         for r in rows {
             out.push_str(&format!(
                 "{:<40} {:>9} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}  {}\n",
@@ -610,7 +648,8 @@ impl Report {
             .sign_in
             .iter()
             .chain(&self.endpoints)
-            .chain(std::iter::once(&self.total));
+            .chain(std::iter::once(&self.total))
+            .chain(&self.delivery);
         for r in rows {
             let statuses: Vec<String> =
                 r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
@@ -762,6 +801,7 @@ mod tests {
             sign_in: None,
             endpoints,
             total,
+            delivery: None,
             thresholds,
             unsent: None,
             client_spans: ClientSpans::default(),

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::conn::{Conn, Outgoing};
 use super::pace::{Control, Halt, Pacer};
 use super::record::{Endpoint, RecorderHandle, Sample};
+use super::socket::{self, Live};
 use crate::seed::Zipf;
 
 /// Everything the users share.
@@ -72,6 +73,12 @@ struct Session {
     /// Closed model: when the next action is due.
     next_at: Instant,
     rng: StdRng,
+    /// The messaging socket, once a `message` action opened it.
+    live: Option<Arc<Live>>,
+    /// Conversation ids by the other member's username.
+    conversations: std::collections::HashMap<String, i64>,
+    /// Messages sent, for client message ids unique to this run.
+    messages: u64,
 }
 
 /// A response as far as the workload cares.
@@ -288,6 +295,9 @@ impl Shared {
             followed: Vec::new(),
             next_at: Instant::now() + think,
             rng,
+            live: None,
+            conversations: Default::default(),
+            messages: 0,
         }));
         self.recorder.signed_in();
         Ok(())
@@ -529,6 +539,9 @@ impl Shared {
                 self.send(conn, false, Endpoint::Like, &path, tok, None, at, interval)
                     .await;
             }
+            ActionKind::Message => {
+                self.message(conn, s, tok, at, interval).await?;
+            }
             ActionKind::Comment => {
                 let path = format!("/api/feed/posts/{post}/comments");
                 let body = serde_json::json!({"body": "nice one"});
@@ -547,6 +560,147 @@ impl Shared {
         }
         s.next_at = Instant::now() + self.think(&mut s.rng);
         Ok(())
+    }
+
+    /// A message to someone followed (or someone popular) on the user's socket: opens
+    /// the socket (a ticket first) and the conversation when this is the first time.
+    async fn message(
+        &self,
+        conn: &mut Conn,
+        s: &mut Session,
+        tok: Option<&str>,
+        at: Instant,
+        interval: Duration,
+    ) -> Result<(), Halt> {
+        let peer = match s.followed.last() {
+            Some(p) => p.clone(),
+            None => self.someone_else(s),
+        };
+        let (mut at, mut interval) = (at, interval);
+        let live = match &s.live {
+            Some(l) => l.clone(),
+            None => {
+                let ep = Endpoint::WsTicket;
+                let r = self
+                    .send(conn, false, ep, ep.route(), tok, None, at, interval)
+                    .await;
+                let ticket = r
+                    .ok()
+                    .then(|| r.json())
+                    .flatten()
+                    .and_then(|v| v["ticket"].as_str().map(str::to_owned));
+                let Some(ticket) = ticket else { return Ok(()) };
+                let opened = Live::open(
+                    &self.server_address,
+                    self.server_port,
+                    &ticket,
+                    s.username.clone(),
+                    self.control.started(),
+                    self.recorder.clone(),
+                )
+                .await;
+                let Ok(live) = opened else { return Ok(()) };
+                let live = Arc::new(live);
+                s.live = Some(live.clone());
+                (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
+                live
+            }
+        };
+        let conversation = match s.conversations.get(&peer) {
+            Some(c) => *c,
+            None => {
+                let ep = Endpoint::OpenConversation;
+                let body = serde_json::json!({ "members": [peer] });
+                let r = self
+                    .send(conn, false, ep, ep.route(), tok, Some(body), at, interval)
+                    .await;
+                let id = r
+                    .ok()
+                    .then(|| r.json())
+                    .flatten()
+                    .and_then(|v| v["id"].as_i64());
+                let Some(id) = id else { return Ok(()) };
+                s.conversations.insert(peer, id);
+                (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
+                id
+            }
+        };
+        s.messages += 1;
+        let id = format!("{}-{}-{}", self.run_tag, s.username, s.messages);
+        if !self
+            .send_frame(&live, conversation, id, &s.username, at, interval)
+            .await
+        {
+            // The socket is gone: the next message opens a new one.
+            s.live = None;
+        }
+        Ok(())
+    }
+
+    /// Sends one message frame in a CLIENT span whose context the frame carries, waits
+    /// for its acknowledgement, and records it like a request. False when the socket
+    /// is closed.
+    async fn send_frame(
+        &self,
+        live: &Live,
+        conversation: i64,
+        id: String,
+        me: &str,
+        intended: Instant,
+        interval: Duration,
+    ) -> bool {
+        let ep = Endpoint::WsSend;
+        let mut span = self
+            .tracer
+            .span_builder(ep.name())
+            .with_kind(SpanKind::Client)
+            .with_attributes([
+                KeyValue::new("network.protocol.name", "websocket"),
+                KeyValue::new("socialnet.ws.frame.type", "send"),
+                KeyValue::new("messaging.message.conversation_id", conversation),
+                KeyValue::new("server.address", self.server_address.clone()),
+                KeyValue::new("server.port", i64::from(self.server_port)),
+            ])
+            .start(&self.tracer);
+        let sc = span.span_context().clone();
+        let (trace_id, span_id) = (sc.trace_id(), sc.span_id());
+        let traceparent = format!("00-{trace_id}-{span_id}-{:02x}", sc.trace_flags().to_u8());
+        // The body carries its send time, so the recipient's socket can time delivery.
+        let sent_us = Instant::now()
+            .saturating_duration_since(self.control.started())
+            .as_micros();
+        let frame = serde_json::json!({
+            "type": "send",
+            "id": id,
+            "conversation_id": conversation,
+            "body": format!("hello from {me} @{sent_us}"),
+            "traceparent": traceparent,
+        })
+        .to_string();
+        let sent = Instant::now();
+        let answer = live.send(frame, id, REQUEST_TIMEOUT).await;
+        let done = Instant::now();
+        let (status, open) = match &answer {
+            Ok(_) => (Some(200), true),
+            Err(code) => {
+                span.set_attribute(KeyValue::new("error.type", code.clone()));
+                span.set_status(Status::error(code.clone()));
+                (socket::status_of(code), code != "closed")
+            }
+        };
+        span.end();
+        self.recorder.record(Sample {
+            endpoint: ep,
+            status,
+            intended: intended.saturating_duration_since(self.control.started()),
+            latency: done.saturating_duration_since(intended),
+            service: done - sent,
+            interval,
+            trace_id,
+            span_id,
+            setup: false,
+        });
+        open
     }
 
     /// A user picked by popularity, never oneself.

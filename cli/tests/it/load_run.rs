@@ -63,6 +63,7 @@ action unfollow 1
 action post 2
 action like 3
 action comment 2
+action message 3
 threshold error-rate<1%
 ";
 
@@ -219,6 +220,8 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
         "GET /api/feed/timeline",
         "POST /api/feed/posts",
         "PUT /api/feed/posts/{id}/like",
+        "POST /api/messages/ws-ticket",
+        "WS send",
     ] {
         assert!(rows.iter().any(|r| r["endpoint"] == kind), "{kind} missing");
     }
