@@ -483,7 +483,7 @@ pub const SIGN_IN_ROW: &str = "sign-in phase (setup)";
 impl Report {
     /// The row of messages delivered socket to socket, when there were any.
     pub fn delivery_row(stats: &Stats, seconds: f64) -> Option<Row> {
-        let h = stats.delivery.as_ref().filter(|h| h.len() > 0)?;
+        let h = stats.delivery.as_ref().filter(|h| !h.is_empty())?;
         let e = EndpointStats {
             requests: h.len(),
             latency: h.clone(),
