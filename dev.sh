@@ -216,6 +216,9 @@ bench_all() {
     /usr/bin/time -v -o "$out/locust.time" "$RUN_DIR/locust/bin/locust" -f scenarios/load/locustfile.py --headless \
         -u 50 -r 50 -t 30s --host "$aim" --only-summary --csv "$out/locust" > "$out/locust.txt" 2>&1 || true
     /usr/bin/time -v -o "$out/wrk.time" wrk -t1 -c50 -d30s "$aim/api/profiles/user00001" > "$out/wrk.txt" 2>&1 || true
+    say "socialctl bench-messaging: two messaging replicas, 1,000 sockets, 2,000 messages/s"
+    "$ctl" up "${stack[@]}" "${ports[@]}" --scale messaging=2 > /dev/null
+    "$ctl" bench-messaging "${stack[@]}" --sockets 1000 --rate 2000 --duration 20s --json > "$out/messaging.json" || true
     "$ctl" down "${stack[@]}" --volumes > /dev/null
     say "socialctl bench-sink (its own sink, in process)"
     "$ctl" bench-sink --json > "$out/sink.json"
@@ -278,6 +281,12 @@ try:
     add("generator: socialctl / wrk", round(ours / wrk, 2), "×", "≥ 0.5", "")
 except Exception as e:
     add("generator comparison", f"not measured ({e})", "", "", "")
+m = load("messaging.json")
+if m:
+    add("messaging delivery p50, 2 replicas, 1,000 sockets", round(m["delivery_p50_ms"], 2), "ms",
+        "", f"socialctl bench-messaging --sockets 1000 --rate 2000 ({round(m['achieved_rate'])}/s sent)")
+    add("messaging delivery p99", round(m["delivery_p99_ms"], 2), "ms", "≤ 25", "")
+    add("messaging memory per idle socket", round(m["memory_per_idle_socket_bytes"] / 1024, 1), "KiB", "≤ 20", "")
 sk = load("sink.json")
 if sk:
     add("sink ingest, OTLP/HTTP", round(sk["http_spans_per_s"]), "spans/s", "≥ 200000", "socialctl bench-sink")
