@@ -6,7 +6,9 @@
 //!   `sync` (`conversation_id`, `since`: the messages after that sequence number),
 //!   `read` (`conversation_id`, `seq`), `typing` (`conversation_id`), `ping`; any of them
 //!   may carry `traceparent` and `tracestate`, continued by the frame's span;
-//! - from the server: `ack` (`id`, `conversation_id`, `seq`, `duplicate`), `message`,
+//! - from the server: `ack` (`id`, `conversation_id`, `seq`, `duplicate`), `message`
+//!   (`backfill: true` when it answers a `sync`; a live copy may arrive too: clients
+//!   keep one per sequence number),
 //!   `synced`, `typing`, `presence`, `pong`, and `error` (`id`, `error`, `message`,
 //!   `trace_id`). A mistake gets an error frame; the socket stays open.
 
@@ -86,22 +88,39 @@ async fn ticket(State(state): State<AppState>, user: AuthUser) -> Result<Json<Ti
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SocketParams {
-    /// From `POST /api/messages/ws-ticket`.
+    /// From `POST /api/messages/ws-ticket`. Without it, the access token goes in the
+    /// `Sec-WebSocket-Protocol` header instead: `socialnet.v1, bearer.<token>`.
     #[param(pattern = "^[0-9a-f]{48}$")]
-    pub ticket: String,
+    pub ticket: Option<String>,
 }
 
-/// Open the live socket (a WebSocket upgrade). See the frame types in the service's
-/// documentation.
+/// The subprotocol the socket speaks (and the server selects).
+pub const PROTOCOL: &str = "socialnet.v1";
+
+/// The access token offered as a `bearer.<token>` subprotocol, if any.
+fn protocol_token(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("bearer."))
+        .map(str::to_owned)
+}
+
+/// Open the live socket (a WebSocket upgrade), authenticated by a ticket or by the
+/// `bearer.<token>` subprotocol. See the frame types in the service's documentation.
 #[utoipa::path(get, path = "/api/messages/ws", tag = "live", params(SocketParams),
     responses(
         (status = 101, description = "switched to the WebSocket protocol"),
-        (status = 400, description = "not a WebSocket upgrade, or no ticket", body = common::ErrorBody),
-        (status = 401, description = "the ticket is unknown, used or expired", body = common::ErrorBody),
+        (status = 400, description = "not a WebSocket upgrade", body = common::ErrorBody),
+        (status = 401, description = "the ticket is unknown, used or expired, or no ticket and no valid token", body = common::ErrorBody),
         (status = 503, description = "Redis is unavailable; retry", body = common::ErrorBody)))]
 async fn socket(
     State(state): State<AppState>,
     Query(p): Query<SocketParams>,
+    headers: http::HeaderMap,
     upgrade: std::result::Result<
         WebSocketUpgrade,
         axum::extract::ws::rejection::WebSocketUpgradeRejection,
@@ -113,21 +132,31 @@ async fn socket(
             format!("this endpoint speaks WebSocket only: {e}"),
         )
     })?;
-    let user = state
-        .cache
-        .get_del(&ticket_key(&p.ticket))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("could not check the ticket: {e}")))?
-        .ok_or_else(|| {
-            ApiError::Unauthorized(
-                "the ticket is unknown, used or expired; get a new one from POST /api/messages/ws-ticket"
+    let user = match (&p.ticket, protocol_token(&headers)) {
+        (Some(ticket), _) => state
+            .cache
+            .get_del(&ticket_key(ticket))
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("could not check the ticket: {e}")))?
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "the ticket is unknown, used or expired; get a new one from POST /api/messages/ws-ticket"
+                        .into(),
+                )
+            })?,
+        (None, Some(token)) => state.verifier.verify(&token).await?.username,
+        (None, None) => {
+            return Err(ApiError::Unauthorized(
+                "open the socket with ?ticket= (from POST /api/messages/ws-ticket) or the subprotocols `socialnet.v1, bearer.<token>`"
                     .into(),
-            )
-        })?;
+            ));
+        }
+    };
     telemetry::set_current_attribute(telemetry::attrs::USER_ID, user.clone());
     // Small I/O buffers (they grow for a large frame): an idle socket costs a few KiB
     // instead of the 128 KiB each that the defaults reserve.
     Ok(upgrade
+        .protocols([PROTOCOL])
         .read_buffer_size(4096)
         .write_buffer_size(4096)
         .max_message_size(HARD_MAX_FRAME)
@@ -339,7 +368,10 @@ async fn answer(state: &AppState, user: &str, f: Inbound) -> Result<Vec<String>>
             let more = missed.len() as i64 == SYNC_PAGE;
             let mut out: Vec<String> = missed
                 .iter()
-                .map(|m| serde_json::json!({"type": "message", "message": m}).to_string())
+                .map(|m| {
+                    serde_json::json!({"type": "message", "message": m, "backfill": true})
+                        .to_string()
+                })
                 .collect();
             out.push(
                 serde_json::json!({"type": "synced", "conversation_id": conversation, "last_seq": last, "more": more})

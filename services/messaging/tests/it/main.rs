@@ -169,6 +169,22 @@ impl Socket {
         }
     }
 
+    /// The sequence numbers of a `sync`'s backfilled messages, up to its `synced` frame,
+    /// and the `last_seq` it names (live frames in between are skipped).
+    pub async fn backfill(&mut self) -> (Vec<i64>, i64) {
+        let mut seqs = Vec::new();
+        loop {
+            let f = self.next_any().await;
+            match f["type"].as_str() {
+                Some("message") if f["backfill"] == true => {
+                    seqs.push(f["message"]["seq"].as_i64().expect("seq"));
+                }
+                Some("synced") => return (seqs, f["last_seq"].as_i64().expect("last_seq")),
+                _ => {}
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
