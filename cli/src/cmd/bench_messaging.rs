@@ -231,8 +231,11 @@ pub async fn run(a: &BenchMessagingArgs) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval_at((t0 + offset).into(), interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut sent = 0u64;
-            while Instant::now() < end {
+            loop {
                 tick.tick().await;
+                if Instant::now() >= end {
+                    break;
+                }
                 let body = t0.elapsed().as_micros().to_string();
                 let f = serde_json::json!({"type": "send", "id": format!("{run_tag}-{sent}"), "conversation_id": conversation, "body": body});
                 if tx.send(Frame::Text(f.to_string().into())).await.is_err() {
