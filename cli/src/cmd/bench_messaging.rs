@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use hdrhistogram::Histogram;
+use scenarios::workload::parse_duration;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
@@ -27,7 +28,7 @@ pub struct BenchMessagingArgs {
     #[arg(long, default_value_t = 2000)]
     pub rate: u32,
     /// Measured seconds of sending.
-    #[arg(long, default_value = "20s", value_parser = humantime_secs)]
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub duration: Duration,
     /// The seeded users' password.
     #[arg(long, default_value = "password123")]
@@ -35,13 +36,6 @@ pub struct BenchMessagingArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
-}
-
-fn humantime_secs(s: &str) -> Result<Duration, String> {
-    let n = s.strip_suffix('s').unwrap_or(s);
-    n.parse::<u64>()
-        .map(Duration::from_secs)
-        .map_err(|_| format!("{s:?} is not a duration in seconds, like 20s"))
 }
 
 type Ws =
@@ -296,5 +290,3 @@ pub async fn run(a: &BenchMessagingArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-use futures_util::FutureExt as _;

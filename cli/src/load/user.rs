@@ -150,8 +150,25 @@ impl Shared {
         Ok((at, interval))
     }
 
+    /// A request of the user's day (not of its sign-in phase).
     #[allow(clippy::too_many_arguments)]
     async fn send(
+        &self,
+        conn: &mut Conn,
+        ep: Endpoint,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+        intended: Instant,
+        interval: Duration,
+    ) -> Reply {
+        self.send_as(conn, false, ep, path, token, body, intended, interval)
+            .await
+    }
+
+    /// One request in a CLIENT span, recorded; `setup` when the user is still signing in.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_as(
         &self,
         conn: &mut Conn,
         setup: bool,
@@ -268,7 +285,7 @@ impl Shared {
         self.control.may_start()?;
         // A user with no session yet is establishing one: the sign-in phase.
         let reply = self
-            .send(
+            .send_as(
                 &mut st.conn,
                 true,
                 ep,
@@ -334,7 +351,6 @@ impl Shared {
             let r = self
                 .send(
                     conn,
-                    false,
                     Endpoint::Refresh,
                     Endpoint::Refresh.route(),
                     None,
@@ -386,16 +402,7 @@ impl Shared {
                         None => "/api/feed/timeline?limit=20".to_owned(),
                     };
                     let r = self
-                        .send(
-                            conn,
-                            false,
-                            Endpoint::Timeline,
-                            &path,
-                            tok,
-                            None,
-                            at,
-                            interval,
-                        )
+                        .send(conn, Endpoint::Timeline, &path, tok, None, at, interval)
                         .await;
                     let page = r.json().unwrap_or_default();
                     remember_posts(s, &page["items"]);
@@ -407,59 +414,23 @@ impl Shared {
             }
             ActionKind::ViewPost => {
                 let path = format!("/api/feed/posts/{post}");
-                self.send(
-                    conn,
-                    false,
-                    Endpoint::GetPost,
-                    &path,
-                    tok,
-                    None,
-                    at,
-                    interval,
-                )
-                .await;
+                self.send(conn, Endpoint::GetPost, &path, tok, None, at, interval)
+                    .await;
                 let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
                 let path = format!("/api/feed/posts/{post}/comments");
-                self.send(
-                    conn,
-                    false,
-                    Endpoint::ListComments,
-                    &path,
-                    tok,
-                    None,
-                    at,
-                    interval,
-                )
-                .await;
+                self.send(conn, Endpoint::ListComments, &path, tok, None, at, interval)
+                    .await;
             }
             ActionKind::Profile => {
                 let name = self.someone_else(s);
                 let path = format!("/api/profiles/{name}");
-                self.send(
-                    conn,
-                    false,
-                    Endpoint::Profile,
-                    &path,
-                    tok,
-                    None,
-                    at,
-                    interval,
-                )
-                .await;
+                self.send(conn, Endpoint::Profile, &path, tok, None, at, interval)
+                    .await;
                 if action.with_posts {
                     let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
                     let path = format!("/api/feed/users/{name}/posts?limit=20");
                     let r = self
-                        .send(
-                            conn,
-                            false,
-                            Endpoint::UserPosts,
-                            &path,
-                            tok,
-                            None,
-                            at,
-                            interval,
-                        )
+                        .send(conn, Endpoint::UserPosts, &path, tok, None, at, interval)
                         .await;
                     remember_posts(s, &r.json().unwrap_or_default()["items"]);
                 }
@@ -467,32 +438,14 @@ impl Shared {
             ActionKind::Search => {
                 let q = format!("user{:02}", s.rng.random_range(0..100));
                 let path = format!("/api/profiles/search?q={q}");
-                self.send(
-                    conn,
-                    false,
-                    Endpoint::Search,
-                    &path,
-                    tok,
-                    None,
-                    at,
-                    interval,
-                )
-                .await;
+                self.send(conn, Endpoint::Search, &path, tok, None, at, interval)
+                    .await;
             }
             ActionKind::Follow => {
                 let name = self.someone_else(s);
                 let path = format!("/api/profiles/{name}/follow");
                 let r = self
-                    .send(
-                        conn,
-                        false,
-                        Endpoint::Follow,
-                        &path,
-                        tok,
-                        None,
-                        at,
-                        interval,
-                    )
+                    .send(conn, Endpoint::Follow, &path, tok, None, at, interval)
                     .await;
                 if r.ok() && s.followed.len() < 50 {
                     s.followed.push(name);
@@ -504,24 +457,14 @@ impl Shared {
                     None => self.someone_else(s),
                 };
                 let path = format!("/api/profiles/{name}/follow");
-                self.send(
-                    conn,
-                    false,
-                    Endpoint::Unfollow,
-                    &path,
-                    tok,
-                    None,
-                    at,
-                    interval,
-                )
-                .await;
+                self.send(conn, Endpoint::Unfollow, &path, tok, None, at, interval)
+                    .await;
             }
             ActionKind::Post => {
                 let body = serde_json::json!({"body": format!("{} says hello #{} #load", s.username, s.rng.random::<u16>())});
                 let r = self
                     .send(
                         conn,
-                        false,
                         Endpoint::CreatePost,
                         Endpoint::CreatePost.route(),
                         tok,
@@ -536,7 +479,7 @@ impl Shared {
             }
             ActionKind::Like => {
                 let path = format!("/api/feed/posts/{post}/like");
-                self.send(conn, false, Endpoint::Like, &path, tok, None, at, interval)
+                self.send(conn, Endpoint::Like, &path, tok, None, at, interval)
                     .await;
             }
             ActionKind::Message => {
@@ -547,7 +490,6 @@ impl Shared {
                 let body = serde_json::json!({"body": "nice one"});
                 self.send(
                     conn,
-                    false,
                     Endpoint::Comment,
                     &path,
                     tok,
@@ -582,7 +524,7 @@ impl Shared {
             None => {
                 let ep = Endpoint::WsTicket;
                 let r = self
-                    .send(conn, false, ep, ep.route(), tok, None, at, interval)
+                    .send(conn, ep, ep.route(), tok, None, at, interval)
                     .await;
                 let ticket = r
                     .ok()
@@ -612,7 +554,7 @@ impl Shared {
                 let ep = Endpoint::OpenConversation;
                 let body = serde_json::json!({ "members": [peer] });
                 let r = self
-                    .send(conn, false, ep, ep.route(), tok, Some(body), at, interval)
+                    .send(conn, ep, ep.route(), tok, Some(body), at, interval)
                     .await;
                 let id = r
                     .ok()

@@ -54,6 +54,22 @@ impl ApiError {
         Self::Unprocessable(message.into())
     }
 
+    /// The machine-readable `error` code of the body (`forbidden`, `validation_failed`, …).
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
+    /// The `message` a client is shown: the error's own words, except for an internal
+    /// error, whose detail stays in the logs and the trace.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Internal(_) => {
+                "something went wrong on our side; the trace id says where".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
@@ -108,12 +124,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let detail = format!("{self:#}");
-        let message = match &self {
-            Self::Internal(_) => {
-                "something went wrong on our side; the trace id says where".to_owned()
-            }
-            other => other.to_string(),
-        };
+        let message = self.client_message();
         let body = ErrorBody {
             error: code.to_owned(),
             message,

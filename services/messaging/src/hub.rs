@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The pub/sub channel, and the `messaging.destination.name` of its spans.
 pub const CHANNEL: &str = "messaging.messages";
@@ -116,9 +117,9 @@ impl Hub {
     ) -> Result<(), CacheError> {
         let (span, context) = telemetry::messaging::send("redis", CHANNEL, &id);
         if let Some(c) = conversation_id {
-            span.record_attr(telemetry::attrs::MESSAGING_MESSAGE_CONVERSATION_ID, c);
+            span.set_attribute(telemetry::attrs::MESSAGING_MESSAGE_CONVERSATION_ID, c);
         }
-        span.record_attr(
+        span.set_attribute(
             telemetry::attrs::MESSAGING_RECIPIENTS,
             recipients.len() as i64,
         );
@@ -206,9 +207,9 @@ impl Hub {
             span.in_scope(|| {
                 let n = self.deliver(&event);
                 if let Some(c) = event.conversation_id {
-                    span.record_attr(telemetry::attrs::MESSAGING_MESSAGE_CONVERSATION_ID, c);
+                    span.set_attribute(telemetry::attrs::MESSAGING_MESSAGE_CONVERSATION_ID, c);
                 }
-                span.record_attr(telemetry::attrs::MESSAGING_RECIPIENTS, n as i64);
+                span.set_attribute(telemetry::attrs::MESSAGING_RECIPIENTS, n as i64);
             });
         }
         self.subscribed.store(false, Ordering::Release);
@@ -226,17 +227,5 @@ impl Hub {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<(u64, Outbox)>>> {
         self.sockets.write().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Setting OpenTelemetry attributes on a tracing span.
-trait RecordAttr {
-    fn record_attr(&self, key: &'static str, value: impl Into<opentelemetry::Value>);
-}
-
-impl RecordAttr for tracing::Span {
-    fn record_attr(&self, key: &'static str, value: impl Into<opentelemetry::Value>) {
-        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-        self.set_attribute(key, value);
     }
 }

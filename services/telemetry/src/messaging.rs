@@ -1,9 +1,12 @@
 //! PRODUCER and CONSUMER spans for messages, named and attributed per the messaging
-//! semantic conventions (`publish sessions.revoked`, `process sessions.revoked`).
+//! semantic conventions.
 //!
-//! A message carries its trace context in its envelope ([`crate::propagation::inject_map`]),
-//! so the consumer's span continues the producer's trace: a learner sees one trace
-//! from the request that published the message to every process that handled it.
+//! A message carries its trace context in its envelope ([`crate::propagation::inject_map`]).
+//! Two shapes: [`producer`]/[`consumer`] (`publish sessions.revoked`, `process
+//! sessions.revoked`), where each consumer continues the producer's trace, for an
+//! announcement that is part of the request that made it; and [`send`]/[`process_linked`]
+//! (`send messaging.messages`, `process messaging.messages`), where each consumer starts
+//! a trace of its own linked to the producer, for a message many processes handle later.
 
 use std::collections::HashMap;
 
@@ -11,6 +14,20 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::attrs::*;
+
+/// The attributes every messaging span carries.
+fn operation(
+    span: &Span,
+    system: &'static str,
+    destination: &'static str,
+    kind: &'static str,
+    name: &'static str,
+) {
+    span.set_attribute(MESSAGING_SYSTEM, system);
+    span.set_attribute(MESSAGING_DESTINATION_NAME, destination);
+    span.set_attribute(MESSAGING_OPERATION_TYPE, kind);
+    span.set_attribute(MESSAGING_OPERATION_NAME, name);
+}
 
 /// The span of publishing one message to `destination`, and the context to put in its
 /// envelope (so consumers continue this trace).
@@ -23,10 +40,7 @@ pub fn producer(
         otel.name = format!("publish {destination}"),
         otel.kind = "producer"
     );
-    span.set_attribute(MESSAGING_SYSTEM, system);
-    span.set_attribute(MESSAGING_DESTINATION_NAME, destination);
-    span.set_attribute(MESSAGING_OPERATION_TYPE, "send");
-    span.set_attribute(MESSAGING_OPERATION_NAME, "publish");
+    operation(&span, system, destination, "send", "publish");
     let envelope = crate::propagation::inject_map(&span.context());
     (span, envelope)
 }
@@ -44,10 +58,7 @@ pub fn consumer(
         otel.kind = "consumer"
     );
     let _ = span.set_parent(crate::propagation::extract_map(envelope));
-    span.set_attribute(MESSAGING_SYSTEM, system);
-    span.set_attribute(MESSAGING_DESTINATION_NAME, destination);
-    span.set_attribute(MESSAGING_OPERATION_TYPE, "process");
-    span.set_attribute(MESSAGING_OPERATION_NAME, "process");
+    operation(&span, system, destination, "process", "process");
     span
 }
 
@@ -65,10 +76,7 @@ pub fn send(
         otel.name = format!("send {destination}"),
         otel.kind = "producer"
     );
-    span.set_attribute(MESSAGING_SYSTEM, system);
-    span.set_attribute(MESSAGING_DESTINATION_NAME, destination);
-    span.set_attribute(MESSAGING_OPERATION_TYPE, "send");
-    span.set_attribute(MESSAGING_OPERATION_NAME, "send");
+    operation(&span, system, destination, "send", "send");
     span.set_attribute(MESSAGING_MESSAGE_ID, message_id.to_owned());
     let envelope = crate::propagation::inject_map(&span.context());
     (span, envelope)
@@ -95,10 +103,7 @@ pub fn process_linked(
     if producer.is_valid() {
         span.add_link(producer);
     }
-    span.set_attribute(MESSAGING_SYSTEM, system);
-    span.set_attribute(MESSAGING_DESTINATION_NAME, destination);
-    span.set_attribute(MESSAGING_OPERATION_TYPE, "process");
-    span.set_attribute(MESSAGING_OPERATION_NAME, "process");
+    operation(&span, system, destination, "process", "process");
     span.set_attribute(MESSAGING_MESSAGE_ID, message_id.to_owned());
     span
 }

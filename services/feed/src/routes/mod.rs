@@ -44,13 +44,7 @@ pub struct PageParams {
 
 impl PageParams {
     pub fn limit(&self) -> Result<i64> {
-        match self.limit {
-            None => Ok(20),
-            Some(n) if (1..=100).contains(&n) => Ok(n),
-            Some(n) => Err(ApiError::validation(format!(
-                "limit must be 1 to 100 (got {n})"
-            ))),
-        }
+        common::error::check_limit(self.limit, 20, 100)
     }
 }
 

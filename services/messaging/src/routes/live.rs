@@ -294,7 +294,7 @@ async fn handle(state: &AppState, user: &str, text: &str) -> Vec<String> {
     match result {
         Ok(replies) => replies,
         Err(e) => {
-            let (code, message) = describe(&e);
+            let (code, message) = (e.code(), e.client_message());
             telemetry::record_error(&span, code, message.clone());
             let _g = span.enter();
             vec![error_frame(id.as_deref(), code, message)]
@@ -312,26 +312,6 @@ fn frame_name(kind: &str) -> &'static str {
         "ping" => "ping",
         _ => "unknown",
     }
-}
-
-fn describe(e: &ApiError) -> (&'static str, String) {
-    let code = match e {
-        ApiError::BadRequest(c, _) => c,
-        ApiError::Unauthorized(_) => "unauthorized",
-        ApiError::Forbidden(_) => "forbidden",
-        ApiError::NotFound(_) => "not_found",
-        ApiError::Conflict(_) => "conflict",
-        ApiError::Unprocessable(_) => "validation_failed",
-        ApiError::PayloadTooLarge(_) => "payload_too_large",
-        ApiError::TooManyRequests { .. } => "rate_limited",
-        ApiError::Unavailable(_) => "unavailable",
-        ApiError::Internal(_) => "internal",
-    };
-    let message = match e {
-        ApiError::Internal(_) => "something went wrong on our side; the trace id says where".into(),
-        other => other.to_string(),
-    };
-    (code, message)
 }
 
 fn need<T>(v: Option<T>, field: &str, kind: &str) -> Result<T> {

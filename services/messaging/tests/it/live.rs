@@ -176,7 +176,6 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_up() {
     s.send(json!({"type": "ping"})).await;
     s.next("pong").await;
     s.close().await;
-    let _ = ann;
 }
 
 #[tokio::test]
