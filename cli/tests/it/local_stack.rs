@@ -195,8 +195,20 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
         "an orphan in profile: {defects:#?}"
     );
 
-    // Two feed replicas behind the gateway both serve.
-    let scaled = socialctl(&state_dir, &["up", "--scale", "feed=2"]);
+    // Two feed replicas behind the gateway both serve; two messaging replicas, with a
+    // short presence TTL for the kill below.
+    let scaled = socialctl(
+        &state_dir,
+        &[
+            "up",
+            "--scale",
+            "feed=2",
+            "--scale",
+            "messaging=2",
+            "--env",
+            "MESSAGING_PRESENCE_TTL=3",
+        ],
+    );
     assert!(scaled.status.success());
     for _ in 0..20 {
         let (s, _) = api(
@@ -222,6 +234,8 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    presence_goes_offline_when_a_replica_is_killed(&client, &token, &state_dir).await;
+
     let down = socialctl(&state_dir, &["down"]);
     assert!(down.status.success());
     for pid in pids {
@@ -239,5 +253,87 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
         stdout(&status).contains("exited") || stdout(&status).contains("nothing is running"),
         "{}",
         stdout(&status)
+    );
+}
+
+/// A user whose only socket is on the second messaging replica is online; SIGKILL that
+/// replica (no goodbye, no cleanup) and they go offline once the presence TTL (3 s here)
+/// runs out, because no replica renews their key any more.
+async fn presence_goes_offline_when_a_replica_is_killed(
+    client: &reqwest::Client,
+    token: &str,
+    state_dir: &Path,
+) {
+    use futures_util::StreamExt as _;
+    let presence = || async {
+        let (s, v) = api(
+            client,
+            reqwest::Method::GET,
+            "/api/messages/presence?users=e2e_user",
+            Some(token),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        v["online"]["e2e_user"] == true
+    };
+    assert!(!presence().await, "no socket yet");
+    let (s, t) = api(
+        client,
+        reqwest::Method::POST,
+        "/api/messages/ws-ticket",
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    // The second replica's own port: the first's plus 100.
+    let url = format!(
+        "ws://127.0.0.1:18184/api/messages/ws?ticket={}",
+        t["ticket"].as_str().expect("ticket")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("socket on messaging-2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !presence().await {
+        assert!(
+            Instant::now() < deadline,
+            "online within 10 s of connecting"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let status = socialctl(state_dir, &["status", "--json"]);
+    let v: Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    let pid = v["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|c| c["name"] == "messaging-2")
+        .and_then(|c| c["pid"].as_u64())
+        .unwrap_or_else(|| panic!("messaging-2 in {v:#}"));
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    // The socket sees its server vanish.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the socket closes when its replica dies");
+    let killed_at = Instant::now();
+    while presence().await {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(15),
+            "still online 15 s after the replica died (TTL 3 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "presence went offline {:.1} s after the replica was killed",
+        killed_at.elapsed().as_secs_f64()
     );
 }

@@ -143,8 +143,8 @@ impl Hub {
         result.map(|_| ())
     }
 
-    /// Hands an event to the local sockets of its recipients. Returns how many sockets
-    /// got it.
+    /// Hands an event to the local sockets of its recipients, each in a `WS push` span
+    /// (under the current span, the consumer's). Returns how many sockets got it.
     pub fn deliver(&self, event: &Event) -> usize {
         let mut delivered = 0;
         let mut full = Vec::new();
@@ -152,11 +152,30 @@ impl Hub {
             let map = self.read();
             for r in &event.recipients {
                 for (id, tx) in map.get(r).into_iter().flatten() {
-                    match tx.try_send(event.frame.clone()) {
-                        Ok(()) => delivered += 1,
-                        Err(mpsc::error::TrySendError::Full(_)) => full.push((r.clone(), *id)),
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
-                    }
+                    let span = tracing::info_span!(
+                        "messaging.ws.push",
+                        otel.name = "WS push",
+                        otel.kind = "internal"
+                    );
+                    span.set_attribute(telemetry::attrs::USER_ID, r.clone());
+                    span.set_attribute(telemetry::attrs::WS_SOCKET_ID, *id as i64);
+                    let outcome = match tx.try_send(event.frame.clone()) {
+                        Ok(()) => {
+                            delivered += 1;
+                            "queued"
+                        }
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            full.push((r.clone(), *id));
+                            telemetry::record_error(
+                                &span,
+                                "socket_behind",
+                                "the socket's queue is full; it is closed and its client syncs",
+                            );
+                            "full"
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => "closed",
+                    };
+                    span.set_attribute(telemetry::attrs::WS_PUSH_OUTCOME, outcome);
                 }
             }
         }

@@ -33,3 +33,8 @@ pub const SESSION_REVOKED: &str = "socialnet.session.revoked";
 pub const MESSAGING_RECIPIENTS: &str = "socialnet.messaging.recipients";
 /// The type of a WebSocket frame a server span handles (`send`, `sync`, …).
 pub const WS_FRAME_TYPE: &str = "socialnet.ws.frame.type";
+/// One socket on one replica (a number unique within that replica's life).
+pub const WS_SOCKET_ID: &str = "socialnet.ws.socket.id";
+/// What became of an event handed to a socket: `queued`, `full` (the socket fell behind
+/// and is closed) or `closed` (it had gone).
+pub const WS_PUSH_OUTCOME: &str = "socialnet.ws.push.outcome";

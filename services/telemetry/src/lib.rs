@@ -34,6 +34,7 @@ pub use init::{
     DEFAULT_MAX_QUEUE_SIZE, ExportStats, TelemetryError, TelemetryGuard, export_stats, init,
     shutdown_signal, standalone_provider, tracing_disabled,
 };
+pub use opentelemetry::trace::SpanContext;
 
 use opentelemetry::trace::TraceContextExt;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -49,6 +50,23 @@ pub fn current_trace_id() -> String {
         sc.trace_id().to_string()
     } else {
         String::new()
+    }
+}
+
+/// The current span's context, to link to from spans that outlive it (work it started
+/// that goes on after it ends).
+pub fn current_span_context() -> opentelemetry::trace::SpanContext {
+    tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .clone()
+}
+
+/// Links `span` to `to` (when `to` is a real span): "caused by, but not a child of".
+pub fn add_link(span: &tracing::Span, to: &opentelemetry::trace::SpanContext) {
+    if to.is_valid() {
+        span.add_link(to.clone());
     }
 }
 

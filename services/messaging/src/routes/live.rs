@@ -92,6 +92,35 @@ pub struct SocketParams {
     /// `Sec-WebSocket-Protocol` header instead: `socialnet.v1, bearer.<token>`.
     #[param(pattern = "^[0-9a-f]{48}$")]
     pub ticket: Option<String>,
+    /// Where the client left off, as `<conversation>:<seq>` pairs separated by commas (up
+    /// to 100): right after the socket opens, the messages after each `seq` are sent
+    /// (`backfill: true`), each conversation ending with a `synced` frame, as a `sync`
+    /// frame would. Live messages already flow by then, so nothing falls in between.
+    #[param(pattern = "^[0-9]{1,18}:[0-9]{1,18}(,[0-9]{1,18}:[0-9]{1,18}){0,99}$")]
+    pub since: Option<String>,
+}
+
+/// The `since` parameter's `(conversation, seq)` pairs.
+fn parse_since(s: &str) -> Result<Vec<(i64, i64)>> {
+    let pairs: Vec<(i64, i64)> = s
+        .split(',')
+        .map(|pair| {
+            let (c, q) = pair.split_once(':')?;
+            Some((c.trim().parse().ok()?, q.trim().parse().ok()?))
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "since is a list of <conversation>:<seq> pairs separated by commas, like 12:40,13:7 (got {s:?})"
+            ))
+        })?;
+    if pairs.len() > 100 {
+        return Err(ApiError::validation(format!(
+            "since names at most 100 conversations (got {})",
+            pairs.len()
+        )));
+    }
+    Ok(pairs)
 }
 
 /// The subprotocol the socket speaks (and the server selects).
@@ -116,6 +145,7 @@ fn protocol_token(headers: &http::HeaderMap) -> Option<String> {
         (status = 101, description = "switched to the WebSocket protocol"),
         (status = 400, description = "not a WebSocket upgrade", body = common::ErrorBody),
         (status = 401, description = "the ticket is unknown, used or expired, or no ticket and no valid token", body = common::ErrorBody),
+        (status = 422, description = "since is not a list of <conversation>:<seq> pairs", body = common::ErrorBody),
         (status = 503, description = "Redis is unavailable; retry", body = common::ErrorBody)))]
 async fn socket(
     State(state): State<AppState>,
@@ -126,6 +156,12 @@ async fn socket(
         axum::extract::ws::rejection::WebSocketUpgradeRejection,
     >,
 ) -> Result<Response> {
+    let since = p
+        .since
+        .as_deref()
+        .map(parse_since)
+        .transpose()?
+        .unwrap_or_default();
     let upgrade = upgrade.map_err(|e| {
         ApiError::BadRequest(
             "not_websocket",
@@ -153,6 +189,9 @@ async fn socket(
         }
     };
     telemetry::set_current_attribute(telemetry::attrs::USER_ID, user.clone());
+    // The backfill runs after this request's span has ended: its spans start traces of
+    // their own, linked to this one.
+    let opened = telemetry::current_span_context();
     // Small I/O buffers (they grow for a large frame): an idle socket costs a few KiB
     // instead of the 128 KiB each that the defaults reserve.
     Ok(upgrade
@@ -160,14 +199,36 @@ async fn socket(
         .read_buffer_size(4096)
         .write_buffer_size(4096)
         .max_message_size(HARD_MAX_FRAME)
-        .on_upgrade(move |ws| session(state, user, ws)))
+        .on_upgrade(move |ws| session(state, user, ws, since, opened)))
 }
 
 /// One socket, from upgrade to close.
-async fn session(state: AppState, user: String, ws: WebSocket) {
+async fn session(
+    state: AppState,
+    user: String,
+    ws: WebSocket,
+    since: Vec<(i64, i64)>,
+    opened: telemetry::SpanContext,
+) {
     let (id, mut outbox) = state.hub.connect(&user);
     crate::presence::online(&state, &user).await;
     let (mut tx, mut rx) = ws.split();
+    // Registered first, backfilled second: a message sent in between arrives live (and
+    // perhaps also in the backfill; clients keep one per sequence number).
+    for (conversation, seq) in since {
+        let frame = Inbound {
+            kind: "sync".into(),
+            conversation_id: Some(conversation),
+            since: Some(seq),
+            ..Inbound::default()
+        };
+        for reply in handle_frame(&state, &user, frame, Some(&opened)).await {
+            if tx.send(Frame::Text(reply.into())).await.is_err() {
+                state.hub.disconnect(&user, id);
+                return;
+            }
+        }
+    }
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
@@ -211,7 +272,7 @@ async fn session(state: AppState, user: String, ws: WebSocket) {
 }
 
 /// A frame from the client, as far as its envelope goes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct Inbound {
     #[serde(rename = "type")]
     kind: String,
@@ -264,6 +325,17 @@ async fn handle(state: &AppState, user: &str, text: &str) -> Vec<String> {
             )];
         }
     };
+    handle_frame(state, user, frame, None).await
+}
+
+/// The replies to one frame, answered in a SERVER span of its own; `link` joins it to
+/// the trace that caused it, when that is not its parent.
+async fn handle_frame(
+    state: &AppState,
+    user: &str,
+    frame: Inbound,
+    link: Option<&telemetry::SpanContext>,
+) -> Vec<String> {
     // One trace per frame: the client's, when its frame names one.
     let span = tracing::info_span!(
         "messaging.ws.frame",
@@ -279,6 +351,9 @@ async fn handle(state: &AppState, user: &str, text: &str) -> Vec<String> {
     }
     if !carrier.is_empty() {
         let _ = span.set_parent(telemetry::propagation::extract_map(&carrier));
+    }
+    if let Some(l) = link {
+        telemetry::add_link(&span, l);
     }
     span.set_attribute("network.protocol.name", "websocket");
     span.set_attribute(

@@ -79,9 +79,20 @@ async fn a_message_reaches_a_member_on_another_replica_with_linked_traces() {
         },
     )
     .await;
+    let spans = exporter.get_finished_spans().expect("spans");
     for c in delivering() {
         assert_kind(&c, Kind::Consumer);
         assert_ne!(c.span_context.trace_id(), tp.trace_id, "a trace of its own");
+        // Under it, the hand-off to the one recipient socket on that replica.
+        let pushes: Vec<_> = spans
+            .iter()
+            .filter(|s| s.name == "WS push" && s.parent_span_id == c.span_context.span_id())
+            .collect();
+        assert_eq!(pushes.len(), 1, "one push per socket");
+        assert_eq!(
+            telemetry::testing::attr(pushes[0], "socialnet.ws.push.outcome"),
+            Some(telemetry::testing::Value::String("queued".into()))
+        );
     }
     a.close().await;
     b.close().await;
@@ -117,8 +128,9 @@ async fn sync_backfills_what_a_lost_socket_and_a_redis_outage_missed() {
     for n in 1..=10 {
         send(n).await;
     }
-    let mut b = h.socket(&bob, h.replicas[0].1).await;
-    b.send(json!({"type": "sync", "conversation_id": id, "since": 0}))
+    // Where he left off goes in the socket's URL: the backfill comes first thing.
+    let mut b = h
+        .socket_with(&bob, h.replicas[0].1, &format!("since={id}:0"))
         .await;
     // (A message still in flight on the channel may also arrive live, unmarked: clients
     // keep one copy per sequence number. The backfill itself is exact.)
@@ -200,6 +212,18 @@ async fn a_ticket_opens_one_socket_only() {
         other => panic!("a used ticket must be refused with 401, got {other:?}"),
     }
     drop(first);
+    // A malformed `since` is named before anything else happens.
+    let r = Req::get("/api/messages/ws?since=12;40")
+        .send(h.app())
+        .await
+        .expect(422);
+    assert!(
+        r.json["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("<conversation>:<seq>")),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

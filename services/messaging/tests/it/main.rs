@@ -100,6 +100,16 @@ impl Harness {
 
     /// A socket opened with a fresh ticket, at `base` (a replica or the gateway).
     pub async fn socket(&self, token: &str, base: SocketAddr) -> Socket {
+        self.socket_with(token, base, "").await
+    }
+
+    /// A socket opened with a fresh ticket and more of the URL's query (`since=…`).
+    pub async fn socket_with(&self, token: &str, base: SocketAddr, query: &str) -> Socket {
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("&{query}")
+        };
         let t = Req::post("/api/messages/ws-ticket")
             .token(token)
             .send(self.app())
@@ -107,7 +117,7 @@ impl Harness {
             .expect(200);
         let ticket = t.json["ticket"].as_str().expect("ticket").to_owned();
         let (ws, _) = tokio_tungstenite::connect_async(format!(
-            "ws://{base}/api/messages/ws?ticket={ticket}"
+            "ws://{base}/api/messages/ws?ticket={ticket}{query}"
         ))
         .await
         .expect("websocket upgrade");
