@@ -246,6 +246,36 @@ fn trace_of(r: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
+/// The workload visits users across its whole population: a stack seeded with fewer
+/// would answer a share of its requests 404 and fail the error-rate threshold for no
+/// reason the report could show. Says so before any load.
+async fn whole_population(t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+    let last = crate::seed::username(w.users.saturating_sub(1));
+    match crate::seed::has_account(&t.servers.database_url, &last).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            let n = crate::seed::count_users(&t.servers.database_url)
+                .await
+                .unwrap_or(0);
+            bail!(
+                "the workload's population is {} users ({} … {last}), but {last} does not exist: this stack was \
+                 seeded with fewer ({n} accounts in all), so requests for the missing users would answer 404. \
+                 Run a copy of the workload whose `population users=` matches the stack (--workload FILE), \
+                 or reseed with `socialctl seed --reset --users {}` (this replaces all data)",
+                w.users,
+                crate::seed::username(0),
+                w.users
+            )
+        }
+        Err(e) => {
+            say(&format!(
+                "load: could not check that {last} exists ({e}); requests for missing users would answer 404"
+            ));
+            Ok(())
+        }
+    }
+}
+
 async fn preflight(a: &LoadArgs, t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -278,7 +308,7 @@ async fn preflight(a: &LoadArgs, t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> a
     };
     let (status, trace) = login().await.context("the trial login failed")?;
     match status {
-        200 => Ok(()),
+        200 => whole_population(t, w, say).await,
         401 => {
             let first = crate::seed::username(0);
             let db = &t.servers.database_url;

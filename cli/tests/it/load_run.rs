@@ -230,6 +230,29 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
         Some(total + 10)
     );
 
+    // A workload whose population is larger than the one seeded is refused before any
+    // load (its requests for the missing users would be 404s), and says how to fix it.
+    let bigger = tmp.path().join("bigger.workload");
+    std::fs::write(&bigger, WORKLOAD.replace("users=300", "users=400")).expect("workload");
+    let out = run(
+        &state,
+        &[
+            "load",
+            "--users",
+            "2",
+            "--duration",
+            "2s",
+            "--workload",
+            bigger.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("user00399 does not exist") && err.contains("population users="),
+        "{err}"
+    );
+
     // verify-traces accounts for every trace id the run recorded.
     let v = run(
         &state,

@@ -31,6 +31,10 @@ impl Db {
         create_database_if_missing(&opts).await?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            // Opened ahead of need: connecting (SCRAM authentication, statement
+            // preparation) costs milliseconds a request waits out, so a burst right after
+            // a start or a deploy must not pay it.
+            .min_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts.clone())
             .await
