@@ -232,6 +232,13 @@ fn required_attributes(s: &Span) -> &'static [&'static str] {
         SpanKind::Client if s.attr(a::DB_SYSTEM_NAME).is_some() => {
             &[a::DB_SYSTEM_NAME, a::DB_OPERATION_NAME, a::SERVER_ADDRESS]
         }
+        // An object-store call (the AWS SDK conventions).
+        SpanKind::Client if s.attr("rpc.system") == Some("aws-api") => &[
+            "rpc.service",
+            "rpc.method",
+            a::AWS_S3_BUCKET,
+            a::SERVER_ADDRESS,
+        ],
         // A call that never got an answer has no status code; `error.type` says why.
         SpanKind::Client if is_http_client(s) && s.attr(a::ERROR_TYPE).is_some() => {
             &[a::HTTP_REQUEST_METHOD, a::SERVER_ADDRESS]

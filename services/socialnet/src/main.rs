@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 /// The services, by the name the component table starts them with.
-const SERVICES: &[&str] = &["auth", "profile", "feed", "messaging"];
+const SERVICES: &[&str] = &["auth", "profile", "feed", "messaging", "media", "objects"];
 
 fn main() -> ExitCode {
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -35,6 +35,8 @@ fn main() -> ExitCode {
             "profile" => profile::main(argv).await,
             "feed" => feed::main(argv).await,
             "messaging" => messaging::main(argv).await,
+            "media" => media::main(argv).await,
+            "objects" => objects::main(argv).await,
             other => {
                 eprintln!(
                     "socialnet: no service named {other:?}; services: {}",

@@ -4,12 +4,13 @@
 //! socialnet-specific keys are namespaced `socialnet.*` or follow the `cache.*` draft.
 
 pub use opentelemetry_semantic_conventions::attribute::{
-    CLIENT_ADDRESS, DB_COLLECTION_NAME, DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT,
-    DB_SYSTEM_NAME, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
-    MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_DESTINATION_NAME, MESSAGING_MESSAGE_CONVERSATION_ID,
-    MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
-    NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, SERVICE_INSTANCE_ID, SERVICE_NAME,
-    SERVICE_VERSION, URL_FULL, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
+    AWS_S3_BUCKET, AWS_S3_KEY, CLIENT_ADDRESS, DB_COLLECTION_NAME, DB_NAMESPACE, DB_OPERATION_NAME,
+    DB_QUERY_TEXT, DB_SYSTEM_NAME, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE, MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_DESTINATION_NAME,
+    MESSAGING_MESSAGE_CONVERSATION_ID, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS,
+    SERVER_PORT, SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_VERSION, URL_FULL, URL_PATH,
+    URL_SCHEME, USER_AGENT_ORIGINAL,
 };
 
 /// The pre-1.26 name of `db.system.name`; still emitted because many backends and
@@ -38,3 +39,10 @@ pub const WS_SOCKET_ID: &str = "socialnet.ws.socket.id";
 /// What became of an event handed to a socket: `queued`, `full` (the socket fell behind
 /// and is closed) or `closed` (it had gone).
 pub const WS_PUSH_OUTCOME: &str = "socialnet.ws.push.outcome";
+/// The AWS SDK conventions' RPC attributes on an object-store call (`aws-api`, `S3`,
+/// `PutObject`). Spelled here: the crate marks `rpc.system` and `rpc.service` deprecated
+/// in favour of newer RPC names, while the AWS SDK conventions and the trace UIs learners
+/// use still read these.
+pub const RPC_SYSTEM: &str = "rpc.system";
+pub const RPC_SERVICE: &str = "rpc.service";
+pub const RPC_METHOD: &str = "rpc.method";

@@ -26,6 +26,7 @@ mod init;
 mod logs;
 pub mod messaging;
 pub mod propagation;
+pub mod s3;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -220,6 +220,24 @@ fn each_defect_is_named_exactly() {
     let mut attr = clean();
     attr[4].attributes.retain(|(k, _)| k != "http.route");
     check("missing attribute", attr, &[MissingAttribute]);
+
+    // An object-store call carries the AWS S3 attributes; one without its bucket is
+    // incomplete.
+    let mut s3 = clean();
+    s3[3].name = "S3.PutObject".into();
+    s3[3].attributes = [
+        ("rpc.system", "aws-api"),
+        ("rpc.service", "S3"),
+        ("rpc.method", "PutObject"),
+        ("aws.s3.bucket", "media"),
+        ("server.address", "objects"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).into(), (*v).into()))
+    .collect();
+    check("an S3 call", s3.clone(), &[]);
+    s3[3].attributes.retain(|(k, _)| k != "aws.s3.bucket");
+    check("an S3 call without its bucket", s3, &[MissingAttribute]);
 }
 
 #[test]

@@ -1,0 +1,82 @@
+//! Media's settings, from flags or environment variables.
+
+use std::net::SocketAddr;
+
+/// The media service: uploads, processing into thumbnails, and serving.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "media", version)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "MEDIA_LISTEN", default_value = "127.0.0.1:8085")]
+    pub listen: SocketAddr,
+    /// PostgreSQL URL of media's own database (created if missing).
+    #[arg(long, env = "MEDIA_DATABASE_URL")]
+    pub database_url: String,
+    /// Redis URL (token revocation checks).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
+    /// Where auth publishes its token keys.
+    #[arg(
+        long,
+        env = "AUTH_JWKS_URL",
+        default_value = "http://127.0.0.1:8081/api/auth/jwks"
+    )]
+    pub jwks_url: String,
+    /// Database connections in the pool.
+    #[arg(long, env = "MEDIA_DB_POOL", default_value_t = 8)]
+    pub db_pool: u32,
+    #[command(flatten)]
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub limits: Limits,
+    /// Jobs processed at once by this replica's worker.
+    #[arg(long, env = "MEDIA_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+}
+
+/// The S3-compatible object store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreConfig {
+    /// Its endpoint URL.
+    #[arg(
+        long,
+        env = "MEDIA_S3_ENDPOINT",
+        default_value = "http://127.0.0.1:9000"
+    )]
+    pub endpoint: String,
+    #[arg(long, env = "MEDIA_S3_BUCKET", default_value = "media")]
+    pub bucket: String,
+    #[arg(long, env = "MEDIA_S3_ACCESS_KEY")]
+    pub access_key: String,
+    #[arg(long, env = "MEDIA_S3_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+}
+
+/// What an upload may be.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// Largest image, in bytes.
+    #[arg(long, env = "MEDIA_MAX_IMAGE_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_image_bytes: usize,
+    /// Largest width or height an image may declare, in pixels: checked from its header,
+    /// before any pixel is decoded.
+    #[arg(long, env = "MEDIA_MAX_SIDE", default_value_t = 12_000)]
+    pub max_side: u32,
+    /// Most memory one decode may allocate, in bytes.
+    #[arg(long, env = "MEDIA_MAX_DECODE_ALLOC", default_value_t = 512 * 1024 * 1024)]
+    pub max_decode_alloc: u64,
+    /// Seconds one processing job may take.
+    #[arg(long, env = "MEDIA_JOB_TIMEOUT", default_value_t = 30)]
+    pub job_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_image_bytes: 10 * 1024 * 1024,
+            max_side: 12_000,
+            max_decode_alloc: 512 * 1024 * 1024,
+            job_timeout_secs: 30,
+        }
+    }
+}
