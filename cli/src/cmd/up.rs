@@ -51,7 +51,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub otlp_http_port: Option<u16>,
     /// First service port on the local runtime; every service's port moves with it
-    /// (replicas add 100).
+    /// (replicas add 100), and so does the object store's (base + 9).
     #[arg(long, default_value_t = stack::DEFAULT_SERVICE_BASE)]
     pub service_base_port: u16,
     /// Jaeger's UI port on 127.0.0.1 (official images only) [default: 16686].

@@ -20,7 +20,7 @@ impl Stack {
     pub fn gateway_http(&self, net: Net) -> String {
         let mut upstreams = Vec::new();
         let mut routes = Vec::new();
-        for c in self.components().filter(|c| c.route.is_some()) {
+        for c in self.components().filter(|c| !c.routes.is_empty()) {
             let servers: Vec<String> = (0..self.replicas(c))
                 .map(|r| {
                     let (h, p) = self.addr(net, c.name, r);
@@ -36,10 +36,11 @@ impl Stack {
                 .body_limit
                 .map(|b| format!("client_max_body_size {b}; "))
                 .unwrap_or_default();
-            routes.push(format!(
-                "    location {} {{ {limit}proxy_pass http://{upstream}; }}",
-                c.route.expect("filtered on route")
-            ));
+            for route in c.routes {
+                routes.push(format!(
+                    "    location {route} {{ {limit}proxy_pass http://{upstream}; }}"
+                ));
+            }
         }
         let gateway = self.component("gateway").expect("the table has a gateway");
         let port = match net {

@@ -30,6 +30,8 @@ pub enum Role {
     Service,
     /// NGINX in front of the services.
     Gateway,
+    /// The S3-compatible object store (`socialnet objects`: s3s-fs), media's storage.
+    ObjectStore,
     /// The OpenTelemetry Collector (contrib), official-image mode only: receives the
     /// services' spans and exports them to Jaeger and to the sink.
     Collector,
@@ -98,8 +100,8 @@ pub struct Component {
     /// Components that must be healthy first. [`OTLP_RECEIVER`] names whichever
     /// receives the services' spans (the sink, or the Collector with official images).
     pub depends_on: &'static [&'static str],
-    /// The gateway location routed to it (services: their public path prefix).
-    pub route: Option<&'static str>,
+    /// The gateway locations routed to it (services: their public path prefixes).
+    pub routes: &'static [&'static str],
     /// The largest request body it accepts, in bytes: the gateway enforces it on the
     /// route and the service is told it (`SOCIALNET_MAX_BODY`), so both answer 413 alike.
     pub body_limit: Option<u32>,
@@ -124,6 +126,9 @@ pub struct Component {
 /// The body limit of the JSON APIs: 64 KiB.
 pub const SERVICE_BODY_LIMIT: u32 = 64 * 1024;
 
+/// The body limit of media's uploads: its largest image, 10 MiB.
+pub const MEDIA_BODY_LIMIT: u32 = 10 * 1024 * 1024;
+
 /// A dependency name standing for the services' OTLP receiver.
 pub const OTLP_RECEIVER: &str = "otlp";
 
@@ -131,12 +136,12 @@ const fn port(name: &'static str, inner: u16, host: u16) -> Port {
     Port { name, inner, host }
 }
 
-/// A Rust service entry: everything but its name, port, route and extra environment is
+/// A Rust service entry: everything but its name, port, routes and extra environment is
 /// the same for every service.
 const fn service(
     name: &'static str,
     ports: &'static [Port],
-    route: &'static str,
+    routes: &'static [&'static str],
     env: &'static [(&'static str, &'static str)],
 ) -> Component {
     Component {
@@ -145,7 +150,7 @@ const fn service(
         ports,
         scalable: true,
         depends_on: &["postgres", "redis", OTLP_RECEIVER],
-        route: Some(route),
+        routes,
         body_limit: Some(SERVICE_BODY_LIMIT),
         env,
         probe: Probe::Http("/readyz"),
@@ -165,7 +170,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("sql", 5432, 15432)],
         scalable: false,
         depends_on: &[],
-        route: None,
+        routes: &[],
         body_limit: None,
         env: &[],
         probe: Probe::Postgres,
@@ -182,7 +187,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("resp", 6379, 16379)],
         scalable: false,
         depends_on: &[],
-        route: None,
+        routes: &[],
         body_limit: None,
         env: &[],
         probe: Probe::Tcp,
@@ -198,7 +203,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("http", 4318, 4318), port("grpc", 4317, 4317)],
         scalable: false,
         depends_on: &[],
-        route: None,
+        routes: &[],
         body_limit: None,
         env: &[],
         probe: Probe::Http("/healthz"),
@@ -214,7 +219,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("ui", 16686, 16686)],
         scalable: false,
         depends_on: &[],
-        route: None,
+        routes: &[],
         body_limit: None,
         env: &[("COLLECTOR_OTLP_ENABLED", "true")],
         probe: Probe::Running,
@@ -230,7 +235,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("http", 4318, 4318)],
         scalable: false,
         depends_on: &["sink", "jaeger"],
-        route: None,
+        routes: &[],
         body_limit: None,
         env: &[],
         probe: Probe::Running,
@@ -241,11 +246,16 @@ pub const COMPONENTS: &[Component] = &[
         stop_signal: Signal::Term,
     },
     // profile first: auth and feed call it.
-    service("profile", &[port("http", 8082, 8082)], "/api/profiles", &[]),
+    service(
+        "profile",
+        &[port("http", 8082, 8082)],
+        &["/api/profiles"],
+        &[],
+    ),
     service(
         "auth",
         &[port("http", 8081, 8081)],
-        "/api/auth/",
+        &["/api/auth/"],
         &[
             // The built-in identity provider's back channel, and whether it is offered.
             ("AUTH_SELF_URL", "http://{self}"),
@@ -257,20 +267,53 @@ pub const COMPONENTS: &[Component] = &[
             ("AUTH_REGISTER_IP_LIMIT", "1000"),
         ],
     ),
-    service("feed", &[port("http", 8083, 8083)], "/api/feed/", &[]),
+    service("feed", &[port("http", 8083, 8083)], &["/api/feed/"], &[]),
     service(
         "messaging",
         &[port("http", 8084, 8084)],
-        "/api/messages/",
+        &["/api/messages/"],
         &[],
     ),
+    Component {
+        name: "objects",
+        role: Role::ObjectStore,
+        ports: &[port("s3", 9000, 8090)],
+        scalable: false,
+        depends_on: &[],
+        routes: &[],
+        body_limit: None,
+        env: &[("OBJECTS_BUCKETS", "media")],
+        probe: Probe::Tcp,
+        data: Some(("objects", "/var/lib/socialnet/objects")),
+        publish: false,
+        presence: Presence::Always,
+        launch: Launch::Recipe,
+        stop_signal: Signal::Term,
+    },
+    // Its API under /api/media, its files (originals, thumbnails) under /media/.
+    Component {
+        depends_on: &["postgres", "redis", "objects", OTLP_RECEIVER],
+        body_limit: Some(MEDIA_BODY_LIMIT),
+        ..service(
+            "media",
+            &[port("http", 8085, 8085)],
+            &["/api/media", "/media/"],
+            &[
+                ("MEDIA_S3_ENDPOINT", "http://{objects}"),
+                ("MEDIA_S3_BUCKET", "media"),
+                ("MEDIA_S3_ACCESS_KEY", secrets::OBJECTS_ACCESS_KEY),
+                ("MEDIA_S3_SECRET_KEY", "{objects_secret}"),
+                ("MEDIA_MAX_IMAGE_BYTES", "10485760"),
+            ],
+        )
+    },
     Component {
         name: "gateway",
         role: Role::Gateway,
         ports: &[port("http", 8080, 8080)],
         scalable: false,
-        depends_on: &["auth", "profile", "feed", "messaging"],
-        route: None,
+        depends_on: &["auth", "profile", "feed", "messaging", "media"],
+        routes: &[],
         body_limit: None,
         env: &[],
         probe: Probe::Http("/healthz"),

@@ -126,8 +126,9 @@ impl Stack {
             format!("{}.{}", c.name, p.name)
         };
         let base = self.cfg.ports.get(&key).copied().unwrap_or_else(|| {
-            if c.role == Role::Service {
-                // Services move together with --service-base-port.
+            if matches!(c.role, Role::Service | Role::ObjectStore) {
+                // Services (and media's object store beside them) move together with
+                // --service-base-port.
                 (i32::from(p.host) + i32::from(self.cfg.service_base_port)
                     - i32::from(DEFAULT_SERVICE_BASE)) as u16
             } else {
@@ -258,6 +259,8 @@ mod tests {
                 "feed",
                 "feed-2",
                 "messaging",
+                "objects",
+                "media",
                 "gateway"
             ]
         );

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::official::{self, ImageMode};
-use super::secrets::Secrets;
+use super::secrets::{self, Secrets};
 use super::{Component, Instance, Launch, Net, Role, Stack, instance_name};
 
 /// How one instance is started.
@@ -98,6 +98,7 @@ impl Stack {
                 "{workshop}",
                 if self.cfg.workshop { "true" } else { "false" },
             );
+        out = out.replace("{objects_secret}", &self.cfg.secrets.objects);
         out = out.replace(
             "{public}",
             &format!("127.0.0.1:{}", self.host_port_of("gateway")),
@@ -348,6 +349,19 @@ impl Stack {
                 );
             }
             (Role::Jaeger, _) => e.image = Some(official::JAEGER_IMAGE.into()),
+            (Role::ObjectStore, _) => {
+                e.program = Some("socialnet".into());
+                e.args = vec!["objects".into()];
+                for (k, v) in [
+                    ("OBJECTS_LISTEN", format!("{bind}:{port}")),
+                    ("OBJECTS_ROOT", paths.data.clone().unwrap_or_default()),
+                    ("OBJECTS_ACCESS_KEY", secrets::OBJECTS_ACCESS_KEY.into()),
+                    ("OBJECTS_SECRET_KEY", self.cfg.secrets.objects.clone()),
+                    ("RUST_LOG", "info".into()),
+                ] {
+                    e.env.insert(k.into(), v);
+                }
+            }
             (Role::Program, Launch::Recipe) => {
                 e.program = Some(c.name.to_owned());
             }
@@ -454,6 +468,7 @@ mod tests {
         let secrets = Secrets {
             postgres: "pgpw".into(),
             redis: "rdpw".into(),
+            objects: "objpw".into(),
         };
         let s = Stack::new(StackConfig {
             secrets: secrets.clone(),
@@ -469,11 +484,18 @@ mod tests {
         assert_eq!(pg.env["PG_PASSWORD"], "pgpw");
         let redis = exec_of(&s, Net::Local, "redis");
         assert!(redis.files[0].1.contains("requirepass rdpw"), "{redis:?}");
-        for e in [&pg, &redis, &auth] {
+        // The object store's secret key: in its environment and media's, both ends.
+        let objects = exec_of(&s, Net::Docker, "objects");
+        assert_eq!(objects.env["OBJECTS_SECRET_KEY"], "objpw");
+        assert_eq!(objects.env["OBJECTS_ROOT"], "/data/x", "its data directory");
+        let media = exec_of(&s, Net::Docker, "media");
+        assert_eq!(media.env["MEDIA_S3_SECRET_KEY"], "objpw");
+        assert_eq!(media.env["MEDIA_S3_ENDPOINT"], "http://objects:9000");
+        for e in [&pg, &redis, &auth, &objects, &media] {
             assert!(
                 !e.args
                     .iter()
-                    .any(|a| a.contains("pgpw") || a.contains("rdpw")),
+                    .any(|a| a.contains("pgpw") || a.contains("rdpw") || a.contains("objpw")),
                 "{e:?}"
             );
         }

@@ -1,4 +1,4 @@
-//! Per-project credentials for PostgreSQL and Redis.
+//! Per-project credentials for PostgreSQL, Redis and the object store.
 //!
 //! Both servers listen on 127.0.0.1, where every user of the machine can reach them, so
 //! each project gets its own random passwords at its first `up`. They live in the state
@@ -13,13 +13,21 @@ use anyhow::Context as _;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
-/// The passwords of one project's PostgreSQL (`postgres` role) and Redis (default user).
+/// The passwords of one project's PostgreSQL (`postgres` role), Redis (default user) and
+/// object store (the secret key of its one access key, [`OBJECTS_ACCESS_KEY`]).
 /// Empty strings: no credentials (a stack rendered for Compose uses placeholders).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Secrets {
     pub postgres: String,
     pub redis: String,
+    /// Absent from the credentials of a project made before the object store existed:
+    /// made at its next `up`, keeping the others.
+    #[serde(default)]
+    pub objects: String,
 }
+
+/// The object store's access key id (its secret key is the credential).
+pub const OBJECTS_ACCESS_KEY: &str = "socialnet";
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,22 +51,33 @@ impl Secrets {
         Self {
             postgres: "${SOCIALNET_POSTGRES_PASSWORD:-socialnet}".into(),
             redis: "${SOCIALNET_REDIS_PASSWORD:-socialnet}".into(),
+            objects: "${SOCIALNET_OBJECTS_SECRET_KEY:-socialnet-objects}".into(),
         }
     }
 
     /// The project's credentials recorded in `dir`, created on first use.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
-        if let Ok(text) = std::fs::read_to_string(file(dir)) {
-            return serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is damaged; delete it (the next `up` makes new credentials and sets them)",
-                    file(dir).display()
-                )
-            });
-        }
-        let s = Self {
-            postgres: random_password(),
-            redis: random_password(),
+        let s = match std::fs::read_to_string(file(dir)) {
+            Ok(text) => {
+                let s: Self = serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{} is damaged; delete it (the next `up` makes new credentials and sets them)",
+                        file(dir).display()
+                    )
+                })?;
+                if !s.objects.is_empty() {
+                    return Ok(s);
+                }
+                Self {
+                    objects: random_password(),
+                    ..s
+                }
+            }
+            Err(_) => Self {
+                postgres: random_password(),
+                redis: random_password(),
+                objects: random_password(),
+            },
         };
         private_dir(dir)?;
         let tmp = dir.join("credentials.json.tmp");
@@ -131,11 +150,31 @@ mod tests {
         let a = Secrets::load_or_create(&state).expect("create");
         assert_eq!(a.postgres.len(), 36);
         assert_ne!(a.postgres, a.redis);
+        assert_eq!(a.objects.len(), 36);
         assert_eq!(Secrets::load_or_create(&state).expect("read"), a);
         let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode(&file(&state)), 0o600);
         assert_eq!(mode(&state), 0o711);
         Secrets::forget(&state);
         assert_ne!(Secrets::load_or_create(&state).expect("again"), a);
+    }
+
+    #[test]
+    fn credentials_from_before_the_object_store_gain_its_key_and_keep_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("p");
+        private_dir(&state).expect("dir");
+        write_private(
+            &file(&state),
+            br#"{"postgres": "pg-secret", "redis": "redis-secret"}"#,
+        )
+        .expect("old file");
+        let s = Secrets::load_or_create(&state).expect("upgrade");
+        assert_eq!(
+            (s.postgres.as_str(), s.redis.as_str()),
+            ("pg-secret", "redis-secret")
+        );
+        assert_eq!(s.objects.len(), 36);
+        assert_eq!(Secrets::load_or_create(&state).expect("again"), s, "kept");
     }
 }

@@ -151,12 +151,23 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
         .map(|c| c["name"].as_str().unwrap_or(""))
         .collect();
     for want in [
-        "postgres", "redis", "sink", "auth", "profile", "feed", "gateway",
+        "postgres",
+        "redis",
+        "sink",
+        "auth",
+        "profile",
+        "feed",
+        "messaging",
+        "objects",
+        "media",
+        "gateway",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     assert!(comps.iter().all(|c| c["health"] == "healthy"), "{v:#}");
     let pids: Vec<u64> = comps.iter().filter_map(|c| c["pid"].as_u64()).collect();
+
+    an_image_is_uploaded_processed_and_served_through_the_gateway(&client, &token).await;
 
     let again = socialctl(&state_dir, &["up"]);
     assert!(
@@ -336,4 +347,74 @@ async fn presence_goes_offline_when_a_replica_is_killed(
         "presence went offline {:.1} s after the replica was killed",
         killed_at.elapsed().as_secs_f64()
     );
+}
+
+/// Media on the stack: an upload through the gateway lands in the object store, the
+/// worker makes its thumbnails, and the gateway serves them with their CDN headers.
+async fn an_image_is_uploaded_processed_and_served_through_the_gateway(
+    client: &reqwest::Client,
+    token: &str,
+) {
+    let img = image::RgbImage::from_fn(400, 300, |x, y| image::Rgb([x as u8, y as u8, 7]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("encode");
+    let base = format!("http://127.0.0.1:{GATEWAY}");
+    let r = client
+        .post(format!("{base}/api/media"))
+        .bearer_auth(token)
+        .body(png.into_inner())
+        .send()
+        .await
+        .expect("upload through the gateway");
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("JSON");
+    let id = v["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let v: Value = client
+            .get(format!("{base}/api/media/{id}"))
+            .send()
+            .await
+            .expect("media")
+            .json()
+            .await
+            .expect("JSON");
+        if v["status"] != "pending" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "still pending: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["status"], "ready", "{done}");
+    for size in ["160", "640"] {
+        let url = done["variants"][size].as_str().expect("variant url");
+        let r = client
+            .get(format!("{base}{url}"))
+            .send()
+            .await
+            .expect("thumbnail through the gateway");
+        assert_eq!(r.status(), 200, "{url}");
+        assert_eq!(r.headers()["content-type"], "image/jpeg");
+        let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
+        let again = client
+            .get(format!("{base}{url}"))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .expect("conditional GET");
+        assert_eq!(again.status(), 304);
+    }
+    // Over the gateway's limit for the route: its own JSON 413.
+    let r = client
+        .post(format!("{base}/api/media"))
+        .bearer_auth(token)
+        .body(vec![0u8; 11 * 1024 * 1024])
+        .send()
+        .await
+        .expect("oversize upload");
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.expect("JSON error body");
+    assert_eq!(v["error"], "payload_too_large");
 }

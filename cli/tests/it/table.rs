@@ -65,7 +65,7 @@ fn every_output_carries_every_component_with_the_same_ports_and_environment() {
                     stack.host_port(c, 0, inst.replica).max(*host).min(*host)
                 );
             }
-            if c.route.is_some() {
+            if !c.routes.is_empty() {
                 let (h, p) = stack.addr(Net::Docker, c.name, inst.replica);
                 assert!(
                     gateway.contains(&format!("server {h}:{p} ")),
@@ -73,6 +73,12 @@ fn every_output_carries_every_component_with_the_same_ports_and_environment() {
                     inst.name
                 );
                 assert_eq!(p, c.ports[0].inner);
+                for route in c.routes {
+                    assert!(
+                        gateway.contains(&format!("location {route} ")),
+                        "{route} routed"
+                    );
+                }
             }
             if images == ImageMode::Local {
                 let local = stack.exec(
@@ -125,7 +131,7 @@ async fn a_new_component_is_one_entry_booted_routed_and_reported() {
         }],
         scalable: false,
         depends_on: &[],
-        route: Some("/echo/"),
+        routes: &["/echo/"],
         body_limit: None,
         env: &[],
         probe: Probe::Http("/"),
