@@ -32,6 +32,14 @@ pub const TRACE_SPECS: &[(&str, &str)] = &[
         include_str!("../traces/feed-timeline.spec"),
     ),
     (
+        "media-process.spec",
+        include_str!("../traces/media-process.spec"),
+    ),
+    (
+        "media-upload.spec",
+        include_str!("../traces/media-upload.spec"),
+    ),
+    (
         "messaging-deliver.spec",
         include_str!("../traces/messaging-deliver.spec"),
     ),

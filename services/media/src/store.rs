@@ -35,10 +35,10 @@ pub struct NewMedia<'a> {
 }
 
 pub async fn create(db: &Db, m: NewMedia<'_>) -> Result<Uuid> {
-    const INSERT: &str = "WITH row AS (\
+    const INSERT: &str = "WITH new_media AS (\
            INSERT INTO media (id, owner, kind, sha256, bytes, width, height) \
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id) \
-         INSERT INTO media_jobs (media_id, context) SELECT id, $8 FROM row RETURNING media_id";
+         INSERT INTO media_jobs (media_id, context) SELECT id, $8 FROM new_media RETURNING media_id";
     let id = Uuid::now_v7();
     let context = serde_json::to_value(m.context).unwrap_or_default();
     db.spans
