@@ -32,10 +32,18 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-fn classify(e: &object_store::Error) -> &'static str {
-    match e {
+fn classify(e: &object_store::Error) -> Option<&'static str> {
+    Some(match e {
         object_store::Error::NotFound { .. } => "not_found",
         _ => "unavailable",
+    })
+}
+
+/// For an existence check, "not found" is an answer, not a failure.
+fn classify_exists(e: &object_store::Error) -> Option<&'static str> {
+    match e {
+        object_store::Error::NotFound { .. } => None,
+        other => classify(other),
     }
 }
 
@@ -104,12 +112,13 @@ impl Objects {
         Ok(())
     }
 
-    /// The object's size, or `NotFound`.
+    /// The object's size, or `NotFound` (not recorded as a failure: callers ask in order
+    /// to know).
     pub async fn head(&self, key: &str) -> Result<u64, StoreError> {
         let path = Path::from(key);
         let meta = self
             .spans
-            .run("HeadObject", &self.bucket, key, classify, async {
+            .run("HeadObject", &self.bucket, key, classify_exists, async {
                 self.store.head(&path).await
             })
             .await?;

@@ -46,3 +46,6 @@ pub const WS_PUSH_OUTCOME: &str = "socialnet.ws.push.outcome";
 pub const RPC_SYSTEM: &str = "rpc.system";
 pub const RPC_SERVICE: &str = "rpc.service";
 pub const RPC_METHOD: &str = "rpc.method";
+/// Set to false on an object-store call that asked whether an object exists and was
+/// told it does not (an answer, not a failure).
+pub const S3_FOUND: &str = "socialnet.s3.found";

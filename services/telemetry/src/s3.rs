@@ -51,14 +51,16 @@ impl S3Spans {
         span
     }
 
-    /// Runs one call inside its span and records a failure on it (`error.type` is the
-    /// caller's short name for it, such as `not_found` or `unavailable`).
+    /// Runs one call inside its span and records a failure on it: `classify` names it
+    /// (`error.type`, such as `unavailable`), or says it is the expected "no such
+    /// object" of an existence check (`None`: recorded as `socialnet.s3.found=false`, not
+    /// as a failure).
     pub async fn run<T, E, F>(
         &self,
         operation: &'static str,
         bucket: &str,
         key: &str,
-        classify: impl Fn(&E) -> &'static str,
+        classify: impl Fn(&E) -> Option<&'static str>,
         fut: F,
     ) -> Result<T, E>
     where
@@ -68,7 +70,10 @@ impl S3Spans {
         let span = self.span(operation, bucket, key);
         let result = fut.instrument(span.clone()).await;
         if let Err(e) = &result {
-            crate::record_error(&span, classify(e), e.to_string());
+            match classify(e) {
+                Some(kind) => crate::record_error(&span, kind, e.to_string()),
+                None => span.set_attribute(S3_FOUND, false),
+            }
         }
         result
     }

@@ -85,6 +85,13 @@ async fn an_upload_is_processed_and_served_with_linked_traces() {
     let t = Trace::wait(tp.trace_id, Duration::from_secs(5), |t| {
         t.has("send media.jobs") && t.has("S3.PutObject")
     });
+    // Asking whether the bytes are stored already is answered "no": not a failure.
+    let head = t.one("S3.HeadObject");
+    assert_eq!(
+        telemetry::testing::attr(head, "socialnet.s3.found"),
+        Some(telemetry::testing::Value::Bool(false))
+    );
+    assert_eq!(telemetry::testing::attr(head, "error.type"), None);
     let put = t.one("S3.PutObject");
     assert_kind(put, Kind::Client);
     for (k, v) in [
