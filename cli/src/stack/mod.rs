@@ -53,6 +53,30 @@ pub struct Port {
     pub host: u16,
 }
 
+/// One gateway location of a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Route {
+    /// The path prefix NGINX routes (`location <path>`).
+    pub path: &'static str,
+    /// Whether the gateway caches its responses, CDN-style (immutable files): a shared
+    /// cache in front of the service, its status in `X-Cache-Status` and in the
+    /// gateway's log line.
+    pub cached: bool,
+}
+
+/// A route passed straight through.
+pub const fn route(path: &'static str) -> Route {
+    Route {
+        path,
+        cached: false,
+    }
+}
+
+/// A route the gateway caches.
+pub const fn cached_route(path: &'static str) -> Route {
+    Route { path, cached: true }
+}
+
 /// How socialctl decides a component is ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Probe {
@@ -101,7 +125,7 @@ pub struct Component {
     /// receives the services' spans (the sink, or the Collector with official images).
     pub depends_on: &'static [&'static str],
     /// The gateway locations routed to it (services: their public path prefixes).
-    pub routes: &'static [&'static str],
+    pub routes: &'static [Route],
     /// The largest request body it accepts, in bytes: the gateway enforces it on the
     /// route and the service is told it (`SOCIALNET_MAX_BODY`), so both answer 413 alike.
     pub body_limit: Option<u32>,
@@ -141,7 +165,7 @@ const fn port(name: &'static str, inner: u16, host: u16) -> Port {
 const fn service(
     name: &'static str,
     ports: &'static [Port],
-    routes: &'static [&'static str],
+    routes: &'static [Route],
     env: &'static [(&'static str, &'static str)],
 ) -> Component {
     Component {
@@ -249,13 +273,13 @@ pub const COMPONENTS: &[Component] = &[
     service(
         "profile",
         &[port("http", 8082, 8082)],
-        &["/api/profiles"],
+        &[route("/api/profiles")],
         &[],
     ),
     service(
         "auth",
         &[port("http", 8081, 8081)],
-        &["/api/auth/"],
+        &[route("/api/auth/")],
         &[
             // The built-in identity provider's back channel, and whether it is offered.
             ("AUTH_SELF_URL", "http://{self}"),
@@ -267,11 +291,16 @@ pub const COMPONENTS: &[Component] = &[
             ("AUTH_REGISTER_IP_LIMIT", "1000"),
         ],
     ),
-    service("feed", &[port("http", 8083, 8083)], &["/api/feed/"], &[]),
+    service(
+        "feed",
+        &[port("http", 8083, 8083)],
+        &[route("/api/feed/")],
+        &[],
+    ),
     service(
         "messaging",
         &[port("http", 8084, 8084)],
-        &["/api/messages/"],
+        &[route("/api/messages/")],
         &[],
     ),
     Component {
@@ -297,7 +326,7 @@ pub const COMPONENTS: &[Component] = &[
         ..service(
             "media",
             &[port("http", 8085, 8085)],
-            &["/api/media", "/media/"],
+            &[route("/api/media"), cached_route("/media/")],
             &[
                 ("MEDIA_S3_ENDPOINT", "http://{objects}"),
                 ("MEDIA_S3_BUCKET", "media"),

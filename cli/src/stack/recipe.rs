@@ -193,6 +193,10 @@ impl Stack {
             format!("http://{}", self.at(net, "gateway", 0)),
         );
         set(
+            "MEDIA_URL".into(),
+            format!("http://{}", self.at(net, "gateway", 0)),
+        );
+        set(
             "PUBLIC_URL".into(),
             format!("http://127.0.0.1:{}", self.host_port_of("gateway")),
         );

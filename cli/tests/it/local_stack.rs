@@ -397,6 +397,15 @@ async fn an_image_is_uploaded_processed_and_served_through_the_gateway(
             .expect("thumbnail through the gateway");
         assert_eq!(r.status(), 200, "{url}");
         assert_eq!(r.headers()["content-type"], "image/jpeg");
+        assert_eq!(r.headers()["x-cache-status"], "MISS", "first fetch");
+        // The second comes from the gateway's cache, the service not asked.
+        let hit = client
+            .get(format!("{base}{url}"))
+            .send()
+            .await
+            .expect("thumbnail again");
+        assert_eq!(hit.status(), 200);
+        assert_eq!(hit.headers()["x-cache-status"], "HIT");
         let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
         let again = client
             .get(format!("{base}{url}"))
@@ -406,6 +415,17 @@ async fn an_image_is_uploaded_processed_and_served_through_the_gateway(
             .expect("conditional GET");
         assert_eq!(again.status(), 304);
     }
+    // A post carries it: feed checks it with media through the gateway.
+    let (s, post) = api(
+        client,
+        reqwest::Method::POST,
+        "/api/feed/posts",
+        Some(token),
+        Some(json!({"body": "with a picture", "media": [id]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{post}");
+    assert_eq!(post["media"][0]["thumbnails"], done["variants"]);
     // Over the gateway's limit for the route: its own JSON 413.
     let r = client
         .post(format!("{base}/api/media"))

@@ -75,8 +75,9 @@ fn every_output_carries_every_component_with_the_same_ports_and_environment() {
                 assert_eq!(p, c.ports[0].inner);
                 for route in c.routes {
                     assert!(
-                        gateway.contains(&format!("location {route} ")),
-                        "{route} routed"
+                        gateway.contains(&format!("location {} ", route.path)),
+                        "{} routed",
+                        route.path
                     );
                 }
             }
@@ -121,6 +122,7 @@ async fn a_new_component_is_one_entry_booted_routed_and_reported() {
         "--directory",
         site,
     ]));
+    const ECHO_ROUTES: &[socialctl::stack::Route] = &[socialctl::stack::route("/echo/")];
     let echo = Component {
         name: "echo",
         role: Role::Program,
@@ -131,7 +133,7 @@ async fn a_new_component_is_one_entry_booted_routed_and_reported() {
         }],
         scalable: false,
         depends_on: &[],
-        routes: &["/echo/"],
+        routes: ECHO_ROUTES,
         body_limit: None,
         env: &[],
         probe: Probe::Http("/"),

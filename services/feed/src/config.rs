@@ -18,6 +18,9 @@ pub struct Config {
     /// Base URL of the profile service (the follow graph).
     #[arg(long, env = "PROFILE_URL", default_value = "http://127.0.0.1:8082")]
     pub profile_url: String,
+    /// Base URL of the media service (checks the images a post names).
+    #[arg(long, env = "MEDIA_URL", default_value = "http://127.0.0.1:8085")]
+    pub media_url: String,
     /// Where auth publishes its token keys.
     #[arg(
         long,

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod media_client;
 pub mod profile_client;
 pub mod routes;
 pub mod state;
@@ -54,7 +55,8 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         db,
         cache,
         verifier: TokenVerifier::for_service(http.clone(), config.jwks_url, &config.redis_url),
-        profiles: profile_client::ProfileClient::new(http, config.profile_url),
+        profiles: profile_client::ProfileClient::new(http.clone(), config.profile_url),
+        media: media_client::MediaClient::new(http, config.media_url),
         settings: Settings {
             celebrity_threshold: config.celebrity_threshold,
             timeline_cap: config.timeline_cap,

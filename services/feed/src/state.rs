@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use common::{Cache, Db, TokenVerifier};
 
+use crate::media_client::MediaClient;
 use crate::profile_client::ProfileClient;
 
 #[derive(Clone, FromRef)]
@@ -13,6 +14,7 @@ pub struct AppState {
     pub cache: Cache,
     pub verifier: Arc<TokenVerifier>,
     pub profiles: ProfileClient,
+    pub media: MediaClient,
     pub settings: Settings,
 }
 

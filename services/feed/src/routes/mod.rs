@@ -21,6 +21,9 @@ pub struct Post {
     pub like_count: i64,
     pub comment_count: i64,
     pub created_at: DateTime<Utc>,
+    /// Its images (up to 4), with their thumbnails.
+    #[schema(value_type = Vec<crate::media_client::PostMedia>)]
+    pub media: sqlx::types::Json<Vec<crate::media_client::PostMedia>>,
 }
 
 /// One page of posts or comments; pass `next_cursor` back as `cursor`.

@@ -33,10 +33,18 @@ pub struct NewPost {
     /// 1 to 500 characters, not all blank.
     #[schema(min_length = 1, max_length = 500, pattern = "[^ \\t\\n\\r]")]
     pub body: String,
+    /// Ids of the author's own uploads (`POST /api/media`), processed and ready, up to 4
+    /// (an id named twice is shown once).
+    #[serde(default)]
+    #[schema(max_items = 4)]
+    pub media: Vec<uuid::Uuid>,
 }
 
-const INSERT: &str = "INSERT INTO posts (author_id, author_username, body) VALUES ($1, $2, $3) \
-     RETURNING id, author_id, author_username, body, like_count, comment_count, created_at";
+/// The most images one post carries.
+pub const MAX_MEDIA: usize = 4;
+
+const INSERT: &str = "INSERT INTO posts (author_id, author_username, body, media) VALUES ($1, $2, $3, $4) \
+     RETURNING id, author_id, author_username, body, like_count, comment_count, created_at, media";
 
 /// Publish a post; it reaches followers' home timelines (pushed, or pulled at read
 /// time for celebrity authors).
@@ -47,14 +55,18 @@ const INSERT: &str = "INSERT INTO posts (author_id, author_username, body) VALUE
         (status = 400, description = "malformed request (JSON, query or path)", body = common::ErrorBody),
         (status = 401, description = "missing, expired or invalid access token", body = common::ErrorBody),
         (status = 413, description = "body over 64 KiB", body = common::ErrorBody),
-        (status = 422, description = "a field is out of range; the message names it", body = common::ErrorBody),
-        (status = 503, description = "a dependency (PostgreSQL, profile) is unavailable; retry", body = common::ErrorBody)))]
+        (status = 403, description = "a named image is someone else's upload", body = common::ErrorBody),
+        (status = 404, description = "a named image does not exist", body = common::ErrorBody),
+        (status = 409, description = "a named image is still being processed", body = common::ErrorBody),
+        (status = 422, description = "a field is out of range, or a named image failed processing; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, profile, media) is unavailable; retry", body = common::ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
     Json(new): Json<NewPost>,
 ) -> Result<(StatusCode, Json<Post>)> {
     common::error::check_text("body", &new.body, 1, 500)?;
+    let media = attach(&state, &user, &new.media).await?;
     let db = &state.db;
     let post: Post = db
         .spans
@@ -64,6 +76,7 @@ async fn create(
                 .bind(user.id)
                 .bind(&user.username)
                 .bind(&new.body)
+                .bind(sqlx::types::Json(&media))
                 .fetch_one(&db.pool),
         )
         .await?;
@@ -73,6 +86,32 @@ async fn create(
         tracing::warn!(post_id = post.id, error = %e, "fan-out failed; followers see the post after their timeline is rebuilt");
     }
     Ok((StatusCode::CREATED, Json(post)))
+}
+
+/// The images a new post names, checked with media (each the author's, and ready), in
+/// the order given.
+async fn attach(
+    state: &AppState,
+    user: &AuthUser,
+    ids: &[uuid::Uuid],
+) -> Result<Vec<crate::media_client::PostMedia>> {
+    if ids.len() > MAX_MEDIA {
+        return Err(ApiError::validation(format!(
+            "a post carries at most {MAX_MEDIA} images (got {})",
+            ids.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids.iter().filter(|id| seen.insert(**id)) {
+        out.push(
+            state
+                .media
+                .attachable(*id, &user.username, &user.token)
+                .await?,
+        );
+    }
+    Ok(out)
 }
 
 pub(crate) fn timeline_key(user: uuid::Uuid) -> String {
@@ -113,7 +152,7 @@ async fn fan_out(state: &AppState, author: &AuthUser, post_id: i64) -> Result<()
     .await
 }
 
-const SELECT_ONE: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts WHERE id = $1";
+const SELECT_ONE: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at, media FROM posts WHERE id = $1";
 
 /// One post.
 #[utoipa::path(get, path = "/api/feed/posts/{id}", tag = "posts",
@@ -184,7 +223,7 @@ async fn delete(
     }
 }
 
-const BY_USER: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts \
+const BY_USER: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at, media FROM posts \
      WHERE author_username = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
 
 /// One author's posts, newest first.

@@ -34,7 +34,7 @@ const RECENT_BY_AUTHORS: &str = "SELECT p.id FROM UNNEST($1::uuid[]) AS a(author
      CROSS JOIN LATERAL (SELECT id FROM posts WHERE posts.author_id = a.author_id \
      AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3) AS p \
      ORDER BY p.id DESC LIMIT $3";
-const BY_IDS: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at FROM posts \
+const BY_IDS: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at, media FROM posts \
      WHERE id = ANY($1) ORDER BY id DESC";
 
 async fn recent_ids(

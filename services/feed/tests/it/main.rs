@@ -1,8 +1,10 @@
 //! Feed's integration tests, against real PostgreSQL and Redis, with a real profile
-//! service on a loopback port (feed reads the follow graph over HTTP), and a real NGINX
+//! service on a loopback port (feed reads the follow graph over HTTP), a real media
+//! service and object store (feed checks a post's images with media), and a real NGINX
 //! for the gateway test.
 
 mod gateway;
+mod post_media;
 mod posts;
 mod races;
 mod timeline;
@@ -21,6 +23,9 @@ pub struct Harness {
     pub keys: TestKeys,
     /// Feed's own database, for tests that compare counters with rows.
     pub db: Db,
+    /// Media (with its worker), on the object store in `_objects`.
+    pub media: Router,
+    _objects: tempfile::TempDir,
 }
 
 impl Harness {
@@ -42,6 +47,7 @@ impl Harness {
             cache_ttl_secs: 60,
         });
         let profile_addr = testkit::spawn_app(profile.clone()).await;
+        let (media, media_addr, objects_root) = media_service(&keys, redis_url).await;
         let feed_db_url = testkit::fresh_database("feed").await;
         let db = Db::connect(&feed_db_url, 4, &feed::MIGRATOR)
             .await
@@ -52,9 +58,10 @@ impl Harness {
             cache: Cache::new(redis_url, &testkit::unique_prefix("feed")).expect("redis"),
             verifier: keys.verifier(),
             profiles: feed::profile_client::ProfileClient::new(
-                http,
+                http.clone(),
                 format!("http://{profile_addr}"),
             ),
+            media: feed::media_client::MediaClient::new(http, format!("http://{media_addr}")),
             settings: feed::Settings {
                 celebrity_threshold,
                 timeline_cap: 800,
@@ -70,6 +77,8 @@ impl Harness {
             feed_addr,
             keys,
             db,
+            media,
+            _objects: objects_root,
         }
     }
 
@@ -102,4 +111,44 @@ impl Harness {
             .expect(201);
         r.json["id"].as_i64().expect("post id")
     }
+}
+
+/// Media and its object store, in-process, trusting the same token keys; its worker runs.
+async fn media_service(
+    keys: &TestKeys,
+    redis_url: &str,
+) -> (Router, std::net::SocketAddr, tempfile::TempDir) {
+    const ACCESS: &str = "feed-test";
+    const SECRET: &str = "feed-test-secret";
+    let root = tempfile::tempdir().expect("temp dir");
+    let store = objects::router(&objects::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        root: root.path().to_owned(),
+        access_key: ACCESS.into(),
+        secret_key: SECRET.into(),
+        buckets: vec!["media".into()],
+    })
+    .expect("object store");
+    let store_addr = testkit::spawn_app(store).await;
+    let url = testkit::fresh_database("media").await;
+    let state = media::AppState {
+        db: Db::connect(&url, 4, &media::MIGRATOR)
+            .await
+            .expect("media db"),
+        cache: Cache::new(redis_url, &testkit::unique_prefix("media")).expect("redis"),
+        verifier: keys.verifier(),
+        objects: media::objects::Objects::new(&media::config::StoreConfig {
+            endpoint: format!("http://{store_addr}"),
+            bucket: "media".into(),
+            access_key: ACCESS.into(),
+            secret_key: SECRET.into(),
+        })
+        .expect("object store client"),
+        limits: std::sync::Arc::new(media::config::Limits::default()),
+        wake: std::sync::Arc::default(),
+    };
+    media::worker::start(state.clone(), 1);
+    let app = media::app(state);
+    let addr = testkit::spawn_app(app.clone()).await;
+    (app, addr, root)
 }
