@@ -46,10 +46,12 @@ pub enum ActionKind {
     Like,
     Comment,
     Message,
+    /// Upload a small image, wait for media to process it, post it.
+    PostImage,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 10] = [
+    pub const ALL: [ActionKind; 11] = [
         ActionKind::Timeline,
         ActionKind::ViewPost,
         ActionKind::Profile,
@@ -60,6 +62,7 @@ impl ActionKind {
         ActionKind::Like,
         ActionKind::Comment,
         ActionKind::Message,
+        ActionKind::PostImage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +77,7 @@ impl ActionKind {
             ActionKind::Like => "like",
             ActionKind::Comment => "comment",
             ActionKind::Message => "message",
+            ActionKind::PostImage => "post-image",
         }
     }
 

@@ -50,7 +50,8 @@ pub struct Outgoing<'a> {
     pub method: Method,
     pub path: &'a str,
     pub bearer: Option<&'a str>,
-    pub json: Option<Bytes>,
+    /// The body and its content type.
+    pub body: Option<(&'static str, Bytes)>,
     pub traceparent: &'a str,
 }
 
@@ -116,9 +117,9 @@ impl Conn {
         if let Some(t) = out.bearer {
             req = req.header(AUTHORIZATION, format!("Bearer {t}"));
         }
-        let body = match &out.json {
-            Some(b) => {
-                req = req.header(CONTENT_TYPE, "application/json");
+        let body = match &out.body {
+            Some((content_type, b)) => {
+                req = req.header(CONTENT_TYPE, *content_type);
                 Full::new(b.clone())
             }
             None => Full::new(Bytes::new()),

@@ -17,6 +17,7 @@
 pub mod conn;
 pub mod live;
 pub mod pace;
+pub mod png;
 pub mod record;
 pub mod socket;
 pub mod user;

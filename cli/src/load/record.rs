@@ -69,6 +69,8 @@ endpoints! {
     Comment => "POST" "/api/feed/posts/{id}/comments",
     OpenConversation => "POST" "/api/messages/conversations",
     WsTicket => "POST" "/api/messages/ws-ticket",
+    Upload => "POST" "/api/media",
+    MediaStatus => "GET" "/api/media/{id}",
     // A message sent on the user's socket, answered by its acknowledgement.
     WsSend => "WS" "send",
 }

@@ -41,6 +41,17 @@ pub struct Shared {
 
 /// How long one request may take, connecting included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A JSON request body and its content type.
+fn json_body(v: &serde_json::Value) -> (&'static str, bytes::Bytes) {
+    (
+        "application/json",
+        bytes::Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+    )
+}
+
+/// How often, and how many times, an image post asks whether its upload is processed.
+const MEDIA_POLL_EVERY: Duration = Duration::from_millis(200);
+const MEDIA_POLLS: usize = 25;
 
 /// One user's state, kept in goose's session data: its connection, and whether it has
 /// signed in yet.
@@ -162,6 +173,7 @@ impl Shared {
         intended: Instant,
         interval: Duration,
     ) -> Reply {
+        let body = body.as_ref().map(json_body);
         self.send_as(conn, false, ep, path, token, body, intended, interval)
             .await
     }
@@ -175,7 +187,7 @@ impl Shared {
         ep: Endpoint,
         path: &str,
         token: Option<&str>,
-        body: Option<serde_json::Value>,
+        body: Option<(&'static str, bytes::Bytes)>,
         intended: Instant,
         interval: Duration,
     ) -> Reply {
@@ -200,7 +212,7 @@ impl Shared {
             method: method(ep),
             path,
             bearer: token,
-            json: body.map(|b| serde_json::to_vec(&b).unwrap_or_default().into()),
+            body,
             traceparent: &traceparent,
         };
         let reply = match conn.send(out).await {
@@ -291,7 +303,7 @@ impl Shared {
                 ep,
                 ep.route(),
                 None,
-                Some(body),
+                Some(json_body(&body)),
                 at,
                 Duration::ZERO,
             )
@@ -485,6 +497,9 @@ impl Shared {
             ActionKind::Message => {
                 self.message(conn, s, tok, at, interval).await?;
             }
+            ActionKind::PostImage => {
+                self.post_image(conn, s, tok, at, interval).await?;
+            }
             ActionKind::Comment => {
                 let path = format!("/api/feed/posts/{post}/comments");
                 let body = serde_json::json!({"body": "nice one"});
@@ -506,6 +521,69 @@ impl Shared {
 
     /// A message to someone followed (or someone popular) on the user's socket: opens
     /// the socket (a ticket first) and the conversation when this is the first time.
+    /// An image post, as an app makes one: upload a small image (fresh bytes each time,
+    /// so media stores and processes every one), ask until media has made its
+    /// thumbnails, then post it. Gives up quietly (like a user) when processing takes
+    /// longer than the polls allow.
+    async fn post_image(
+        &self,
+        conn: &mut Conn,
+        s: &mut Session,
+        tok: Option<&str>,
+        at: Instant,
+        interval: Duration,
+    ) -> Result<(), Halt> {
+        let png = crate::load::png::noise(48, 48, &mut s.rng);
+        let ep = Endpoint::Upload;
+        let r = self
+            .send_as(
+                conn,
+                false,
+                ep,
+                ep.route(),
+                tok,
+                Some(("application/octet-stream", png)),
+                at,
+                interval,
+            )
+            .await;
+        let id = r
+            .ok()
+            .then(|| r.json())
+            .flatten()
+            .and_then(|v| v["id"].as_str().map(str::to_owned));
+        let Some(id) = id else { return Ok(()) };
+        let path = format!("/api/media/{id}");
+        for _ in 0..MEDIA_POLLS {
+            let (at, interval) = self
+                .wait_turn(Instant::now() + MEDIA_POLL_EVERY, Duration::ZERO)
+                .await?;
+            let r = self
+                .send(conn, Endpoint::MediaStatus, &path, tok, None, at, interval)
+                .await;
+            match r.json().as_ref().and_then(|v| v["status"].as_str()) {
+                Some("pending") => continue,
+                Some("ready") => {
+                    let (at, interval) = self.wait_turn(Instant::now(), Duration::ZERO).await?;
+                    let body = serde_json::json!({
+                        "body": format!("{} shares a picture #load", s.username),
+                        "media": [id],
+                    });
+                    let ep = Endpoint::CreatePost;
+                    let r = self
+                        .send(conn, ep, ep.route(), tok, Some(body), at, interval)
+                        .await;
+                    if let Some(id) = r.json().and_then(|p| p["id"].as_i64()) {
+                        push_seen(s, id);
+                    }
+                    return Ok(());
+                }
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
     async fn message(
         &self,
         conn: &mut Conn,

@@ -64,6 +64,7 @@ action post 2
 action like 3
 action comment 2
 action message 3
+action post-image 1
 threshold error-rate<1%
 ";
 

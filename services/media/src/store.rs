@@ -84,6 +84,10 @@ pub struct Job {
 }
 
 /// Leases the oldest job nobody holds, for `lease_secs`; `None` when there is none.
+///
+/// Not traced: an idle worker asks twice a second, and a root span per ask would bury
+/// real traces (as the readiness probes are not traced). What a leased job does is
+/// traced, from its CONSUMER span on.
 pub async fn lease(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
     const LEASE: &str = "WITH next AS (\
            SELECT media_id FROM media_jobs WHERE lease_until <= now() \
@@ -92,14 +96,9 @@ pub async fn lease(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
            lease_until = now() + make_interval(secs => $1) \
          FROM next, media m WHERE j.media_id = next.media_id AND m.id = j.media_id \
          RETURNING j.media_id, j.attempts, j.context, m.kind, m.sha256";
-    Ok(db
-        .spans
-        .run(
-            LEASE,
-            sqlx::query_as::<_, Job>(LEASE)
-                .bind(lease_secs as f64)
-                .fetch_optional(&db.pool),
-        )
+    Ok(sqlx::query_as::<_, Job>(LEASE)
+        .bind(lease_secs as f64)
+        .fetch_optional(&db.pool)
         .await?)
 }
 
