@@ -130,6 +130,48 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
         .await
         .expect("conversations");
     assert_eq!(inbox.status(), 200);
+    // Media stores an upload in the object store's volume and processes it.
+    let img = image::RgbImage::from_fn(200, 120, |x, y| image::Rgb([x as u8, y as u8, 3]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("encode");
+    let up = client
+        .post(format!("{base}/api/media"))
+        .bearer_auth(&token)
+        .body(png.into_inner())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(up.status(), 201);
+    let id = up.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m: Value = client
+            .get(format!("{base}/api/media/{id}"))
+            .send()
+            .await
+            .expect("media")
+            .json()
+            .await
+            .expect("json");
+        if m["status"] == "ready" {
+            let thumb = m["variants"]["160"].as_str().expect("160");
+            let r = client
+                .get(format!("{base}{thumb}"))
+                .send()
+                .await
+                .expect("thumbnail");
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert_eq!(m["status"], "pending", "{m}");
+        assert!(Instant::now() < deadline, "still pending: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let status = socialctl(&["status", "--json"]);
     let v: Value = serde_json::from_slice(&status.stdout).expect("status --json");
