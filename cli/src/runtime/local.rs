@@ -174,7 +174,12 @@ impl LocalRuntime {
         let waited = super::wait_until_healthy(
             inst,
             Duration::from_secs(60),
-            || super::probe(probe, "127.0.0.1", spec.port),
+            || {
+                let secret = super::postgres_secret(
+                    spec.exec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+                async move { super::probe(probe, "127.0.0.1", spec.port, secret.as_deref()).await }
+            },
             || async move { (!process::alive(pid)).then(|| "it is no longer running".to_owned()) },
         )
         .await;
@@ -327,7 +332,17 @@ impl Runtime for LocalRuntime {
             let spec = self.spec(&inst);
             let health = match (&spec, pid) {
                 (Some(s), Some(_)) => {
-                    if super::probe(Probe::decode(&s.probe), "127.0.0.1", s.port).await {
+                    let secret = super::postgres_secret(
+                        s.exec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    );
+                    if super::probe(
+                        Probe::decode(&s.probe),
+                        "127.0.0.1",
+                        s.port,
+                        secret.as_deref(),
+                    )
+                    .await
+                    {
                         "healthy"
                     } else {
                         "unhealthy"

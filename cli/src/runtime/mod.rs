@@ -198,8 +198,17 @@ pub async fn record(
     Ok(state)
 }
 
-/// Probes one instance at `host:port` once.
-pub async fn probe(p: Probe, host: &str, port: u16) -> bool {
+/// The password a PostgreSQL probe signs in with, from the server's own environment
+/// (`PG_PASSWORD` from our recipe, `POSTGRES_PASSWORD` for the official image).
+pub fn postgres_secret<'a>(mut env: impl Iterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    env.find(|(k, _)| *k == "PG_PASSWORD" || *k == "POSTGRES_PASSWORD")
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Probes one instance at `host:port` once. A PostgreSQL probe signs in with `secret`
+/// when it has it (so the server's log does not fill with refused logins).
+pub async fn probe(p: Probe, host: &str, port: u16, secret: Option<&str>) -> bool {
     let timeout = Duration::from_secs(2);
     match p {
         Probe::Running => true,
@@ -209,10 +218,13 @@ pub async fn probe(p: Probe, host: &str, port: u16) -> bool {
         ),
         Probe::Postgres => {
             use sqlx::Connection as _;
-            // Ready once it answers the protocol: refusing the probe's missing password
-            // counts (the probe does not hold the project's credentials); "starting up"
-            // does not.
-            let url = format!("postgres://postgres@{host}:{port}/postgres");
+            // Ready once it answers the protocol: a sign-in, or refusing a wrong or
+            // missing password (a server of the user's own, whose password the probe
+            // does not hold); "starting up" is not ready.
+            let url = format!(
+                "postgres://{}{host}:{port}/postgres",
+                crate::stack::secrets::Secrets::userinfo("postgres", secret.unwrap_or(""))
+            );
             match tokio::time::timeout(timeout, sqlx::PgConnection::connect(&url)).await {
                 Ok(Ok(_)) => true,
                 Ok(Err(sqlx::Error::Database(e))) => {

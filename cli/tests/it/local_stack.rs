@@ -169,6 +169,13 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
 
     an_image_is_uploaded_processed_and_served_through_the_gateway(&client, &token).await;
 
+    // Health probes sign in with the project's password: PostgreSQL's log holds no
+    // refused logins (each probe used to add one).
+    let pg_log = socialctl(&state_dir, &["logs", "postgres"]);
+    let text = String::from_utf8_lossy(&pg_log.stdout);
+    assert!(text.contains("ready to accept connections"), "{text}");
+    assert!(!text.contains("password authentication failed"), "{text}");
+
     let again = socialctl(&state_dir, &["up"]);
     assert!(
         stdout(&again).contains("nothing to do"),

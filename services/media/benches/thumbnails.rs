@@ -26,7 +26,10 @@ fn main() {
     let w = (megapixels * 1e6 * 4.0 / 3.0).sqrt() as u32;
     let h = w * 3 / 4;
     let dir = tempfile::tempdir().expect("temp dir");
-    println!("making {images} JPEGs of {w}×{h} ({:.1} MP)", f64::from(w * h) / 1e6);
+    println!(
+        "making {images} JPEGs of {w}×{h} ({:.1} MP)",
+        f64::from(w * h) / 1e6
+    );
     let mut files = Vec::new();
     for i in 0..images {
         let img = image::RgbImage::from_fn(w, h, |x, y| {
@@ -63,7 +66,10 @@ fn main() {
     );
 
     // ImageMagick: the same two sizes from each file, one thread, one process per file.
-    let have = Command::new("convert").arg("-version").output().is_ok_and(|o| o.status.success());
+    let have = Command::new("convert")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !have {
         println!("imagemagick not installed (apt-get install imagemagick): no baseline");
         return;

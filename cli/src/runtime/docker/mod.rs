@@ -208,10 +208,25 @@ impl DockerRuntime {
     async fn healthy(&self, id: &str) -> bool {
         match self.reach(id).await {
             Some((ip, probe, port, true, _)) if !ip.is_empty() => {
-                super::probe(probe, &ip, port).await
+                let secret = match probe {
+                    Probe::Postgres => self.postgres_secret(id).await,
+                    _ => None,
+                };
+                super::probe(probe, &ip, port, secret.as_deref()).await
             }
             _ => false,
         }
+    }
+
+    /// The password in a PostgreSQL container's environment, for its probe.
+    async fn postgres_secret(&self, id: &str) -> Option<String> {
+        let info = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .ok()?;
+        let env = info.config.and_then(|c| c.env).unwrap_or_default();
+        super::postgres_secret(env.iter().filter_map(|kv| kv.split_once('=')))
     }
 
     async fn wait_healthy(&self, id: &str, instance: &str) -> anyhow::Result<()> {
