@@ -120,20 +120,26 @@ impl Cache {
             .await?)
     }
 
-    /// Sets each of `keys` to `value` for `secs` seconds, in one round trip.
-    pub async fn set_many_ex(
+    /// Marks `member` present in each sorted set of `keys` until `ttl_ms` from now (its
+    /// score is that deadline, in Unix milliseconds), and keeps each set itself for that
+    /// long: one pipelined round trip. With [`Cache::count_live`], a set of members that
+    /// each vanish on their own deadline (presence held by several replicas).
+    pub async fn zadd_until(
         &self,
         keys: &[String],
-        value: &str,
-        secs: u64,
+        member: &str,
+        ttl_ms: u64,
     ) -> Result<(), CacheError> {
         if keys.is_empty() {
             return Ok(());
         }
+        let deadline = unix_ms() + ttl_ms;
         let mut c = self.conn.clone();
         let mut pipe = redis::pipe();
         for k in keys {
-            pipe.set_ex(self.key(k), value, secs).ignore();
+            let k = self.key(k);
+            pipe.zadd(&k, member, deadline).ignore();
+            pipe.pexpire(&k, ttl_ms as i64).ignore();
         }
         Ok(self
             .spans
@@ -144,19 +150,35 @@ impl Cache {
             .await?)
     }
 
-    /// Several keys' values at once (`None` for a missing key).
-    pub async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<String>>, CacheError> {
+    /// Removes `member` from the sorted set `key`.
+    pub async fn zrem(&self, key: &str, member: &str) -> Result<(), CacheError> {
+        let mut c = self.conn.clone();
+        let k = self.key(key);
+        Ok(self
+            .spans
+            .run("ZREM", async move { c.zrem::<_, _, ()>(k, member).await })
+            .await?)
+    }
+
+    /// For each sorted set of `keys`, whether a member's deadline (see
+    /// [`Cache::zadd_until`]) is still ahead: one pipelined round trip.
+    pub async fn count_live(&self, keys: &[&str]) -> Result<Vec<bool>, CacheError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        let now = unix_ms();
         let mut c = self.conn.clone();
-        let ks: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        Ok(self
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.zcount(self.key(k), now, "+inf");
+        }
+        let counts: Vec<i64> = self
             .spans
-            .run("MGET", async move {
-                redis::cmd("MGET").arg(ks).query_async(&mut c).await
+            .run("PIPELINE", async move {
+                pipe.query_async::<Vec<i64>>(&mut c).await
             })
-            .await?)
+            .await?;
+        Ok(counts.into_iter().map(|n| n > 0).collect())
     }
 
     /// Reads and deletes a key in one step (single-use values: OAuth state, codes).
@@ -267,4 +289,12 @@ impl Cache {
             .await?;
         Ok(())
     }
+}
+
+/// Milliseconds since the Unix epoch, by this host's clock.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

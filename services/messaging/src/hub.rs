@@ -50,6 +50,8 @@ pub struct Hub {
     next: AtomicU64,
     cache: Cache,
     pub presence_ttl_secs: u64,
+    /// This replica's name in presence sets: unique to this process.
+    pub replica: String,
 }
 
 impl std::fmt::Debug for Hub {
@@ -66,6 +68,7 @@ impl Hub {
             next: AtomicU64::new(1),
             cache,
             presence_ttl_secs,
+            replica: uuid::Uuid::new_v4().simple().to_string(),
         })
     }
 

@@ -1,7 +1,9 @@
 //! Presence in Redis: a user is online while one of their sockets is open on some
-//! replica. Each replica refreshes its users' keys (`presence:<user>`, with a TTL) on a
-//! heartbeat, so the users of a replica that dies go offline when the TTL runs out.
-//! Changes are pushed to everyone who shares a conversation with the user.
+//! replica. `online:<user>` is a sorted set of the replicas holding a socket of theirs,
+//! each scored with the deadline its heartbeat last set (now + TTL). A replica that
+//! closes the user's last socket there removes only itself; one that dies stops renewing
+//! its deadline, which passes within the TTL. The user is online while any deadline is
+//! ahead. Changes are pushed to everyone who shares a conversation with the user.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,14 +12,18 @@ use crate::AppState;
 use crate::error::{ApiError, Result};
 
 fn key(user: &str) -> String {
-    format!("presence:{user}")
+    format!("online:{user}")
+}
+
+fn ttl_ms(state: &AppState) -> u64 {
+    state.hub.presence_ttl_secs * 1000
 }
 
 /// `user` opened a socket.
 pub async fn online(state: &AppState, user: &str) {
     if let Err(e) = state
         .cache
-        .set_ex(&key(user), "online", state.hub.presence_ttl_secs)
+        .zadd_until(&[key(user)], &state.hub.replica, ttl_ms(state))
         .await
     {
         tracing::warn!(%user, error = %e, "presence not recorded");
@@ -25,12 +31,17 @@ pub async fn online(state: &AppState, user: &str) {
     announce(state, user, true).await;
 }
 
-/// `user`'s last socket on this replica closed.
+/// `user`'s last socket on this replica closed: this replica no longer holds them, and
+/// they are offline unless another replica does.
 pub async fn offline(state: &AppState, user: &str) {
-    if let Err(e) = state.cache.del(&[&key(user)]).await {
+    if let Err(e) = state.cache.zrem(&key(user), &state.hub.replica).await {
         tracing::warn!(%user, error = %e, "presence not cleared; it expires with its TTL");
+        return;
     }
-    announce(state, user, false).await;
+    match state.cache.count_live(&[&key(user)]).await {
+        Ok(live) if live.first() == Some(&true) => {}
+        _ => announce(state, user, false).await,
+    }
 }
 
 async fn announce(state: &AppState, user: &str, online: bool) {
@@ -65,15 +76,15 @@ async fn announce(state: &AppState, user: &str, online: bool) {
 pub async fn lookup(state: &AppState, users: &[&str]) -> Result<BTreeMap<String, bool>> {
     let keys: Vec<String> = users.iter().map(|u| key(u)).collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let values = state
+    let live = state
         .cache
-        .mget(&refs)
+        .count_live(&refs)
         .await
         .map_err(|e| ApiError::Unavailable(format!("presence is unavailable: {e}")))?;
     Ok(users
         .iter()
-        .zip(values)
-        .map(|(u, v)| ((*u).to_owned(), v.is_some()))
+        .zip(live)
+        .map(|(u, v)| ((*u).to_owned(), v))
         .collect())
 }
 
@@ -98,7 +109,7 @@ pub fn heartbeat(state: AppState) {
             let r = tracing::Instrument::instrument(
                 state
                     .cache
-                    .set_many_ex(&keys, "online", state.hub.presence_ttl_secs),
+                    .zadd_until(&keys, &state.hub.replica, ttl_ms(&state)),
                 span,
             )
             .await;

@@ -312,3 +312,63 @@ async fn the_token_may_come_as_a_subprotocol() {
         other => panic!("no ticket and no token must be 401, got {other:?}"),
     }
 }
+
+/// A user with sockets on two replicas stays online when one of them closes: that
+/// replica removes only itself, and nobody is told "offline". Closing the other takes
+/// them offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_held_by_two_replicas_survives_one_closing() {
+    let h = Harness::new(2).await;
+    h.subscribed().await;
+    let (ann_name, bob_name) = (h.name("ann"), h.name("bob"));
+    let (ann, bob) = (h.token(&ann_name), h.token(&bob_name));
+    h.conversation(&ann, &[&bob_name]).await;
+    let online = || async {
+        let r = Req::get(&format!("/api/messages/presence?users={bob_name}"))
+            .token(&ann)
+            .send(h.app())
+            .await
+            .expect(200);
+        r.json["online"][&bob_name].as_bool().expect("a boolean")
+    };
+    let mut watcher = h.socket(&ann, h.replicas[0].1).await;
+    watcher.send(json!({"type": "ping"})).await;
+    watcher.next("pong").await;
+    let mut on_a = h.socket(&bob, h.replicas[0].1).await;
+    let mut on_b = h.socket(&bob, h.replicas[1].1).await;
+    for s in [&mut on_a, &mut on_b] {
+        s.send(json!({"type": "ping"})).await;
+        s.next("pong").await;
+    }
+    assert!(online().await);
+    // Bob leaves replica A; wait until A has let go of him.
+    on_a.close().await;
+    let hub_a = h.hubs[0].clone();
+    let bob_a = bob_name.clone();
+    testkit::wait_until(Duration::from_secs(5), "replica A let go of bob", || {
+        let gone = !hub_a.users().contains(&bob_a);
+        async move { gone }
+    })
+    .await;
+    assert!(online().await, "still online through replica B");
+    // Ann heard nothing about Bob going offline; her next frame answers her ping.
+    watcher.send(json!({"type": "ping"})).await;
+    loop {
+        let f = watcher.next_any().await;
+        if f["type"] == "pong" {
+            break;
+        }
+        assert!(
+            !(f["type"] == "presence" && f["online"] == false),
+            "no offline announcement while B holds him: {f}"
+        );
+    }
+    on_b.close().await;
+    let p = watcher.next("presence").await;
+    assert_eq!(
+        (p["user"].as_str(), p["online"].as_bool()),
+        (Some(bob_name.as_str()), Some(false))
+    );
+    assert!(!online().await);
+    watcher.close().await;
+}
