@@ -429,10 +429,8 @@ impl Runtime for LocalRuntime {
             .filter(|i| self.running(i).is_some())
             .filter_map(|i| {
                 let spec = self.spec(&i)?;
-                // The services: they export spans and count them at /metrics.
                 spec.exec
-                    .env
-                    .contains_key("OTEL_SERVICE_NAME")
+                    .exports_spans()
                     .then(|| (i.clone(), format!("http://127.0.0.1:{}/metrics", spec.port)))
             })
             .collect()

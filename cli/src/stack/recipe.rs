@@ -25,6 +25,14 @@ pub struct Exec {
     pub data: Option<String>,
 }
 
+impl Exec {
+    /// Whether it is a service that exports spans and counts them at `/metrics` (the
+    /// object store, also `socialnet`, does neither).
+    pub fn exports_spans(&self) -> bool {
+        self.env.contains_key("OTEL_SERVICE_NAME")
+    }
+}
+
 /// Where an instance's files live on its runtime.
 #[derive(Debug, Clone)]
 pub struct Paths {

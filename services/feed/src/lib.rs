@@ -6,6 +6,7 @@ pub mod error;
 pub mod media_client;
 pub mod profile_client;
 pub mod routes;
+pub mod service_client;
 pub mod state;
 
 use std::time::Duration;

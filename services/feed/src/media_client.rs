@@ -9,6 +9,7 @@ use telemetry::HttpClient;
 use uuid::Uuid;
 
 use crate::error::{ApiError, Result};
+use crate::service_client::ServiceClient;
 
 /// An image of a post, as media described it when the post was made.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -36,38 +37,23 @@ struct Media {
 
 #[derive(Debug, Clone)]
 pub struct MediaClient {
-    http: HttpClient,
-    base: String,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %e, "media service call failed");
-    ApiError::Unavailable("the media service did not answer; retry shortly".into())
+    service: ServiceClient,
 }
 
 impl MediaClient {
     pub fn new(http: HttpClient, base: String) -> Self {
         Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
+            service: ServiceClient::new(http, base, "media"),
         }
     }
 
     /// The upload `id`, when `author` may attach it to a post now.
     pub async fn attachable(&self, id: Uuid, author: &str, token: &str) -> Result<PostMedia> {
-        let url = format!("{}/api/media/{id}", self.base);
-        let res = self
-            .http
-            .send(self.http.reqwest().get(url).bearer_auth(token))
-            .await
-            .map_err(unavailable)?;
-        if res.status() == http::StatusCode::NOT_FOUND {
-            return Err(ApiError::NotFound(format!("there is no media {id}")));
-        }
-        if !res.status().is_success() {
-            return Err(unavailable(format!("HTTP {}", res.status())));
-        }
-        let m: Media = res.json().await.map_err(unavailable)?;
+        let m: Media = self
+            .service
+            .get_json(&format!("/api/media/{id}"), &[], token)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("there is no media {id}")))?;
         if m.owner != author {
             return Err(ApiError::Forbidden(format!(
                 "media {id} was uploaded by someone else; attach your own uploads"

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use telemetry::HttpClient;
 use uuid::Uuid;
 
-use crate::error::{ApiError, Result};
+use crate::error::Result;
+use crate::service_client::ServiceClient;
 
 /// What feed needs to know about a user.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,38 +25,21 @@ struct Page {
 
 #[derive(Debug, Clone)]
 pub struct ProfileClient {
-    http: HttpClient,
-    base: String,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %e, "profile service call failed");
-    ApiError::Unavailable("the profile service did not answer; retry shortly".into())
+    service: ServiceClient,
 }
 
 impl ProfileClient {
     pub fn new(http: HttpClient, base: String) -> Self {
         Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
+            service: ServiceClient::new(http, base, "profile"),
         }
     }
 
     /// One profile; `None` when profile says 404.
     pub async fn get(&self, username: &str, token: &str) -> Result<Option<UserRef>> {
-        let url = format!("{}/api/profiles/{}", self.base, username);
-        let res = self
-            .http
-            .send(self.http.reqwest().get(url).bearer_auth(token))
+        self.service
+            .get_json(&format!("/api/profiles/{username}"), &[], token)
             .await
-            .map_err(unavailable)?;
-        if res.status() == http::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !res.status().is_success() {
-            return Err(unavailable(format!("HTTP {}", res.status())));
-        }
-        res.json().await.map(Some).map_err(unavailable)
     }
 
     /// Every page of `/followers` or `/following`, 1000 at a time.
@@ -68,8 +52,8 @@ impl ProfileClient {
     ) -> Result<Vec<UserRef>> {
         let mut out = Vec::new();
         let mut cursor: Option<Uuid> = None;
+        let path = format!("/api/profiles/{username}/{which}");
         loop {
-            let url = format!("{}/api/profiles/{}/{}", self.base, username, which);
             let mut query = vec![
                 ("limit", "1000".to_owned()),
                 ("min_followers", min_followers.to_string()),
@@ -77,24 +61,9 @@ impl ProfileClient {
             if let Some(c) = cursor {
                 query.push(("cursor", c.to_string()));
             }
-            let res = self
-                .http
-                .send(
-                    self.http
-                        .reqwest()
-                        .get(url)
-                        .query(&query)
-                        .bearer_auth(token),
-                )
-                .await
-                .map_err(unavailable)?;
-            if res.status() == http::StatusCode::NOT_FOUND {
+            let Some(page) = self.service.get_json::<Page>(&path, &query, token).await? else {
                 return Ok(out);
-            }
-            if !res.status().is_success() {
-                return Err(unavailable(format!("HTTP {}", res.status())));
-            }
-            let page: Page = res.json().await.map_err(unavailable)?;
+            };
             out.extend(page.items);
             match page.next_cursor {
                 Some(c) => cursor = Some(c),

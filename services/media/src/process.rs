@@ -45,7 +45,7 @@ fn reader<'a>(
 /// The file ends where its format says it ends: a truncated upload is refused here,
 /// cheaply, instead of failing later in the worker.
 fn complete(kind: Kind, b: &[u8]) -> Result<(), Refused> {
-    let truncated = || Refused(format!("the {} file is truncated", kind.name()));
+    let truncated = || Refused(format!("the {} file is truncated", kind.extension()));
     match kind {
         // The end-of-image marker, perhaps followed by padding.
         Kind::Jpeg => {
@@ -93,7 +93,10 @@ pub fn check(kind: Kind, bytes: &[u8], l: &Limits) -> Result<(u32, u32), Refused
         .into_dimensions()
         .map_err(|e| refused(kind, e))?;
     if w == 0 || h == 0 {
-        return Err(Refused(format!("the {} declares no pixels", kind.name())));
+        return Err(Refused(format!(
+            "the {} declares no pixels",
+            kind.extension()
+        )));
     }
     Ok((w, h))
 }
@@ -102,9 +105,9 @@ fn refused(kind: Kind, e: image::ImageError) -> Refused {
     match e {
         image::ImageError::Limits(l) => Refused(format!(
             "the {} is larger than this service decodes ({l})",
-            kind.name(),
+            kind.extension(),
         )),
-        other => Refused(format!("the {} cannot be read: {other}", kind.name())),
+        other => Refused(format!("the {} cannot be read: {other}", kind.extension())),
     }
 }
 

@@ -50,10 +50,6 @@ impl Kind {
             _ => return None,
         })
     }
-
-    pub fn name(self) -> &'static str {
-        self.extension()
-    }
 }
 
 /// The kind `head` (the first bytes of a file, 16 or more) starts like, if any.

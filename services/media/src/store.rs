@@ -23,7 +23,7 @@ pub struct Row {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A new upload: the row and its job, in one transaction.
+/// A new upload: the row and its job, in one statement (one transaction).
 pub struct NewMedia<'a> {
     pub owner: &'a str,
     pub kind: &'a str,
@@ -34,18 +34,21 @@ pub struct NewMedia<'a> {
     pub context: &'a HashMap<String, String>,
 }
 
-pub async fn create(db: &Db, m: NewMedia<'_>) -> Result<Uuid> {
+/// The new row, as stored.
+pub async fn create(db: &Db, m: NewMedia<'_>) -> Result<Row> {
     const INSERT: &str = "WITH new_media AS (\
            INSERT INTO media (id, owner, kind, sha256, bytes, width, height) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id) \
-         INSERT INTO media_jobs (media_id, context) SELECT id, $8 FROM new_media RETURNING media_id";
-    let id = Uuid::now_v7();
+           VALUES ($1, $2, $3, $4, $5, $6, $7) \
+           RETURNING id, owner, kind, sha256, bytes, status, reason, width, height, variants, created_at), \
+         job AS (INSERT INTO media_jobs (media_id, context) SELECT id, $8 FROM new_media) \
+         SELECT * FROM new_media";
     let context = serde_json::to_value(m.context).unwrap_or_default();
-    db.spans
+    Ok(db
+        .spans
         .run(
             INSERT,
-            sqlx::query_scalar::<_, Uuid>(INSERT)
-                .bind(id)
+            sqlx::query_as::<_, Row>(INSERT)
+                .bind(Uuid::now_v7())
                 .bind(m.owner)
                 .bind(m.kind)
                 .bind(m.sha256)
@@ -55,8 +58,7 @@ pub async fn create(db: &Db, m: NewMedia<'_>) -> Result<Uuid> {
                 .bind(&context)
                 .fetch_one(&db.pool),
         )
-        .await?;
-    Ok(id)
+        .await?)
 }
 
 pub async fn one(db: &Db, id: Uuid) -> Result<Option<Row>> {

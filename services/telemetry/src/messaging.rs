@@ -99,10 +99,7 @@ pub fn process_linked(
         otel.kind = "consumer"
     );
     let producer = crate::propagation::extract_map(envelope);
-    let producer = producer.span().span_context().clone();
-    if producer.is_valid() {
-        span.add_link(producer);
-    }
+    crate::add_link(&span, producer.span().span_context());
     operation(&span, system, destination, "process", "process");
     span.set_attribute(MESSAGING_MESSAGE_ID, message_id.to_owned());
     span

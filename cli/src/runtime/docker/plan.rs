@@ -121,9 +121,7 @@ fn want(stack: &Stack, inst: &Instance, image: &str, project: &str) -> Want {
             .iter()
             .map(|d| (*d).to_owned())
             .collect(),
-        // A service exports spans and counts them at /metrics (the object store, also
-        // `socialnet`, does neither).
-        service: exec.env.contains_key("OTEL_SERVICE_NAME"),
+        service: exec.exports_spans(),
     }
 }
 

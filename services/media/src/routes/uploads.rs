@@ -82,7 +82,7 @@ async fn upload(
         Err(e) => return Err(e.into()),
     }
     let (span, context) = telemetry::messaging::send("postgresql", crate::worker::QUEUE, &sha);
-    let id = tracing::Instrument::instrument(
+    let row = tracing::Instrument::instrument(
         store::create(
             &state.db,
             store::NewMedia {
@@ -99,9 +99,6 @@ async fn upload(
     )
     .await?;
     state.wake.notify_one();
-    let row = store::one(&state.db, id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a new media row vanished")))?;
     Ok((StatusCode::CREATED, Json(row.public(FILES))))
 }
 
