@@ -42,6 +42,8 @@ ensure_packages() {
     # The Docker runtime builds its offline base image with debootstrap.
     [ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v docker-compose >/dev/null || missing+=(docker-compose)
+    # Media checks video with ffprobe and makes its poster frames with ffmpeg.
+    command -v ffprobe >/dev/null || missing+=(ffmpeg)
     # The component-table test starts a tiny HTTP server with Python.
     command -v python3 >/dev/null || missing+=(python3)
     # The API fuzzer (schemathesis, from PyPI) lives in a virtual environment.
@@ -50,7 +52,7 @@ ensure_packages() {
         [ "$(id -u)" = 0 ] || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
         say "installing Debian packages: ${missing[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     command -v cargo >/dev/null || die "cargo is not installed; install Rust from rustup.rs"
 }

@@ -62,6 +62,9 @@ pub enum Command {
     /// Benchmark messaging's live delivery: sockets through the gateway, delivery latency
     /// at a fixed message rate, memory per idle socket (needs `socialctl seed`).
     BenchMessaging(cmd::bench_messaging::BenchMessagingArgs),
+    /// Benchmark a large video upload through the gateway: throughput, media's memory
+    /// during it (streamed: goal under 64 MiB), time until its poster is ready.
+    BenchMedia(cmd::bench_media::BenchMediaArgs),
     /// Benchmark the sink: OTLP ingest rate (HTTP, gRPC), verification time, memory per span.
     BenchSink(cmd::bench_sink::BenchSinkArgs),
     /// Check that every trace in the sink (or Jaeger, or a file) arrived whole.
@@ -150,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => cmd::bench::run(&a).await,
         Command::BenchSink(a) => cmd::bench_sink::run(&a).await,
         Command::BenchMessaging(a) => done(cmd::bench_messaging::run(&a).await),
+        Command::BenchMedia(a) => done(cmd::bench_media::run(&a).await),
         Command::VerifyTraces(a) => cmd::verify::verify_traces(&a).await,
         Command::Traces(a) => done(cmd::verify::traces(&a).await),
     }

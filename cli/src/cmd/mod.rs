@@ -3,6 +3,7 @@
 //! which runtime; the addresses of a running stack come from what `up` recorded.
 
 pub mod bench;
+pub mod bench_media;
 pub mod bench_messaging;
 pub mod bench_sink;
 pub mod completions;

@@ -1,7 +1,7 @@
 //! Images for the Docker runtime without a registry.
 //!
 //! - `socialnet-base:RECIPE`: a Debian bookworm root filesystem made with debootstrap
-//!   (PostgreSQL, Redis, NGINX, CA certificates) and imported through the Docker API
+//!   (PostgreSQL, Redis, NGINX, CA certificates, ffmpeg) and imported through the Docker API
 //!   (`docker import`, i.e. `create_image` from a tar body).
 //! - `socialnet-stack:HASH`: the base plus this build's binaries (`socialnet`, the
 //!   services in one multi-call binary, and socialctl, which is also the sink), made by uploading them into
@@ -26,10 +26,11 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 /// Bump when the package list or build steps change.
-pub const BASE_RECIPE: &str = "bookworm-1";
+pub const BASE_RECIPE: &str = "bookworm-2";
 pub const BASE_REPO: &str = "socialnet-base";
 pub const STACK_REPO: &str = "socialnet-stack";
-const PACKAGES: &str = "postgresql,redis-server,nginx-light,ca-certificates";
+/// ffmpeg is media's video tool (posters, durations, container checks).
+const PACKAGES: &str = "postgresql,redis-server,nginx-light,ca-certificates,ffmpeg";
 /// The services (one multi-call binary) and socialctl (also the sink).
 const BINARIES: &[&str] = &["socialnet", "socialctl"];
 
@@ -194,9 +195,17 @@ pub async fn ensure_stack(
         .output()
         .context("could not run tar")?;
     let _ = std::fs::remove_dir_all(&staging);
+    // The official Debian image lacks media's ffmpeg: the building container installs it
+    // from Debian's mirror before the binaries go in (the debootstrap base has it).
+    let cmd = if official {
+        say("installing ffmpeg into the services' image (apt-get, in the building container)");
+        vec!["sh".into(), "-c".into(), OFFICIAL_SETUP.into()]
+    } else {
+        vec!["true".into()]
+    };
     let body = ContainerCreateBody {
         image: Some(base.clone()),
-        cmd: Some(vec!["true".into()]),
+        cmd: Some(cmd.clone()),
         ..Default::default()
     };
     let c = docker
@@ -204,6 +213,9 @@ pub async fn ensure_stack(
         .await
         .context("could not create the image-building container")?;
     let result = async {
+        if official {
+            run_to_end(docker, &c.id).await?;
+        }
         docker
             .upload_to_container(
                 &c.id,
@@ -236,6 +248,35 @@ pub async fn ensure_stack(
     tag_local(docker, &name).await?;
     prune_old(docker, &name).await;
     Ok(name)
+}
+
+/// What the building container runs on the official Debian image.
+const OFFICIAL_SETUP: &str = "apt-get update -qq && \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg ca-certificates && \
+    rm -rf /var/lib/apt/lists/*";
+
+/// Starts a container and waits for its command to end; an error if it failed.
+async fn run_to_end(docker: &Docker, id: &str) -> anyhow::Result<()> {
+    docker
+        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+        .context("could not start the image-building container")?;
+    let mut wait =
+        docker.wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
+    while let Some(r) = wait.next().await {
+        match r {
+            Ok(status) if status.status_code == 0 => {}
+            Ok(status) => bail!(
+                "installing ffmpeg in the services' image failed (exit {})",
+                status.status_code
+            ),
+            Err(bollard::errors::Error::DockerContainerWaitError { code, error }) => {
+                bail!("installing ffmpeg in the services' image failed (exit {code}): {error}")
+            }
+            Err(e) => return Err(e).context("waiting for the image-building container"),
+        }
+    }
+    Ok(())
 }
 
 /// Also tags the stack image `socialnet-stack:local`, the name the Compose file uses.

@@ -43,7 +43,15 @@ impl Stack {
             ));
             let limit = c
                 .body_limit
-                .map(|b| format!("client_max_body_size {b}; "))
+                .map(|b| {
+                    // A large upload goes on to the service as it arrives.
+                    let stream = if b > super::STREAMED_BODY {
+                        "proxy_request_buffering off; "
+                    } else {
+                        ""
+                    };
+                    format!("client_max_body_size {b}; {stream}")
+                })
                 .unwrap_or_default();
             for route in c.routes {
                 let path = route.path;

@@ -150,8 +150,13 @@ pub struct Component {
 /// The body limit of the JSON APIs: 64 KiB.
 pub const SERVICE_BODY_LIMIT: u32 = 64 * 1024;
 
-/// The body limit of media's uploads: its largest image, 10 MiB.
-pub const MEDIA_BODY_LIMIT: u32 = 10 * 1024 * 1024;
+/// The body limit of media's uploads: its largest video, 100 MiB (images are held to
+/// 10 MiB by the service itself, which knows the kind from the first bytes).
+pub const MEDIA_BODY_LIMIT: u32 = 100 * 1024 * 1024;
+
+/// Bodies past this size are streamed by the gateway to the service as they arrive
+/// instead of being buffered first.
+pub const STREAMED_BODY: u32 = 1024 * 1024;
 
 /// A dependency name standing for the services' OTLP receiver.
 pub const OTLP_RECEIVER: &str = "otlp";
@@ -333,6 +338,7 @@ pub const COMPONENTS: &[Component] = &[
                 ("MEDIA_S3_ACCESS_KEY", secrets::OBJECTS_ACCESS_KEY),
                 ("MEDIA_S3_SECRET_KEY", "{objects_secret}"),
                 ("MEDIA_MAX_IMAGE_BYTES", "10485760"),
+                ("MEDIA_MAX_VIDEO_BYTES", "104857600"),
             ],
         )
     },

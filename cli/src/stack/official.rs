@@ -29,6 +29,9 @@ pub const REDIS_IMAGE: &str = "redis:7.4.1-bookworm";
 pub const NGINX_IMAGE: &str = "nginx:1.27.3-bookworm";
 pub const COLLECTOR_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.114.0";
 pub const JAEGER_IMAGE: &str = "jaegertracing/all-in-one:1.62.0";
+/// The object store in official-image mode, in place of `socialnet objects`; media makes
+/// its bucket at start.
+pub const MINIO_IMAGE: &str = "minio/minio:RELEASE.2025-04-22T22-12-26Z";
 /// Base of the services' image in official-image mode (instead of the debootstrap one).
 pub const DEBIAN_IMAGE: &str = "debian:bookworm-20241111-slim";
 pub const OFFICIAL_IMAGES: &[&str] = &[
@@ -37,6 +40,7 @@ pub const OFFICIAL_IMAGES: &[&str] = &[
     NGINX_IMAGE,
     COLLECTOR_IMAGE,
     JAEGER_IMAGE,
+    MINIO_IMAGE,
     DEBIAN_IMAGE,
 ];
 

@@ -361,6 +361,24 @@ impl Stack {
                 );
             }
             (Role::Jaeger, _) => e.image = Some(official::JAEGER_IMAGE.into()),
+            (Role::ObjectStore, _) if official => {
+                e.image = Some(official::MINIO_IMAGE.into());
+                e.program = Some("minio".into());
+                e.args = vec![
+                    "server".into(),
+                    paths.data.clone().unwrap_or_else(|| "/data".into()),
+                    "--address".into(),
+                    format!(":{port}"),
+                ];
+                for (k, v) in [
+                    ("MINIO_ROOT_USER", secrets::OBJECTS_ACCESS_KEY.into()),
+                    ("MINIO_ROOT_PASSWORD", self.cfg.secrets.objects.clone()),
+                ] {
+                    e.env.insert(k.into(), v);
+                }
+                // MinIO's on-disk format is its own: a volume of its own.
+                e.data = c.data.map(|(name, _)| format!("{name}-official"));
+            }
             (Role::ObjectStore, _) => {
                 e.program = Some("socialnet".into());
                 e.args = vec!["objects".into()];

@@ -433,15 +433,35 @@ async fn an_image_is_uploaded_processed_and_served_through_the_gateway(
     .await;
     assert_eq!(s, 201, "{post}");
     assert_eq!(post["media"][0]["thumbnails"], done["variants"]);
-    // Over the gateway's limit for the route: its own JSON 413.
+    // Over the gateway's limit for the route (the largest video): NGINX's own JSON 413,
+    // before the service sees a byte.
     let r = client
         .post(format!("{base}/api/media"))
         .bearer_auth(token)
-        .body(vec![0u8; 11 * 1024 * 1024])
+        .body(vec![0u8; 101 * 1024 * 1024])
         .send()
         .await
         .expect("oversize upload");
     assert_eq!(r.status(), 413);
     let v: Value = r.json().await.expect("JSON error body");
     assert_eq!(v["error"], "payload_too_large");
+    // Within the gateway's limit but an image past the service's: the service's 413,
+    // the same JSON shape.
+    let mut big_png = b"\x89PNG\r\n\x1a\n".to_vec();
+    big_png.resize(11 * 1024 * 1024, 0);
+    let r = client
+        .post(format!("{base}/api/media"))
+        .bearer_auth(token)
+        .body(big_png)
+        .send()
+        .await
+        .expect("oversize image");
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.expect("JSON error body");
+    assert_eq!(v["error"], "payload_too_large");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("an image"),
+        "{v}"
+    );
+    assert!(v["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{v}");
 }

@@ -32,6 +32,35 @@ pub struct Config {
     /// Jobs processed at once by this replica's worker.
     #[arg(long, env = "MEDIA_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Seconds a worker holds a job before another replica may take it again (a worker
+    /// that died mid-job lets it run out).
+    #[arg(long, env = "MEDIA_JOB_LEASE", default_value_t = 60)]
+    pub job_lease_secs: i64,
+    #[command(flatten)]
+    pub sweep: SweepConfig,
+    /// The ffmpeg program (video posters).
+    #[arg(long, env = "MEDIA_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: String,
+    /// The ffprobe program (video checks).
+    #[arg(long, env = "MEDIA_FFPROBE", default_value = "ffprobe")]
+    pub ffprobe: String,
+    /// Where uploads of video are spooled while they arrive (the system's temporary
+    /// directory unless set).
+    #[arg(long, env = "MEDIA_SPOOL_DIR")]
+    pub spool_dir: Option<std::path::PathBuf>,
+}
+
+/// The sweeper: objects no media row points at (left by an upload that crashed between
+/// the store and the database) are removed once they are old enough that no upload can
+/// still be on its way to writing their row.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepConfig {
+    /// Seconds between sweeps (0: never).
+    #[arg(long, env = "MEDIA_SWEEP_INTERVAL", default_value_t = 600)]
+    pub interval_secs: u64,
+    /// How old an unreferenced object must be before it is removed, in seconds.
+    #[arg(long, env = "MEDIA_SWEEP_GRACE", default_value_t = 3600)]
+    pub grace_secs: u64,
 }
 
 /// The S3-compatible object store.
@@ -58,6 +87,10 @@ pub struct Limits {
     /// Largest image, in bytes.
     #[arg(long, env = "MEDIA_MAX_IMAGE_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_image_bytes: usize,
+    /// Largest video (MP4 or WebM), in bytes: spooled to disk as it arrives, never held
+    /// in memory.
+    #[arg(long, env = "MEDIA_MAX_VIDEO_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_video_bytes: usize,
     /// Largest width or height an image may declare, in pixels: checked from its header,
     /// before any pixel is decoded.
     #[arg(long, env = "MEDIA_MAX_SIDE", default_value_t = 12_000)]
@@ -74,6 +107,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_image_bytes: 10 * 1024 * 1024,
+            max_video_bytes: 100 * 1024 * 1024,
             max_side: 12_000,
             max_decode_alloc: 512 * 1024 * 1024,
             job_timeout_secs: 30,

@@ -6,10 +6,13 @@ pub mod config;
 pub mod error;
 pub mod objects;
 pub mod process;
+pub mod receive;
 pub mod routes;
 pub mod sniff;
 pub mod state;
 pub mod store;
+pub mod sweeper;
+pub mod video;
 pub mod worker;
 
 use std::sync::Arc;
@@ -36,7 +39,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     common::openapi::finish(
         api().into_openapi(),
         "media",
-        "Image uploads, thumbnails made in the background, and files served CDN-style.",
+        "Image and video uploads, thumbnails and video posters made in the background, and files served CDN-style.",
     )
 }
 
@@ -60,6 +63,11 @@ pub async fn state(config: &config::Config) -> anyhow::Result<AppState> {
         verifier: TokenVerifier::for_service(http, config.jwks_url.clone(), &config.redis_url),
         objects: objects::Objects::new(&config.store)?,
         limits: Arc::new(config.limits.clone()),
+        video: Arc::new(video::Tools {
+            ffmpeg: config.ffmpeg.clone(),
+            ffprobe: config.ffprobe.clone(),
+        }),
+        spool_dir: Arc::new(config.spool_dir.clone().unwrap_or_else(std::env::temp_dir)),
         wake: Arc::default(),
     })
 }
@@ -67,7 +75,13 @@ pub async fn state(config: &config::Config) -> anyhow::Result<AppState> {
 /// Connects, starts the worker, and serves until shutdown.
 pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let state = state(&config).await?;
-    worker::start(state.clone(), config.workers);
+    // An empty store (MinIO in official-image mode) gets its bucket here; one that has
+    // it answers 409. Not fatal: uploads answer 503 until the store is there.
+    if let Err(e) = state.objects.ensure_bucket(&config.store).await {
+        tracing::warn!(error = %e, bucket = %config.store.bucket, "could not make sure the bucket exists");
+    }
+    worker::start(state.clone(), config.workers, config.job_lease_secs);
+    sweeper::start(state.clone(), config.sweep.clone());
     let listener = server::bind(config.listen).await?;
     server::serve(listener, app(state)).await
 }

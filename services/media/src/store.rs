@@ -20,8 +20,12 @@ pub struct Row {
     pub width: Option<i32>,
     pub height: Option<i32>,
     pub variants: Vec<String>,
+    pub duration_ms: Option<i64>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
+
+/// The columns of a `Row`, in its order.
+const COLUMNS: &str = "id, owner, kind, sha256, bytes, status, reason, width, height, variants, duration_ms, created_at";
 
 /// A new upload: the row and its job, in one statement (one transaction).
 pub struct NewMedia<'a> {
@@ -31,23 +35,32 @@ pub struct NewMedia<'a> {
     pub bytes: i64,
     pub width: i32,
     pub height: i32,
+    /// A video's length.
+    pub duration_ms: Option<i64>,
     pub context: &'a HashMap<String, String>,
 }
 
-/// The new row, as stored.
+/// The new row, as stored. The statement holds the original's lock (shared) while it
+/// inserts, so the sweeper, which holds it alone while it looks for rows and deletes,
+/// cannot delete an original between an upload's check that it exists and its row.
 pub async fn create(db: &Db, m: NewMedia<'_>) -> Result<Row> {
-    const INSERT: &str = "WITH new_media AS (\
-           INSERT INTO media (id, owner, kind, sha256, bytes, width, height) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7) \
-           RETURNING id, owner, kind, sha256, bytes, status, reason, width, height, variants, created_at), \
-         job AS (INSERT INTO media_jobs (media_id, context) SELECT id, $8 FROM new_media) \
-         SELECT * FROM new_media";
+    static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH new_media AS (\
+               INSERT INTO media (id, owner, kind, sha256, bytes, width, height, duration_ms) \
+               SELECT $1, $2, $3, $4, $5, $6, $7, $9 \
+               FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended($4, 0))) AS original_lock \
+               RETURNING {COLUMNS}), \
+             job AS (INSERT INTO media_jobs (media_id, context) SELECT id, $8 FROM new_media) \
+             SELECT * FROM new_media"
+        )
+    });
     let context = serde_json::to_value(m.context).unwrap_or_default();
     Ok(db
         .spans
         .run(
-            INSERT,
-            sqlx::query_as::<_, Row>(INSERT)
+            INSERT.as_str(),
+            sqlx::query_as::<_, Row>(INSERT.as_str())
                 .bind(Uuid::now_v7())
                 .bind(m.owner)
                 .bind(m.kind)
@@ -56,19 +69,20 @@ pub async fn create(db: &Db, m: NewMedia<'_>) -> Result<Row> {
                 .bind(m.width)
                 .bind(m.height)
                 .bind(&context)
+                .bind(m.duration_ms)
                 .fetch_one(&db.pool),
         )
         .await?)
 }
 
 pub async fn one(db: &Db, id: Uuid) -> Result<Option<Row>> {
-    const ONE: &str = "SELECT id, owner, kind, sha256, bytes, status, reason, width, height, \
-         variants, created_at FROM media WHERE id = $1";
+    static ONE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM media WHERE id = $1"));
     Ok(db
         .spans
         .run(
-            ONE,
-            sqlx::query_as::<_, Row>(ONE)
+            ONE.as_str(),
+            sqlx::query_as::<_, Row>(ONE.as_str())
                 .bind(id)
                 .fetch_optional(&db.pool),
         )
@@ -83,6 +97,7 @@ pub struct Job {
     pub context: serde_json::Value,
     pub kind: String,
     pub sha256: String,
+    pub duration_ms: Option<i64>,
 }
 
 /// Leases the oldest job nobody holds, for `lease_secs`; `None` when there is none.
@@ -97,7 +112,7 @@ pub async fn lease(db: &Db, lease_secs: i64) -> Result<Option<Job>> {
          UPDATE media_jobs j SET attempts = j.attempts + 1, \
            lease_until = now() + make_interval(secs => $1) \
          FROM next, media m WHERE j.media_id = next.media_id AND m.id = j.media_id \
-         RETURNING j.media_id, j.attempts, j.context, m.kind, m.sha256";
+         RETURNING j.media_id, j.attempts, j.context, m.kind, m.sha256, m.duration_ms";
     Ok(sqlx::query_as::<_, Job>(LEASE)
         .bind(lease_secs as f64)
         .fetch_optional(&db.pool)
@@ -158,7 +173,7 @@ pub async fn retry_later(db: &Db, id: Uuid, secs: i64) -> Result<()> {
 pub struct Media {
     pub id: Uuid,
     pub owner: String,
-    /// `jpg`, `png`, `webp`, `gif`.
+    /// `jpg`, `png`, `webp`, `gif`, `mp4`, `webm`.
     pub kind: String,
     /// `pending` (being processed), `ready`, or `failed` (see `reason`).
     pub status: String,
@@ -166,9 +181,12 @@ pub struct Media {
     pub bytes: i64,
     pub width: Option<i32>,
     pub height: Option<i32>,
+    /// A video's length, in milliseconds.
+    pub duration_ms: Option<i64>,
     /// The original, as uploaded.
     pub url: String,
-    /// Variant name (`160`, `640`) → its URL, once ready.
+    /// Variant name (`160`, `640`) → its URL, once ready; for a video, these are its
+    /// poster frame's.
     pub variants: std::collections::BTreeMap<String, String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -194,7 +212,52 @@ impl Row {
             bytes: self.bytes,
             width: self.width,
             height: self.height,
+            duration_ms: self.duration_ms,
             created_at: self.created_at,
         }
     }
+}
+
+/// Of `shas`, those no media row points at.
+pub async fn unreferenced(db: &Db, shas: &[String]) -> Result<Vec<String>> {
+    const UNREFERENCED: &str = "SELECT s FROM unnest($1::text[]) AS s \
+         WHERE NOT EXISTS (SELECT 1 FROM media WHERE sha256 = s)";
+    Ok(db
+        .spans
+        .run(
+            UNREFERENCED,
+            sqlx::query_scalar::<_, String>(UNREFERENCED)
+                .bind(shas)
+                .fetch_all(&db.pool),
+        )
+        .await?)
+}
+
+/// Runs `delete` for an original while holding its lock alone, if still no row points
+/// at it: an upload's row, which takes the lock shared, waits meanwhile, and its upload
+/// then finds the object gone and stores it again. True when `delete` ran.
+pub async fn delete_if_unreferenced<F, Fut>(db: &Db, sha: &str, delete: F) -> Result<bool>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+    const REFERENCED: &str = "SELECT EXISTS (SELECT 1 FROM media WHERE sha256 = $1)";
+    let mut tx = db.pool.begin().await?;
+    db.spans
+        .run(LOCK, sqlx::query(LOCK).bind(sha).execute(&mut *tx))
+        .await?;
+    let referenced: bool = db
+        .spans
+        .run(
+            REFERENCED,
+            sqlx::query_scalar(REFERENCED).bind(sha).fetch_one(&mut *tx),
+        )
+        .await?;
+    if referenced {
+        return Ok(false);
+    }
+    let deleted = delete().await;
+    tx.commit().await?;
+    Ok(deleted)
 }

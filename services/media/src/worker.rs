@@ -27,18 +27,17 @@ use crate::store;
 pub const QUEUE: &str = "media.jobs";
 /// Attempts before a job that keeps failing for want of the store is given up.
 const MAX_ATTEMPTS: i32 = 5;
-/// How long a worker may hold a job before another may take it.
-const LEASE_SECS: i64 = 60;
 /// How often an idle worker looks for jobs queued by other replicas.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-/// Starts `n` workers on this replica, for as long as the process runs.
-pub fn start(state: AppState, n: usize) {
+/// Starts `n` workers on this replica, for as long as the process runs; each holds a job
+/// for at most `lease_secs` before another worker may take it again.
+pub fn start(state: AppState, n: usize, lease_secs: i64) {
     for _ in 0..n.max(1) {
         let state = state.clone();
         tokio::spawn(async move {
             loop {
-                match store::lease(&state.db, LEASE_SECS).await {
+                match store::lease(&state.db, lease_secs).await {
                     Ok(Some(job)) => run(&state, job).await,
                     Ok(None) => {
                         let _ = tokio::time::timeout(IDLE_POLL, state.wake.notified()).await;
@@ -105,19 +104,26 @@ enum Failure {
     Store(String),
 }
 
-/// Fetches the original, makes and stores the thumbnails; their names.
+/// Fetches the original, makes and stores the thumbnails (a video's are of its poster
+/// frame); their names.
 async fn make(state: &AppState, job: &store::Job) -> Result<Vec<String>, Failure> {
     let kind = Kind::from_extension(&job.kind)
         .ok_or_else(|| Failure::Refused(format!("unknown kind {}", job.kind)))?;
-    let original = state
-        .objects
-        .get(&original_key(&job.sha256, kind))
-        .await
-        .map_err(|e| Failure::Store(e.to_string()))?;
+    let key = original_key(&job.sha256, kind);
+    let (source_kind, source) = if kind.is_video() {
+        (Kind::Png, poster(state, job, &key).await?)
+    } else {
+        let bytes = state
+            .objects
+            .get(&key)
+            .await
+            .map_err(|e| Failure::Store(e.to_string()))?;
+        (kind, bytes.to_vec())
+    };
     let limits = state.limits.clone();
     let decode = tracing::info_span!("media.thumbnails", otel.name = "media.thumbnails");
     let variants = tokio::task::spawn_blocking(move || {
-        decode.in_scope(|| crate::process::thumbnails(kind, &original, &limits))
+        decode.in_scope(|| crate::process::thumbnails(source_kind, &source, &limits))
     })
     .await
     .map_err(|e| Failure::Refused(format!("processing crashed: {e}")))?
@@ -132,4 +138,30 @@ async fn make(state: &AppState, job: &store::Job) -> Result<Vec<String>, Failure
         names.push(v.name);
     }
     Ok(names)
+}
+
+/// A video's poster frame (PNG): the original is copied to a spool file (never held in
+/// memory) and ffmpeg reads the frame from it.
+async fn poster(state: &AppState, job: &store::Job, key: &str) -> Result<Vec<u8>, Failure> {
+    let spool = tempfile::Builder::new()
+        .prefix("job-")
+        .tempfile_in(&*state.spool_dir)
+        .map_err(|e| Failure::Store(format!("no spool file: {e}")))?
+        .into_temp_path();
+    state
+        .objects
+        .get_to_file(key, &spool)
+        .await
+        .map_err(|e| Failure::Store(e.to_string()))?;
+    let timeout = Duration::from_secs(state.limits.job_timeout_secs);
+    state
+        .video
+        .poster(&spool, job.duration_ms.unwrap_or(0), timeout)
+        .await
+        .map_err(|e| match e {
+            crate::video::Failed::Refused(r) => {
+                Failure::Refused(format!("no poster frame could be read: {}", r.0))
+            }
+            crate::video::Failed::Unavailable(m) => Failure::Store(m),
+        })
 }

@@ -131,23 +131,22 @@ async fn media_service(
     .expect("object store");
     let store_addr = testkit::spawn_app(store).await;
     let url = testkit::fresh_database("media").await;
-    let state = media::AppState {
-        db: Db::connect(&url, 4, &media::MIGRATOR)
+    let state = media::AppState::with(
+        Db::connect(&url, 4, &media::MIGRATOR)
             .await
             .expect("media db"),
-        cache: Cache::new(redis_url, &testkit::unique_prefix("media")).expect("redis"),
-        verifier: keys.verifier(),
-        objects: media::objects::Objects::new(&media::config::StoreConfig {
+        Cache::new(redis_url, &testkit::unique_prefix("media")).expect("redis"),
+        keys.verifier(),
+        media::objects::Objects::new(&media::config::StoreConfig {
             endpoint: format!("http://{store_addr}"),
             bucket: "media".into(),
             access_key: ACCESS.into(),
             secret_key: SECRET.into(),
         })
         .expect("object store client"),
-        limits: std::sync::Arc::new(media::config::Limits::default()),
-        wake: std::sync::Arc::default(),
-    };
-    media::worker::start(state.clone(), 1);
+        media::config::Limits::default(),
+    );
+    media::worker::start(state.clone(), 1, 60);
     let app = media::app(state);
     let addr = testkit::spawn_app(app.clone()).await;
     (app, addr, root)

@@ -138,8 +138,10 @@ async fn file(
             None => {}
         }
     }
-    let bytes = state.objects.get(&key).await?;
-    Ok((StatusCode::OK, h, Body::from(bytes)).into_response())
+    // Streamed as it comes from the store: a 100 MiB video is never held whole.
+    let (size, stream) = state.objects.get_stream(&key).await?;
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    Ok((StatusCode::OK, h, Body::from_stream(stream)).into_response())
 }
 
 #[cfg(test)]

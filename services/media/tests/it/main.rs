@@ -2,7 +2,9 @@
 //! `./dev.sh test`) and a real S3 server (the stack's object store, in-process on a
 //! private directory).
 
+mod sweeper;
 mod uploads;
+mod video;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,13 +97,14 @@ impl Harness {
     /// The service with its worker running.
     pub async fn new() -> Self {
         let h = Self::without_worker().await;
-        media::worker::start(h.state.clone(), 1);
+        media::worker::start(h.state.clone(), 1, 60);
         h
     }
 
     pub async fn without_worker() -> Self {
         testkit::init_tracing();
         let store = ObjectStore::new().await;
+        std::fs::create_dir_all(store.root.path().join("spool")).expect("spool dir");
         let url = testkit::fresh_database("media").await;
         let db = Db::connect(&url, 4, &media::MIGRATOR)
             .await
@@ -114,18 +117,19 @@ impl Harness {
             secret_key: SECRET.into(),
         })
         .expect("object store client");
-        let state = AppState {
+        let mut state = AppState::with(
             db,
-            cache: Cache::new(&testkit::redis_url(), &testkit::unique_prefix("media"))
-                .expect("redis url"),
-            verifier: keys.verifier(),
+            Cache::new(&testkit::redis_url(), &testkit::unique_prefix("media")).expect("redis url"),
+            keys.verifier(),
             objects,
-            limits: Arc::new(media::config::Limits {
+            media::config::Limits {
                 max_image_bytes: 256 * 1024,
+                max_video_bytes: 2 * 1024 * 1024,
                 ..Default::default()
-            }),
-            wake: Arc::default(),
-        };
+            },
+        );
+        // Spooled files where the test can count them.
+        state.spool_dir = Arc::new(store.root.path().join("spool"));
         Self {
             app: media::app(state.clone()),
             keys,
@@ -166,6 +170,13 @@ impl Harness {
         }
     }
 
+    /// Spool files left behind (there should be none once a request is answered).
+    pub fn spooled(&self) -> usize {
+        std::fs::read_dir(self.store.root.path().join("spool"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     pub async fn rows(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM media")
             .fetch_one(&self.state.db.pool)
@@ -194,4 +205,24 @@ pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
         .write_to(&mut buf, image::ImageFormat::Jpeg)
         .expect("encode");
     buf.into_inner()
+}
+
+/// A short video made by Debian's ffmpeg from its test pattern: `secs` seconds of
+/// `w` × `h`, as `format` (`mp4` or `webm`).
+pub fn video(format: &str, w: u32, h: u32, secs: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join(format!("v.{format}"));
+    let codec: &[&str] = match format {
+        "mp4" => &["-c:v", "mpeg4", "-q:v", "5"],
+        _ => &["-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime"],
+    };
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc=size={w}x{h}:rate=10:duration={secs}"))
+        .args(codec)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs (./dev.sh test installs Debian's ffmpeg)");
+    assert!(status.success(), "ffmpeg made no {format}");
+    std::fs::read(out).expect("the video")
 }

@@ -195,13 +195,24 @@ async fn hostile_and_wrong_files_are_refused_and_nothing_is_stored() {
         r.text
     );
     // Over the limit (256 KiB in this harness).
-    h.upload(&ann, vec![0xFF; 300 * 1024])
+    let mut big = vec![0xFF, 0xD8, 0xFF];
+    big.resize(300 * 1024, 0);
+    h.upload(&ann, big)
         .await
         .expect_error(413, "payload_too_large");
-    // A video container: not taken yet, and said so.
-    h.upload(&ann, b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec())
+    // A video container that is only its first box.
+    let r = h
+        .upload(&ann, b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec())
         .await
-        .expect_error(415, "unsupported_media_type");
+        .expect_error(422, "validation_failed");
+    assert!(
+        r.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("mp4 container"),
+        "{}",
+        r.text
+    );
     // No token.
     Req::post("/api/media")
         .raw("image/png", png(10, 10, 2))
@@ -296,7 +307,7 @@ async fn a_job_whose_worker_died_is_taken_again_and_done_once() {
     assert_eq!(job.attempts, 1);
     drop(job);
     // A live worker takes it once the lease runs out, and finishes it.
-    media::worker::start(h.state.clone(), 1);
+    media::worker::start(h.state.clone(), 1, 60);
     let done = h.settled(&id).await;
     assert_eq!(done["status"], "ready", "{done}");
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM media_jobs")
