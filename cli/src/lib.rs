@@ -65,6 +65,9 @@ pub enum Command {
     /// Benchmark a large video upload through the gateway: throughput, media's memory
     /// during it (streamed: goal under 64 MiB), time until its poster is ready.
     BenchMedia(cmd::bench_media::BenchMediaArgs),
+    /// Break a component on purpose (kill, stop, pause, restart) and heal it by itself
+    /// after --duration; Ctrl-C or `chaos heal` heals at once. Fault windows go to the sink.
+    Chaos(cmd::chaos::ChaosArgs),
     /// Benchmark the sink: OTLP ingest rate (HTTP, gRPC), verification time, memory per span.
     BenchSink(cmd::bench_sink::BenchSinkArgs),
     /// Check that every trace in the sink (or Jaeger, or a file) arrived whole.
@@ -154,6 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchSink(a) => cmd::bench_sink::run(&a).await,
         Command::BenchMessaging(a) => done(cmd::bench_messaging::run(&a).await),
         Command::BenchMedia(a) => done(cmd::bench_media::run(&a).await),
+        Command::Chaos(a) => done(cmd::chaos::run(&a).await),
         Command::VerifyTraces(a) => cmd::verify::verify_traces(&a).await,
         Command::Traces(a) => done(cmd::verify::traces(&a).await),
     }

@@ -253,6 +253,7 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
     }
 
     presence_goes_offline_when_a_replica_is_killed(&client, &token, &state_dir).await;
+    chaos_breaks_and_heals(&client, &token, &state_dir).await;
 
     let down = socialctl(&state_dir, &["down"]);
     assert!(down.status.success());
@@ -464,4 +465,147 @@ async fn an_image_is_uploaded_processed_and_served_through_the_gateway(
         "{v}"
     );
     assert!(v["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{v}");
+}
+
+/// `socialctl chaos` in the background (it waits out its fault), on this stack.
+fn chaos_in_background(state: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .arg("chaos")
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--runtime", "local"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("socialctl chaos starts")
+}
+
+/// Waits for a background chaos command to end by itself; its stdout.
+async fn finished(mut child: std::process::Child, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                status.success(),
+                "chaos failed: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chaos did not end within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Chaos on the local runtime: one feed replica killed behind the gateway's retry,
+/// every replica killed (the gateway's JSON 503 until it heals by itself), profile
+/// paused and healed from another command, and each window recorded in the sink.
+async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &Path) {
+    let timeline = || {
+        api(
+            client,
+            reqwest::Method::GET,
+            "/api/feed/timeline",
+            Some(token),
+            None,
+        )
+    };
+    // One of two replicas killed: NGINX retries on the other, every request succeeds.
+    let one = chaos_in_background(state, &["kill", "feed#2", "--duration", "3s"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(state.join("chaos.json")).is_ok_and(|s| s.contains("feed-2")) {
+        assert!(Instant::now() < deadline, "the fault was never recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..20 {
+        assert_eq!(timeline().await.0, 200, "the other replica answers");
+    }
+    let out = finished(one, Duration::from_secs(30)).await;
+    assert!(out.contains("healed (timer)"), "{out}");
+    let status: Value =
+        serde_json::from_str(&stdout(&socialctl(state, &["status", "--json"]))).expect("JSON");
+    let feed2 = status["components"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["name"] == "feed-2"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(feed2["state"], "running", "started again: {feed2}");
+
+    // Every replica killed: the gateway answers its JSON 503, then feed is back by itself.
+    let all = chaos_in_background(state, &["kill", "feed", "--duration", "2s"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let (s, body) = timeline().await;
+        if s >= 500 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "feed never went away");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed["error"], "unavailable", "{failed}");
+    finished(all, Duration::from_secs(30)).await;
+    assert_eq!(timeline().await.0, 200, "healed");
+
+    // Paused for a minute, healed at once from another command.
+    let paused = chaos_in_background(state, &["pause", "profile", "--duration", "60s"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = stdout(&socialctl(state, &["chaos", "status"]));
+        if listed.contains("pause") && listed.contains("profile") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never listed the pause: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let healed = socialctl(state, &["chaos", "heal"]);
+    assert!(
+        stdout(&healed).contains("healed pause profile"),
+        "{}",
+        stdout(&healed)
+    );
+    let out = finished(paused, Duration::from_secs(10)).await;
+    assert!(out.contains("healed by `socialctl chaos heal`"), "{out}");
+    let (s, _) = api(
+        client,
+        reqwest::Method::GET,
+        "/api/profiles/nobody_here",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "profile answers again");
+    assert!(stdout(&socialctl(state, &["chaos", "status"])).contains("no active faults"));
+
+    // Each window is a span of socialctl.chaos in the sink.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let traces: Value = client
+            .get(format!(
+                "http://127.0.0.1:{SINK_HTTP}/api/traces?service=socialctl.chaos&limit=20"
+            ))
+            .send()
+            .await
+            .expect("sink")
+            .json()
+            .await
+            .expect("JSON");
+        let n = traces.as_array().map_or(0, Vec::len);
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fault windows in the sink: {traces}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

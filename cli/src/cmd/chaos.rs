@@ -1,0 +1,598 @@
+//! `socialctl chaos`: break a component on purpose, heal it by itself, and leave the
+//! break in the traces.
+//!
+//! Process faults, on both runtimes through the runtime interface: `kill` (SIGKILL),
+//! `stop` (its graceful stop signal), `pause` (frozen) each last `--duration` and are
+//! healed by socialctl at its end (a killed or stopped instance is started again, a
+//! paused one resumed); Ctrl-C heals at once, and so does `socialctl chaos heal` from
+//! another terminal. `restart` is a fault of its own, with no duration.
+//!
+//! Active faults are recorded in the stack's state directory (`chaos.json`), which is
+//! what `chaos status` lists and `chaos heal` heals, so a fault outlives neither its
+//! duration nor a lost terminal. Each fault window, when it ends, is sent to the sink as
+//! one span of the service `socialctl.chaos` (`chaos.kind`, `chaos.target`,
+//! `chaos.instances`, `chaos.healed_by`), from the fault's start to its healing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::{AnyRuntime, Runtime as _};
+use crate::stack::{Signal, Stack};
+
+#[derive(Debug, clap::Args)]
+pub struct ChaosArgs {
+    #[command(subcommand)]
+    pub verb: Verb,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Verb {
+    /// SIGKILL every process of the target; it is started again when the fault heals
+    /// (Docker's restart policy may bring it back sooner: `chaos status` says so).
+    Kill(FaultArgs),
+    /// Stop the target gracefully (its own stop signal); started again when it heals.
+    Stop(FaultArgs),
+    /// Freeze the target (SIGSTOP on the local runtime, the cgroup freezer on Docker):
+    /// it holds its connections and answers nothing until it heals.
+    Pause(FaultArgs),
+    /// Restart the target now (stop, start, wait until healthy).
+    Restart(TargetArgs),
+    /// List the active faults and the time each has left.
+    Status(StackOnly),
+    /// Heal every active fault now.
+    Heal(StackOnly),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub stack: super::StackArgs,
+    /// A component (`feed`: every replica of it) or one replica (`feed#2`).
+    pub target: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FaultArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// How long the fault lasts before socialctl heals it.
+    #[arg(long, default_value = "30s", value_parser = scenarios::workload::parse_duration)]
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackOnly {
+    #[command(flatten)]
+    pub stack: super::StackArgs,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Kill,
+    Stop,
+    Pause,
+    Restart,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Kill => "kill",
+            Kind::Stop => "stop",
+            Kind::Pause => "pause",
+            Kind::Restart => "restart",
+        }
+    }
+
+    fn heal_plan(self) -> &'static str {
+        match self {
+            Kind::Kill | Kind::Stop => "start it again and wait until it is healthy",
+            Kind::Pause => "resume it",
+            Kind::Restart => "nothing (a restart heals itself)",
+        }
+    }
+}
+
+/// An active fault, as recorded in `chaos.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    pub id: String,
+    pub kind: Kind,
+    pub target: String,
+    pub instances: Vec<String>,
+    pub started: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// The `socialctl chaos` process that heals it when its time is up.
+    pub owner: u32,
+}
+
+fn journal(dir: &Path) -> PathBuf {
+    dir.join("chaos.json")
+}
+
+pub fn active(dir: &Path) -> Vec<Fault> {
+    std::fs::read_to_string(journal(dir))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+fn save(dir: &Path, faults: &[Fault]) -> anyhow::Result<()> {
+    let path = journal(dir);
+    if faults.is_empty() {
+        let _ = std::fs::remove_file(&path);
+        return Ok(());
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(faults)?)
+        .with_context(|| format!("could not write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("could not write {}", path.display()))
+}
+
+/// Removes fault `id` from the journal; whether it was still there (not healed by
+/// someone else meanwhile).
+fn take(dir: &Path, id: &str) -> anyhow::Result<bool> {
+    let mut faults = active(dir);
+    let before = faults.len();
+    faults.retain(|f| f.id != id);
+    save(dir, &faults)?;
+    Ok(faults.len() != before)
+}
+
+/// The instances `target` names in `stack`: every replica of a component, or one.
+pub fn resolve(stack: &Stack, target: &str) -> anyhow::Result<Vec<String>> {
+    let (name, replica) = match target.split_once('#') {
+        Some((n, r)) => {
+            let r: u32 = r
+                .parse()
+                .ok()
+                .filter(|r| *r >= 1)
+                .with_context(|| format!("{target:?}: a replica is named NAME#N, N from 1"))?;
+            (n, Some(r))
+        }
+        None => (target, None),
+    };
+    let Some(c) = stack.component(name) else {
+        let names: Vec<&str> = stack
+            .components()
+            .map(|c| c.name)
+            .filter(|n| *n != "sink")
+            .collect();
+        bail!(
+            "no component {name:?} in this stack; chaos can target: {}",
+            names.join(", ")
+        );
+    };
+    if c.name == "sink" {
+        bail!("the sink records the faults and the traces they leave: chaos leaves it alone");
+    }
+    let replicas = stack.replicas(c);
+    match replica {
+        Some(r) if r > replicas => {
+            bail!("{name} runs {replicas} replica(s) here; {target} is not one of them")
+        }
+        Some(r) => Ok(vec![crate::stack::instance_name(name, r - 1)]),
+        None => Ok((0..replicas)
+            .map(|r| crate::stack::instance_name(name, r))
+            .collect()),
+    }
+}
+
+fn hms(t: DateTime<Utc>) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%H:%M:%S")
+        .to_string()
+}
+
+pub async fn run(a: &ChaosArgs) -> anyhow::Result<()> {
+    match &a.verb {
+        Verb::Kill(f) => fault(f, Kind::Kill).await,
+        Verb::Stop(f) => fault(f, Kind::Stop).await,
+        Verb::Pause(f) => fault(f, Kind::Pause).await,
+        Verb::Restart(t) => restart(t).await,
+        Verb::Status(s) => status(s).await,
+        Verb::Heal(s) => heal_all(s).await,
+    }
+}
+
+/// The running stack's table and runtime, or an error that says how to start one.
+async fn open(stack: &super::StackArgs) -> anyhow::Result<(Stack, AnyRuntime, PathBuf)> {
+    let state = stack.recorded().with_context(|| {
+        format!(
+            "no stack is up from {}; start one with `socialctl up` (or name its --state-dir)",
+            stack.dir().display()
+        )
+    })?;
+    let rt = stack.target().in_use().await?;
+    Ok((Stack::new(state.config), rt, stack.dir()))
+}
+
+async fn apply(rt: &AnyRuntime, stack: &Stack, kind: Kind, instance: &str) -> anyhow::Result<()> {
+    match kind {
+        Kind::Kill => rt.signal(instance, Signal::Kill).await,
+        Kind::Stop => {
+            let component = instance.rsplit_once('-').map_or(instance, |(c, r)| {
+                if r.parse::<u32>().is_ok() {
+                    c
+                } else {
+                    instance
+                }
+            });
+            let signal = stack
+                .component(component)
+                .map_or(Signal::Term, |c| c.stop_signal);
+            rt.signal(instance, signal).await
+        }
+        Kind::Pause => rt.pause(instance).await,
+        Kind::Restart => rt.restart(instance).await,
+    }
+}
+
+async fn heal_one(rt: &AnyRuntime, f: &Fault) -> anyhow::Result<()> {
+    for i in &f.instances {
+        match f.kind {
+            Kind::Kill | Kind::Stop => rt
+                .restart(i)
+                .await
+                .with_context(|| format!("could not start {i} again"))?,
+            Kind::Pause => rt
+                .resume(i)
+                .await
+                .with_context(|| format!("could not resume {i}"))?,
+            Kind::Restart => {}
+        }
+    }
+    Ok(())
+}
+
+async fn fault(a: &FaultArgs, kind: Kind) -> anyhow::Result<()> {
+    let (stack, rt, dir) = open(&a.target.stack).await?;
+    let instances = resolve(&stack, &a.target.target)?;
+    let running: Vec<String> = rt
+        .status()
+        .await?
+        .into_iter()
+        .filter(|s| s.state == "running")
+        .map(|s| s.name)
+        .collect();
+    for i in &instances {
+        if !running.contains(i) {
+            bail!("{i} is not running; `socialctl status` shows what is");
+        }
+        if let Some(f) = active(&dir).iter().find(|f| f.instances.contains(i)) {
+            bail!(
+                "{i} already has an active fault ({} until {}); heal it first with `socialctl chaos heal`",
+                f.kind.name(),
+                hms(f.until)
+            );
+        }
+    }
+    let started = Utc::now();
+    let until = started + chrono::Duration::from_std(a.duration)?;
+    let f = Fault {
+        id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+        kind,
+        target: a.target.target.clone(),
+        instances: instances.clone(),
+        started,
+        until,
+        owner: std::process::id(),
+    };
+    let mut faults = active(&dir);
+    faults.push(f.clone());
+    save(&dir, &faults)?;
+    for i in &instances {
+        if let Err(e) = apply(&rt, &stack, kind, i).await {
+            let _ = take(&dir, &f.id);
+            let _ = heal_one(&rt, &f).await;
+            return Err(e.context(format!("could not {} {i}", kind.name())));
+        }
+    }
+    let restarts_before = restarts(&rt, &instances).await;
+    println!(
+        "{} chaos {} {}: {}",
+        hms(started),
+        kind.name(),
+        a.target.target,
+        instances.join(", ")
+    );
+    println!(
+        "  heals at {} (in {} s): will {}; Ctrl-C heals now, so does `socialctl chaos heal`",
+        hms(until),
+        a.duration.as_secs(),
+        kind.heal_plan()
+    );
+    println!(
+        "  see it: `socialctl traces --errors` (requests that failed meanwhile); under `socialctl load`, its report and `verify-traces --sent`"
+    );
+    let healed_by = wait(&dir, &f, a.duration, &rt, restarts_before).await;
+    if healed_by == "heal" {
+        println!("{} healed by `socialctl chaos heal`", hms(Utc::now()));
+        return Ok(());
+    }
+    take(&dir, &f.id)?;
+    heal_one(&rt, &f).await?;
+    let ended = Utc::now();
+    record_window(&a.target.stack, &f, ended, healed_by).await;
+    println!(
+        "{} healed ({healed_by}): {} {} from {} to {}",
+        hms(ended),
+        kind.name(),
+        a.target.target,
+        hms(f.started),
+        hms(ended)
+    );
+    Ok(())
+}
+
+/// Restart counts the runtime reports for `instances` (Docker's restart policy).
+async fn restarts(rt: &AnyRuntime, instances: &[String]) -> u64 {
+    rt.status()
+        .await
+        .map(|rows| {
+            rows.iter()
+                .filter(|r| instances.contains(&r.name))
+                .filter_map(|r| r.restarts)
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits out the fault: its duration (`timer`), Ctrl-C (`interrupt`), or its record
+/// vanishing because `chaos heal` healed it (`heal`). Says when the runtime's restart
+/// policy brings the target back before then.
+async fn wait(
+    dir: &Path,
+    f: &Fault,
+    duration: Duration,
+    rt: &AnyRuntime,
+    restarts_before: u64,
+) -> &'static str {
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut said_restart = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return "timer",
+            _ = tokio::signal::ctrl_c() => return "interrupt",
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if !active(dir).iter().any(|x| x.id == f.id) {
+                    return "heal";
+                }
+                if !said_restart && matches!(f.kind, Kind::Kill) {
+                    let now = restarts(rt, &f.instances).await;
+                    if now > restarts_before {
+                        said_restart = true;
+                        println!(
+                            "{} the runtime's restart policy started {} again before the fault's end",
+                            hms(Utc::now()),
+                            f.instances.join(", ")
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn restart(a: &TargetArgs) -> anyhow::Result<()> {
+    let (stack, rt, _) = open(&a.stack).await?;
+    let instances = resolve(&stack, &a.target)?;
+    let started = Utc::now();
+    for i in &instances {
+        println!("{} chaos restart {i}", hms(Utc::now()));
+        apply(&rt, &stack, Kind::Restart, i).await?;
+    }
+    let ended = Utc::now();
+    let f = Fault {
+        id: String::new(),
+        kind: Kind::Restart,
+        target: a.target.clone(),
+        instances,
+        started,
+        until: ended,
+        owner: std::process::id(),
+    };
+    record_window(&a.stack, &f, ended, "done").await;
+    println!(
+        "{} restarted and healthy again after {:.1} s",
+        hms(ended),
+        (ended - started).num_milliseconds() as f64 / 1000.0
+    );
+    Ok(())
+}
+
+async fn status(a: &StackOnly) -> anyhow::Result<()> {
+    let faults = active(&a.stack.dir());
+    if faults.is_empty() {
+        println!("no active faults");
+        return Ok(());
+    }
+    let rt = a.stack.target().in_use().await?;
+    let rows = rt.status().await.unwrap_or_default();
+    println!(
+        "{:<12} {:<8} {:<16} {:<9} {:<10} instances",
+        "id", "fault", "target", "since", "left"
+    );
+    let mut orphans = false;
+    for f in faults {
+        let left = (f.until - Utc::now()).num_seconds().max(0);
+        let owner = if crate::runtime::process::alive(f.owner) {
+            format!("{left} s")
+        } else {
+            orphans = true;
+            "orphaned".into()
+        };
+        let states: Vec<String> = f
+            .instances
+            .iter()
+            .map(|i| {
+                let r = rows.iter().find(|r| &r.name == i);
+                let state = r.map_or("absent", |r| r.state);
+                match r.and_then(|r| r.restarts) {
+                    Some(n) if n > 0 => format!("{i} ({state}, restarted {n}× by the runtime)"),
+                    _ => format!("{i} ({state})"),
+                }
+            })
+            .collect();
+        println!(
+            "{:<12} {:<8} {:<16} {:<9} {:<10} {}",
+            f.id,
+            f.kind.name(),
+            f.target,
+            hms(f.started),
+            owner,
+            states.join(", ")
+        );
+    }
+    if orphans {
+        println!(
+            "(`orphaned`: the chaos command that owned it is gone; `socialctl chaos heal` heals it)"
+        );
+    }
+    Ok(())
+}
+
+async fn heal_all(a: &StackOnly) -> anyhow::Result<()> {
+    let dir = a.stack.dir();
+    let faults = active(&dir);
+    if faults.is_empty() {
+        println!("no active faults");
+        return Ok(());
+    }
+    let rt = a.stack.target().in_use().await?;
+    for f in faults {
+        // Taken first: the owning command sees its record gone and stands down.
+        if !take(&dir, &f.id)? {
+            continue;
+        }
+        heal_one(&rt, &f).await?;
+        let ended = Utc::now();
+        record_window(&a.stack, &f, ended, "heal").await;
+        println!(
+            "{} healed {} {} (since {})",
+            hms(ended),
+            f.kind.name(),
+            f.target,
+            hms(f.started)
+        );
+    }
+    Ok(())
+}
+
+/// Sends the fault window to the sink as one span of `socialctl.chaos`. A stack without
+/// a sink (or one that is down) only loses the record, which is said.
+async fn record_window(stack: &super::StackArgs, f: &Fault, ended: DateTime<Utc>, healed_by: &str) {
+    let otlp = stack.addresses().otlp_http;
+    let body = window_span(f, ended, healed_by);
+    let sent = reqwest::Client::new()
+        .post(format!("{}/v1/traces", otlp.trim_end_matches('/')))
+        .header("content-type", "application/x-protobuf")
+        .timeout(Duration::from_secs(5))
+        .body(body)
+        .send()
+        .await;
+    if !matches!(&sent, Ok(r) if r.status().is_success()) {
+        eprintln!("note: the fault window could not be recorded in the sink at {otlp}");
+    }
+}
+
+/// The OTLP/protobuf body of a fault window's span.
+pub fn window_span(f: &Fault, ended: DateTime<Utc>, healed_by: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
+    use prost::Message as _;
+    let kv = |k: &str, v: String| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v)),
+        }),
+        ..Default::default()
+    };
+    let nanos = |t: DateTime<Utc>| t.timestamp_nanos_opt().unwrap_or_default() as u64;
+    let id = uuid::Uuid::new_v4();
+    let span = Span {
+        trace_id: id.as_bytes().to_vec(),
+        span_id: id.as_bytes()[..8].to_vec(),
+        name: format!("chaos {}", f.kind.name()),
+        kind: SpanKind::Internal as i32,
+        start_time_unix_nano: nanos(f.started),
+        end_time_unix_nano: nanos(ended),
+        attributes: vec![
+            kv("chaos.kind", f.kind.name().into()),
+            kv("chaos.target", f.target.clone()),
+            kv("chaos.instances", f.instances.join(",")),
+            kv("chaos.healed_by", healed_by.into()),
+            kv("chaos.planned_until", f.until.to_rfc3339()),
+        ],
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "socialctl.chaos".into())],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::StackConfig;
+
+    #[test]
+    fn targets_name_components_or_one_replica() {
+        let mut cfg = StackConfig::default();
+        cfg.scale.insert("feed".into(), 2);
+        let s = Stack::new(cfg);
+        assert_eq!(resolve(&s, "feed").unwrap(), ["feed", "feed-2"]);
+        assert_eq!(resolve(&s, "feed#2").unwrap(), ["feed-2"]);
+        assert_eq!(resolve(&s, "postgres").unwrap(), ["postgres"]);
+        let e = resolve(&s, "feed#3").unwrap_err().to_string();
+        assert!(e.contains("2 replica"), "{e}");
+        let e = resolve(&s, "nope").unwrap_err().to_string();
+        assert!(e.contains("chaos can target") && e.contains("feed"), "{e}");
+        assert!(resolve(&s, "feed#0").is_err());
+        assert!(
+            resolve(&s, "sink")
+                .unwrap_err()
+                .to_string()
+                .contains("leaves it alone")
+        );
+    }
+
+    #[test]
+    fn the_journal_keeps_faults_until_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(active(dir.path()).is_empty());
+        let f = Fault {
+            id: "abc".into(),
+            kind: Kind::Pause,
+            target: "feed".into(),
+            instances: vec!["feed".into()],
+            started: Utc::now(),
+            until: Utc::now(),
+            owner: 1,
+        };
+        save(dir.path(), std::slice::from_ref(&f)).unwrap();
+        assert_eq!(active(dir.path()), vec![f]);
+        assert!(take(dir.path(), "abc").unwrap());
+        assert!(!take(dir.path(), "abc").unwrap(), "taken once");
+        assert!(!journal(dir.path()).exists());
+    }
+}
