@@ -232,6 +232,54 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
         "every service's counters were read: {services:#?}"
     );
 
+    // chaos through the CLI: every feed replica killed for 2 s; requests fail with the
+    // gateway's JSON error meanwhile, and feed is back by itself when the fault heals.
+    let mut chaos = Command::new(BIN)
+        .args(["chaos", "kill", "feed", "--duration", "2s"])
+        .args(["--runtime", "docker", "--project", PROJECT])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("socialctl chaos");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = client
+            .get(format!("{base}/api/feed/timeline"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("the gateway answers");
+        if r.status().is_server_error() {
+            let v: Value = r.json().await.expect("a JSON error");
+            assert_eq!(v["error"], "unavailable", "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "feed never went away");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = chaos.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "chaos did not heal within 90 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = chaos.wait_with_output().expect("output");
+    assert!(
+        status.success() && String::from_utf8_lossy(&out.stdout).contains("healed (timer)"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let healed = client
+        .get(format!("{base}/api/feed/timeline"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(healed.status(), 200, "feed is back");
+
     // The runtime's operations on one instance (what chaos drives).
     let state_dir = socialctl::stack::state::default_dir(PROJECT);
     let rt = socialctl::runtime::docker::DockerRuntime::connect(&state_dir, PROJECT)
