@@ -1,6 +1,10 @@
 //! `socialctl chaos`: break a component on purpose, heal it by itself, and leave the
 //! break in the traces.
 //!
+//! Application faults (`errors`, `slow`, `fail-calls`) are switched on at run time in
+//! the service through its `/chaos/faults` operations endpoint (not routed by the
+//! gateway); the spans they touch carry `chaos.injected=true` and a `chaos.fault` event.
+//!
 //! Process faults, on both runtimes through the runtime interface: `kill` (SIGKILL),
 //! `stop` (its graceful stop signal), `pause` (frozen) each last `--duration` and are
 //! healed by socialctl at its end (a killed or stopped instance is started again, a
@@ -41,6 +45,14 @@ pub enum Verb {
     Pause(FaultArgs),
     /// Restart the target now (stop, start, wait until healthy).
     Restart(TargetArgs),
+    /// Application fault: a share of the service's API requests answered 500
+    /// `injected_fault` (their spans carry `chaos.injected=true`), switched on at run time.
+    Errors(ErrorsArgs),
+    /// Application fault: milliseconds added before the service handles each API request.
+    Slow(SlowArgs),
+    /// Application fault: the service's HTTP calls to another component fail as if it
+    /// were unreachable (connection refused), inside their CLIENT spans.
+    FailCalls(FailCallsArgs),
     /// List the active faults and the time each has left.
     Status(StackOnly),
     /// Heal every active fault now.
@@ -65,6 +77,40 @@ pub struct FaultArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct ErrorsArgs {
+    #[command(flatten)]
+    pub fault: FaultArgs,
+    /// Share of requests to fail, from 0 to 1.
+    #[arg(long, default_value_t = 0.3)]
+    pub rate: f64,
+    /// Only routes starting with this (e.g. `/api/feed/timeline`); all when absent.
+    #[arg(long, default_value = "")]
+    pub route: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SlowArgs {
+    #[command(flatten)]
+    pub fault: FaultArgs,
+    /// Milliseconds added to each request.
+    #[arg(long, default_value_t = 300)]
+    pub ms: u64,
+    /// Only routes starting with this; all when absent.
+    #[arg(long, default_value = "")]
+    pub route: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FailCallsArgs {
+    #[command(flatten)]
+    pub fault: FaultArgs,
+    /// The component whose calls fail (e.g. `profile`, or `gateway` for calls made
+    /// through it).
+    #[arg(long)]
+    pub to: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct StackOnly {
     #[command(flatten)]
     pub stack: super::StackArgs,
@@ -78,6 +124,9 @@ pub enum Kind {
     Stop,
     Pause,
     Restart,
+    Errors,
+    Slow,
+    FailCalls,
 }
 
 impl Kind {
@@ -87,6 +136,9 @@ impl Kind {
             Kind::Stop => "stop",
             Kind::Pause => "pause",
             Kind::Restart => "restart",
+            Kind::Errors => "errors",
+            Kind::Slow => "slow",
+            Kind::FailCalls => "fail-calls",
         }
     }
 
@@ -95,6 +147,9 @@ impl Kind {
             Kind::Kill | Kind::Stop => "start it again and wait until it is healthy",
             Kind::Pause => "resume it",
             Kind::Restart => "nothing (a restart heals itself)",
+            Kind::Errors | Kind::Slow | Kind::FailCalls => {
+                "switch the fault off (it also lapses by itself in the service)"
+            }
         }
     }
 }
@@ -110,6 +165,9 @@ pub struct Fault {
     pub until: DateTime<Utc>,
     /// The `socialctl chaos` process that heals it when its time is up.
     pub owner: u32,
+    /// An application fault's settings, as sent to each instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<telemetry::faults::AppFaults>,
 }
 
 fn journal(dir: &Path) -> PathBuf {
@@ -192,9 +250,37 @@ fn hms(t: DateTime<Utc>) -> String {
 
 pub async fn run(a: &ChaosArgs) -> anyhow::Result<()> {
     match &a.verb {
-        Verb::Kill(f) => fault(f, Kind::Kill).await,
-        Verb::Stop(f) => fault(f, Kind::Stop).await,
-        Verb::Pause(f) => fault(f, Kind::Pause).await,
+        Verb::Kill(f) => fault(f, Kind::Kill, None).await,
+        Verb::Stop(f) => fault(f, Kind::Stop, None).await,
+        Verb::Pause(f) => fault(f, Kind::Pause, None).await,
+        Verb::Errors(e) => {
+            if !(0.0..=1.0).contains(&e.rate) {
+                bail!("--rate is a share of requests, from 0 to 1 (0.3 fails 30 %)");
+            }
+            let app = telemetry::faults::AppFaults {
+                error_rate: e.rate,
+                route_prefix: e.route.clone(),
+                ..Default::default()
+            };
+            fault(&e.fault, Kind::Errors, Some(app)).await
+        }
+        Verb::Slow(e) => {
+            let app = telemetry::faults::AppFaults {
+                latency_ms: e.ms,
+                route_prefix: e.route.clone(),
+                ..Default::default()
+            };
+            fault(&e.fault, Kind::Slow, Some(app)).await
+        }
+        Verb::FailCalls(e) => {
+            // Filled in once the stack is known: the callee's addresses as the caller
+            // reaches them.
+            let app = telemetry::faults::AppFaults {
+                failing_calls: vec![e.to.clone()],
+                ..Default::default()
+            };
+            fault(&e.fault, Kind::FailCalls, Some(app)).await
+        }
         Verb::Restart(t) => restart(t).await,
         Verb::Status(s) => status(s).await,
         Verb::Heal(s) => heal_all(s).await,
@@ -213,8 +299,48 @@ async fn open(stack: &super::StackArgs) -> anyhow::Result<(Stack, AnyRuntime, Pa
     Ok((Stack::new(state.config), rt, stack.dir()))
 }
 
+/// Each instance's operations base URL (where `/chaos/faults` is), from the runtime.
+async fn ops_urls(rt: &AnyRuntime) -> std::collections::BTreeMap<String, String> {
+    rt.metrics()
+        .await
+        .into_iter()
+        .map(|(i, url)| (i, url.trim_end_matches("/metrics").to_owned()))
+        .collect()
+}
+
+/// Sends an application fault to one instance (`None` switches it off).
+async fn send_app(
+    rt: &AnyRuntime,
+    instance: &str,
+    app: Option<&telemetry::faults::AppFaults>,
+) -> anyhow::Result<()> {
+    let base = ops_urls(rt).await.remove(instance).with_context(|| {
+        format!("{instance} has no operations endpoint (application faults are for services)")
+    })?;
+    let url = format!("{base}{}", telemetry::http_server::FAULTS_PATH);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let r = match app {
+        Some(a) => client.put(&url).json(a).send().await,
+        None => client.delete(&url).send().await,
+    }
+    .with_context(|| format!("could not reach {instance}'s fault endpoint at {url}"))?;
+    if !r.status().is_success() {
+        bail!(
+            "{instance} refused the fault: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 async fn apply(rt: &AnyRuntime, stack: &Stack, kind: Kind, instance: &str) -> anyhow::Result<()> {
     match kind {
+        Kind::Errors | Kind::Slow | Kind::FailCalls => {
+            unreachable!("application faults are sent with their settings")
+        }
         Kind::Kill => rt.signal(instance, Signal::Kill).await,
         Kind::Stop => {
             let component = instance.rsplit_once('-').map_or(instance, |(c, r)| {
@@ -246,14 +372,45 @@ async fn heal_one(rt: &AnyRuntime, f: &Fault) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("could not resume {i}"))?,
             Kind::Restart => {}
+            Kind::Errors | Kind::Slow | Kind::FailCalls => send_app(rt, i, None)
+                .await
+                .with_context(|| format!("could not switch the fault off in {i}"))?,
         }
     }
     Ok(())
 }
 
-async fn fault(a: &FaultArgs, kind: Kind) -> anyhow::Result<()> {
+async fn fault(
+    a: &FaultArgs,
+    kind: Kind,
+    mut app: Option<telemetry::faults::AppFaults>,
+) -> anyhow::Result<()> {
     let (stack, rt, dir) = open(&a.target.stack).await?;
     let instances = resolve(&stack, &a.target.target)?;
+    if let Some(app) = app.as_mut() {
+        // A little past the fault's end: socialctl switches it off on time, and the
+        // service drops it by itself should socialctl be gone.
+        app.ttl_secs = a.duration.as_secs() + 5;
+        if kind == Kind::FailCalls {
+            let callee = app.failing_calls.remove(0);
+            let c = stack
+                .component(&callee)
+                .with_context(|| format!("no component {callee:?} in this stack"))?;
+            let net = match rt.kind() {
+                crate::stack::state::RuntimeKind::Docker => crate::stack::Net::Docker,
+                crate::stack::state::RuntimeKind::Local => crate::stack::Net::Local,
+            };
+            // Its replicas' own addresses, and its routes: calls between services go
+            // through the gateway, where only the path says who is called.
+            app.failing_calls = (0..stack.replicas(c))
+                .map(|r| {
+                    let (h, p) = stack.addr(net, &callee, r);
+                    format!("{h}:{p}")
+                })
+                .chain(c.routes.iter().map(|r| r.path.to_owned()))
+                .collect();
+        }
+    }
     let running: Vec<String> = rt
         .status()
         .await?
@@ -283,12 +440,17 @@ async fn fault(a: &FaultArgs, kind: Kind) -> anyhow::Result<()> {
         started,
         until,
         owner: std::process::id(),
+        app: app.clone(),
     };
     let mut faults = active(&dir);
     faults.push(f.clone());
     save(&dir, &faults)?;
     for i in &instances {
-        if let Err(e) = apply(&rt, &stack, kind, i).await {
+        let applied = match &app {
+            Some(a) => send_app(&rt, i, Some(a)).await,
+            None => apply(&rt, &stack, kind, i).await,
+        };
+        if let Err(e) = applied {
             let _ = take(&dir, &f.id);
             let _ = heal_one(&rt, &f).await;
             return Err(e.context(format!("could not {} {i}", kind.name())));
@@ -397,6 +559,7 @@ async fn restart(a: &TargetArgs) -> anyhow::Result<()> {
         started,
         until: ended,
         owner: std::process::id(),
+        app: None,
     };
     record_window(&a.stack, &f, ended, "done").await;
     println!(
@@ -531,6 +694,13 @@ pub fn window_span(f: &Fault, ended: DateTime<Utc>, healed_by: &str) -> Vec<u8> 
             kv("chaos.instances", f.instances.join(",")),
             kv("chaos.healed_by", healed_by.into()),
             kv("chaos.planned_until", f.until.to_rfc3339()),
+            kv(
+                "chaos.parameters",
+                f.app
+                    .as_ref()
+                    .and_then(|a| serde_json::to_string(a).ok())
+                    .unwrap_or_default(),
+            ),
         ],
         ..Default::default()
     };
@@ -588,6 +758,7 @@ mod tests {
             started: Utc::now(),
             until: Utc::now(),
             owner: 1,
+            app: None,
         };
         save(dir.path(), std::slice::from_ref(&f)).unwrap();
         assert_eq!(active(dir.path()), vec![f]);

@@ -42,6 +42,16 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A process the test started itself, killed when the test ends however it ends.
+struct Bystander(std::process::Child);
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Stops the stack even when an assertion fails half-way.
 struct Down<'a>(&'a Path);
 
@@ -113,10 +123,16 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
     let _ = Command::new("chmod").arg("755").arg(state.path()).status();
     let _down = Down(&state_dir);
     // A process socialctl did not start: `down` must leave it alone.
-    let mut bystander = Command::new("sleep")
-        .arg("300")
-        .spawn()
-        .expect("spawn sleep");
+    // Its output goes nowhere and a guard kills it, so a failing test leaves no process
+    // holding the test run's output open.
+    let mut bystander = Bystander(
+        Command::new("sleep")
+            .arg("300")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn sleep"),
+    );
 
     let up = socialctl(&state_dir, &["up"]);
     assert!(up.status.success(), "up failed");
@@ -263,10 +279,10 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
         assert!(!alive, "process {pid} still runs after down");
     }
     assert!(
-        bystander.try_wait().expect("wait").is_none(),
+        bystander.0.try_wait().expect("wait").is_none(),
         "down must not touch processes it did not start"
     );
-    let _ = bystander.kill();
+    let _ = bystander.0.kill();
     let status = socialctl(&state_dir, &["status"]);
     assert!(
         stdout(&status).contains("exited") || stdout(&status).contains("nothing is running"),
@@ -585,6 +601,9 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
     assert_eq!(s, 404, "profile answers again");
     assert!(stdout(&socialctl(state, &["chaos", "status"])).contains("no active faults"));
 
+    // Application faults, switched on in the running process and off again.
+    application_faults(client, token, state).await;
+
     // Each window is a span of socialctl.chaos in the sink.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -599,7 +618,7 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
             .await
             .expect("JSON");
         let n = traces.as_array().map_or(0, Vec::len);
-        if n >= 3 {
+        if n >= 6 {
             break;
         }
         assert!(
@@ -608,4 +627,179 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The spans of trace `id` in the sink, once it has `min` of them.
+async fn spans_of(client: &reqwest::Client, id: &str, min: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = client
+            .get(format!("http://127.0.0.1:{SINK_HTTP}/api/traces/{id}"))
+            .send()
+            .await
+            .expect("sink");
+        if r.status().is_success() {
+            let spans: Vec<Value> = r.json().await.expect("JSON");
+            if spans.len() >= min {
+                return spans;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trace {id} never reached the sink"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn injected(span: &Value) -> bool {
+    span["attributes"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|kv| kv[0] == "chaos.injected" && kv[1] == "true")
+    })
+}
+
+/// The trace id of a response, from the `traceparent` the service returns.
+fn trace_of(r: &reqwest::Response) -> String {
+    r.headers()["traceparent"]
+        .to_str()
+        .expect("ascii")
+        .split('-')
+        .nth(1)
+        .expect("trace id")
+        .to_owned()
+}
+
+async fn application_faults(client: &reqwest::Client, token: &str, state: &Path) {
+    let base = format!("http://127.0.0.1:{GATEWAY}");
+    // Every timeline request fails with the injected 500; other routes do not.
+    let errors = chaos_in_background(
+        state,
+        &[
+            "errors",
+            "feed",
+            "--rate",
+            "1",
+            "--route",
+            "/api/feed/timeline",
+            "--duration",
+            "60s",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let (s, body) = api(
+            client,
+            reqwest::Method::GET,
+            "/api/feed/timeline",
+            Some(token),
+            None,
+        )
+        .await;
+        if s == 500 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "the error fault never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(failed["error"], "injected_fault", "{failed}");
+    let spans = spans_of(client, failed["trace_id"].as_str().expect("trace id"), 1).await;
+    assert!(
+        spans.iter().any(injected),
+        "the server span says it was injected: {spans:?}"
+    );
+    let (s, _) = api(
+        client,
+        reqwest::Method::GET,
+        "/api/feed/posts/999999999/comments",
+        Some(token),
+        None,
+    )
+    .await;
+    assert_ne!(s, 500, "another route is untouched");
+    assert!(stdout(&socialctl(state, &["chaos", "heal"])).contains("healed errors feed"));
+    finished(errors, Duration::from_secs(10)).await;
+    assert_eq!(
+        api(
+            client,
+            reqwest::Method::GET,
+            "/api/feed/timeline",
+            Some(token),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    // Profile slowed by 400 ms a request.
+    let slow = chaos_in_background(
+        state,
+        &["slow", "profile", "--ms", "400", "--duration", "60s"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = Instant::now();
+        api(
+            client,
+            reqwest::Method::GET,
+            "/api/profiles/nobody_here",
+            None,
+            None,
+        )
+        .await;
+        if t.elapsed() >= Duration::from_millis(400) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the latency fault never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    socialctl(state, &["chaos", "heal"]);
+    finished(slow, Duration::from_secs(10)).await;
+    let t = Instant::now();
+    api(
+        client,
+        reqwest::Method::GET,
+        "/api/profiles/nobody_here",
+        None,
+        None,
+    )
+    .await;
+    assert!(t.elapsed() < Duration::from_millis(400), "healed");
+
+    // Feed's calls to profile fail as if it were unreachable: a post's fan-out asks
+    // profile, and that CLIENT span is marked and failed.
+    let calls = chaos_in_background(
+        state,
+        &["fail-calls", "feed", "--to", "profile", "--duration", "60s"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = stdout(&socialctl(state, &["chaos", "status"]));
+        if listed.contains("fail-calls") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never listed: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = client
+        .post(format!("{base}/api/feed/posts"))
+        .bearer_auth(token)
+        .json(&json!({"body": "while profile is cut off"}))
+        .send()
+        .await
+        .expect("post");
+    let id = trace_of(&r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let spans = spans_of(client, &id, 1).await;
+        if let Some(s) = spans.iter().find(|s| injected(s) && s["kind"] == "client") {
+            assert_eq!(s["status"], "error", "{s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed call in {spans:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    socialctl(state, &["chaos", "heal"]);
+    finished(calls, Duration::from_secs(10)).await;
 }

@@ -64,6 +64,10 @@ where
         )
         .route("/readyz", get(readyz::<S>))
         .route(
+            telemetry::http_server::FAULTS_PATH,
+            get(faults).put(set_faults).delete(clear_faults),
+        )
+        .route(
             "/metrics",
             get(|| async { telemetry::export_stats().to_prometheus() }),
         )
@@ -74,6 +78,33 @@ where
                 async move { ([(http::header::CONTENT_TYPE, "application/json")], doc) }
             }),
         )
+}
+
+/// The application faults in force (`socialctl chaos`), or `null`.
+async fn faults() -> axum::Json<Option<telemetry::faults::AppFaults>> {
+    axum::Json(telemetry::faults::current())
+}
+
+/// Switches application faults on (replacing any); they lapse after `ttl_secs`.
+async fn set_faults(
+    crate::Json(f): crate::Json<telemetry::faults::AppFaults>,
+) -> Result<axum::Json<Option<telemetry::faults::AppFaults>>, error::ApiError> {
+    if !(0.0..=1.0).contains(&f.error_rate) {
+        return Err(error::ApiError::validation(
+            "error_rate is a share, from 0 to 1",
+        ));
+    }
+    tracing::warn!(faults = ?f, "chaos: application faults switched on");
+    telemetry::faults::set(Some(f));
+    Ok(axum::Json(telemetry::faults::current()))
+}
+
+async fn clear_faults() -> StatusCode {
+    if telemetry::faults::current().is_some() {
+        tracing::warn!("chaos: application faults switched off");
+    }
+    telemetry::faults::set(None);
+    StatusCode::NO_CONTENT
 }
 
 /// Ready when PostgreSQL answers; `degraded` (still 200) when only Redis is down,

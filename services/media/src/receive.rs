@@ -92,6 +92,20 @@ async fn chunks(headers: &HeaderMap, body: Body) -> Result<Chunks, ApiError> {
     }
 }
 
+/// Reads and drops what is left of a body, up to `cap` bytes and 30 seconds.
+async fn discard_rest(stream: &mut Chunks, cap: u64) {
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(Ok(c)) = stream.next().await {
+            read += c.len() as u64;
+            if read > cap {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Receives the upload, refusing it (413) as soon as it passes its kind's limit and
 /// (415) when its first bytes are no kind this service takes.
 pub async fn receive(
@@ -125,7 +139,13 @@ pub async fn receive(
         (limits.max_image_bytes, "an image")
     };
     let too_large = || ApiError::PayloadTooLarge(format!("{what} is at most {limit} bytes"));
+    // The rest of a refused body is read and dropped before answering, up to the largest
+    // upload the service takes: the gateway streams bodies through, and a service that
+    // answered and closed while the gateway was still sending would turn its 413 into
+    // the gateway's 502.
+    let drain_cap = limits.max_image_bytes.max(limits.max_video_bytes) as u64;
     if buf.len() > limit {
+        discard_rest(&mut stream, drain_cap).await;
         return Err(too_large());
     }
     if !kind.is_video() {
@@ -133,6 +153,7 @@ pub async fn receive(
             match stream.next().await {
                 Some(Ok(c)) => {
                     if buf.len() + c.len() > limit {
+                        discard_rest(&mut stream, drain_cap).await;
                         return Err(too_large());
                     }
                     buf.extend_from_slice(&c);
@@ -167,6 +188,7 @@ pub async fn receive(
             Some(Ok(c)) => {
                 len += c.len() as u64;
                 if len > limit as u64 {
+                    discard_rest(&mut stream, drain_cap).await;
                     return Err(too_large());
                 }
                 sha.update(&c);

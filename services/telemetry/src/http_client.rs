@@ -13,6 +13,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::attrs::*;
 use crate::propagation;
 
+/// TCP port 9 (discard) on loopback: nothing listens there, so a connection is refused
+/// at once. Where chaos sends calls it fails.
+const DEAD_PORT: u16 = 9;
+
 /// A `reqwest::Client` whose every request is traced.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -55,7 +59,19 @@ impl HttpClient {
         if let Some(port) = url.port_or_known_default() {
             span.set_attribute(SERVER_PORT, i64::from(port));
         }
-        if crate::faults::enabled(crate::faults::BROKEN_PROPAGATION) {
+        // chaos: a call to a dependency switched to failing goes to a port nothing
+        // listens on, and fails there as a real unreachable dependency does.
+        let target = match (req.url().host_str(), req.url().port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            _ => String::new(),
+        };
+        if crate::faults::call_fails(&target, req.url().path()) {
+            crate::faults::mark(&span, "failing_call", format!("calls to {target} fail"));
+            let url = req.url_mut();
+            let _ = url.set_host(Some("127.0.0.1"));
+            let _ = url.set_port(Some(DEAD_PORT));
+        }
+        if crate::faults::on(crate::faults::BROKEN_PROPAGATION) {
             inject_broken_context(&span, req.headers_mut());
         } else {
             propagation::inject_http(&span.context(), req.headers_mut());

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
+use opentelemetry::trace::TraceContextExt as _;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -50,7 +51,10 @@ pub fn span_name(method: &http::Method, route: Option<&str>) -> String {
 
 /// Probe endpoints, polled every few hundred milliseconds by orchestrators: tracing them
 /// would bury real traffic, so they get no span.
-pub const UNTRACED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+pub const UNTRACED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", FAULTS_PATH];
+
+/// The operations endpoint of run-time application faults (`socialctl chaos`).
+pub const FAULTS_PATH: &str = "/chaos/faults";
 
 /// The `error.type` of a server span whose client went away before the response.
 pub const CANCELLED: &str = "cancelled";
@@ -129,7 +133,30 @@ pub async fn trace_requests(req: Request, next: Next) -> Response {
     // the span honestly, as a request that got no response, instead of a span that just
     // lacks its status code.
     let guard = Unanswered(Some(span.clone()));
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let injected = route.as_deref().and_then(|r| {
+        let trace_id =
+            u128::from_be_bytes(span.context().span().span_context().trace_id().to_bytes());
+        crate::faults::for_request(r, trace_id)
+    });
+    let mut response = match injected {
+        None => next.run(req).instrument(span.clone()).await,
+        Some((latency_ms, fail)) => {
+            if latency_ms > 0 {
+                crate::faults::mark(&span, "latency", format!("{latency_ms} ms added"));
+                tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
+            }
+            if fail {
+                crate::faults::mark(
+                    &span,
+                    "error_rate",
+                    "answered 500 instead of handled".into(),
+                );
+                injected_error(&span)
+            } else {
+                next.run(req).instrument(span.clone()).await
+            }
+        }
+    };
     guard.answered();
 
     let status = response.status();
@@ -152,4 +179,23 @@ pub async fn trace_requests(req: Request, next: Next) -> Response {
     }
     propagation::inject_http(&span.context(), response.headers_mut());
     response
+}
+
+/// The answer of a request chaos fails: a 500 with the services' JSON error shape.
+fn injected_error(span: &tracing::Span) -> Response {
+    let trace_id = span.context().span().span_context().trace_id().to_string();
+    let mut r = (
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!({
+            "error": "injected_fault",
+            "message": "this request was failed on purpose by socialctl chaos (an error-rate fault)",
+            "trace_id": trace_id,
+        })),
+    )
+        .into_response();
+    r.extensions_mut().insert(ErrorDetail {
+        error_type: "injected_fault",
+        message: "failed on purpose by socialctl chaos".into(),
+    });
+    r
 }
