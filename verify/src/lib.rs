@@ -5,6 +5,7 @@
 //! Depends on no service crate: it judges the system from its telemetry alone.
 
 pub mod checks;
+pub mod faults;
 pub mod grpc;
 pub mod jaeger;
 pub mod model;

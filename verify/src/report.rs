@@ -52,6 +52,9 @@ pub struct Report {
     pub endpoints: Vec<EndpointRow>,
     pub kinds: Vec<KindRow>,
     pub defects: Vec<Defect>,
+    /// The fault windows `socialctl chaos` recorded, and what the traces did in each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::faults::FaultReport>,
 }
 
 /// Checks every trace (or, with `sent`, every sent request's trace) and aggregates. A
@@ -121,7 +124,11 @@ pub fn verify_linked(
             }
         }
         None => {
-            for t in traces.iter().filter(|t| !t.is_empty()) {
+            // A fault window's record is not the system's work.
+            for t in traces
+                .iter()
+                .filter(|t| !t.is_empty() && !crate::faults::is_window(t))
+            {
                 judged.push((
                     checks::endpoint(t),
                     t[0].trace_id.clone(),
@@ -187,6 +194,12 @@ pub fn verify_linked(
             example_trace: example,
         })
         .collect();
+    let incomplete: HashSet<&str> = judged
+        .iter()
+        .filter(|(_, _, ds, _)| !ds.is_empty())
+        .map(|(_, id, _, _)| id.as_str())
+        .collect();
+    let faults = crate::faults::report(traces, &incomplete);
     Report {
         traces: judged.len(),
         complete,
@@ -194,6 +207,7 @@ pub fn verify_linked(
         endpoints,
         kinds,
         defects,
+        faults,
     }
 }
 
@@ -254,6 +268,9 @@ pub fn render(r: &Report) -> String {
         if let Some(d) = r.defects.iter().find(|d| d.kind == k.kind) {
             let _ = writeln!(s, "  first: [{}] {}", d.service, d.detail);
         }
+    }
+    if let Some(f) = &r.faults {
+        s.push_str(&crate::faults::render(f));
     }
     s
 }

@@ -242,6 +242,25 @@ pub fn resolve(stack: &Stack, target: &str) -> anyhow::Result<Vec<String>> {
     }
 }
 
+/// The active faults in one line (`kill feed 12 s left, slow profile 3 s left`), for the
+/// live views; `None` when there are none.
+pub fn summary(dir: &Path) -> Option<String> {
+    let now = Utc::now();
+    let faults: Vec<String> = active(dir)
+        .iter()
+        .filter(|f| f.until > now)
+        .map(|f| {
+            format!(
+                "{} {} {} s left",
+                f.kind.name(),
+                f.target,
+                (f.until - now).num_seconds().max(0)
+            )
+        })
+        .collect();
+    (!faults.is_empty()).then(|| faults.join(", "))
+}
+
 fn hms(t: DateTime<Utc>) -> String {
     t.with_timezone(&chrono::Local)
         .format("%H:%M:%S")

@@ -153,11 +153,15 @@ pub async fn run(a: &TopArgs) -> anyhow::Result<ExitCode> {
                     "traces_complete": d.traces.complete,
                     "completeness_percent": d.traces.percent(),
                     "sink_error": d.traces.error,
+                    "chaos": super::chaos::active(&a.stack.dir()),
                 })
             );
         } else {
+            let chaos = super::chaos::summary(&a.stack.dir())
+                .map(|c| format!(" · chaos: {c}"))
+                .unwrap_or_default();
             println!(
-                "top: components {healthy}/{} healthy · {:.0} spans/s · root p99 {:.1} ms · {traces}",
+                "top: components {healthy}/{} healthy · {:.0} spans/s · root p99 {:.1} ms · {traces}{chaos}",
                 d.components.len(),
                 d.rate_now,
                 d.p99_now_ms

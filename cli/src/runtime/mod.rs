@@ -339,7 +339,14 @@ pub fn follow_status(target: Target) -> (SharedComponents, tokio::task::JoinHand
                 let rows = r.status().await;
                 let mut g = out.lock().unwrap_or_else(|e| e.into_inner());
                 match rows {
-                    Ok(rows) => *g = (rows, Some(format!(" {} runtime ", r.kind().name()))),
+                    Ok(rows) => {
+                        // Active chaos faults beside the runtime's name, so a kill lines up
+                        // with the drop it causes on the live view's timeline.
+                        let chaos = crate::cmd::chaos::summary(&target.dir)
+                            .map(|c| format!("· chaos: {c} "))
+                            .unwrap_or_default();
+                        *g = (rows, Some(format!(" {} runtime {chaos}", r.kind().name())))
+                    }
                     Err(e) => g.1 = Some(format!(" status unavailable: {e} ")),
                 }
             }

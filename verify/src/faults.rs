@@ -1,0 +1,224 @@
+//! Fault windows: what `socialctl chaos` recorded in the sink (one span of the service
+//! `socialctl.chaos` per fault, from its start to its healing), and what the traces did
+//! in each window. A learner reads "feed killed 12:00:30–12:00:42: 143 traces began in
+//! it, 143 failed, 0 incomplete; outside the windows 0 incomplete" and knows the break
+//! is visible, and that it broke nothing it should not have.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Span, StatusCode};
+
+/// The service name of the fault windows' spans.
+pub const CHAOS_SERVICE: &str = "socialctl.chaos";
+
+/// One fault, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    /// `kill`, `pause`, `errors`, …
+    pub kind: String,
+    /// As given to chaos: `feed`, `feed#2`.
+    pub target: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// `timer`, `interrupt`, `heal`, `done`.
+    pub healed_by: String,
+}
+
+/// What the traces did during one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowRow {
+    pub window: FaultWindow,
+    /// Traces whose first span began inside the window.
+    pub traces: usize,
+    /// Of those, traces with a span in error (a failed request shows there).
+    pub failed: usize,
+    /// Of those, traces verification found defects in.
+    pub incomplete: usize,
+    /// Spans marked `chaos.injected=true` (application faults).
+    pub injected_spans: usize,
+}
+
+/// Traces outside every window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outside {
+    pub traces: usize,
+    pub failed: usize,
+    pub incomplete: usize,
+}
+
+/// Windows, and the traces outside them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultReport {
+    pub windows: Vec<WindowRow>,
+    pub outside: Outside,
+}
+
+/// Whether a trace is a fault window's record rather than the system's work.
+pub fn is_window(trace: &[Span]) -> bool {
+    !trace.is_empty() && trace.iter().all(|s| s.service == CHAOS_SERVICE)
+}
+
+/// The fault windows recorded among `traces`, in time order.
+pub fn windows(traces: &[Vec<Span>]) -> Vec<FaultWindow> {
+    let mut w: Vec<FaultWindow> = traces
+        .iter()
+        .flatten()
+        .filter(|s| s.service == CHAOS_SERVICE)
+        .map(|s| FaultWindow {
+            kind: s.attr("chaos.kind").unwrap_or("?").to_owned(),
+            target: s.attr("chaos.target").unwrap_or("?").to_owned(),
+            start_ns: s.start_ns,
+            end_ns: s.end_ns.max(s.start_ns),
+            healed_by: s.attr("chaos.healed_by").unwrap_or("").to_owned(),
+        })
+        .collect();
+    w.sort_by_key(|w| w.start_ns);
+    w
+}
+
+/// Accounts every trace (but the windows' own) to the window it began in, or to
+/// outside; `incomplete` names the traces verification found defects in.
+pub fn report(traces: &[Vec<Span>], incomplete: &HashSet<&str>) -> Option<FaultReport> {
+    let windows = windows(traces);
+    if windows.is_empty() {
+        return None;
+    }
+    let mut rows: Vec<WindowRow> = windows
+        .into_iter()
+        .map(|window| WindowRow {
+            window,
+            traces: 0,
+            failed: 0,
+            incomplete: 0,
+            injected_spans: 0,
+        })
+        .collect();
+    let mut outside = Outside::default();
+    for t in traces.iter().filter(|t| !t.is_empty() && !is_window(t)) {
+        let start = t.iter().map(|s| s.start_ns).min().unwrap_or(0);
+        let failed = t.iter().any(|s| s.status == StatusCode::Error);
+        let bad = incomplete.contains(t[0].trace_id.as_str());
+        let injected = t
+            .iter()
+            .filter(|s| s.attr("chaos.injected") == Some("true"))
+            .count();
+        let row = rows
+            .iter_mut()
+            .find(|r| r.window.start_ns <= start && start <= r.window.end_ns);
+        match row {
+            Some(r) => {
+                r.traces += 1;
+                r.failed += usize::from(failed);
+                r.incomplete += usize::from(bad);
+                r.injected_spans += injected;
+            }
+            None => {
+                outside.traces += 1;
+                outside.failed += usize::from(failed);
+                outside.incomplete += usize::from(bad);
+            }
+        }
+    }
+    Some(FaultReport {
+        windows: rows,
+        outside,
+    })
+}
+
+/// The human-readable section.
+pub fn render(r: &FaultReport) -> String {
+    use std::fmt::Write;
+    let clock = |ns: u64| {
+        chrono::DateTime::from_timestamp_nanos(ns as i64)
+            .with_timezone(&chrono::Local)
+            .format("%H:%M:%S")
+            .to_string()
+    };
+    let mut s = String::from("\nfault windows (socialctl chaos):\n");
+    for w in &r.windows {
+        let _ = writeln!(
+            s,
+            "  {} {} {}–{}: {} traces began in it, {} failed, {} incomplete{}",
+            w.window.kind,
+            w.window.target,
+            clock(w.window.start_ns),
+            clock(w.window.end_ns),
+            w.traces,
+            w.failed,
+            w.incomplete,
+            if w.injected_spans > 0 {
+                format!(", {} spans marked chaos.injected", w.injected_spans)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  outside the windows: {} traces, {} failed, {} incomplete",
+        r.outside.traces, r.outside.failed, r.outside.incomplete
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(trace: &str, service: &str, start: u64, end: u64, error: bool) -> Span {
+        Span {
+            trace_id: trace.into(),
+            span_id: format!("{trace}-{start}"),
+            service: service.into(),
+            start_ns: start,
+            end_ns: end,
+            status: if error {
+                StatusCode::Error
+            } else {
+                StatusCode::Unset
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn traces_are_counted_in_the_window_they_began_in() {
+        let mut w = span("w", CHAOS_SERVICE, 100, 200, false);
+        w.attributes = vec![
+            ("chaos.kind".into(), "kill".into()),
+            ("chaos.target".into(), "feed".into()),
+            ("chaos.healed_by".into(), "timer".into()),
+        ];
+        let traces = vec![
+            vec![w],
+            vec![span("a", "load", 120, 130, true)],
+            vec![span("b", "load", 150, 250, false)],
+            vec![span("c", "load", 300, 310, false)],
+            vec![span("d", "load", 50, 60, true)],
+        ];
+        let incomplete = HashSet::from(["b", "c"]);
+        let r = report(&traces, &incomplete).expect("a window");
+        assert_eq!(r.windows.len(), 1);
+        let row = &r.windows[0];
+        assert_eq!(
+            (row.window.kind.as_str(), row.window.target.as_str()),
+            ("kill", "feed")
+        );
+        assert_eq!((row.traces, row.failed, row.incomplete), (2, 1, 1));
+        assert_eq!(
+            r.outside,
+            Outside {
+                traces: 2,
+                failed: 1,
+                incomplete: 1
+            }
+        );
+        assert!(render(&r).contains("kill feed"));
+        assert!(
+            report(&traces[1..], &incomplete).is_none(),
+            "no window, no report"
+        );
+    }
+}
