@@ -22,9 +22,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::runtime::{AnyRuntime, Runtime as _};
+#[cfg(test)]
+use crate::stack::faults::journal;
+pub use crate::stack::faults::{Fault, Kind, active, summary};
+use crate::stack::faults::{save, take};
 use crate::stack::{Signal, Stack};
 
 #[derive(Debug, clap::Args)]
@@ -116,93 +119,6 @@ pub struct StackOnly {
     pub stack: super::StackArgs,
 }
 
-/// What a fault does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Kill,
-    Stop,
-    Pause,
-    Restart,
-    Errors,
-    Slow,
-    FailCalls,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Kill => "kill",
-            Kind::Stop => "stop",
-            Kind::Pause => "pause",
-            Kind::Restart => "restart",
-            Kind::Errors => "errors",
-            Kind::Slow => "slow",
-            Kind::FailCalls => "fail-calls",
-        }
-    }
-
-    fn heal_plan(self) -> &'static str {
-        match self {
-            Kind::Kill | Kind::Stop => "start it again and wait until it is healthy",
-            Kind::Pause => "resume it",
-            Kind::Restart => "nothing (a restart heals itself)",
-            Kind::Errors | Kind::Slow | Kind::FailCalls => {
-                "switch the fault off (it also lapses by itself in the service)"
-            }
-        }
-    }
-}
-
-/// An active fault, as recorded in `chaos.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fault {
-    pub id: String,
-    pub kind: Kind,
-    pub target: String,
-    pub instances: Vec<String>,
-    pub started: DateTime<Utc>,
-    pub until: DateTime<Utc>,
-    /// The `socialctl chaos` process that heals it when its time is up.
-    pub owner: u32,
-    /// An application fault's settings, as sent to each instance.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<telemetry::faults::AppFaults>,
-}
-
-fn journal(dir: &Path) -> PathBuf {
-    dir.join("chaos.json")
-}
-
-pub fn active(dir: &Path) -> Vec<Fault> {
-    std::fs::read_to_string(journal(dir))
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default()
-}
-
-fn save(dir: &Path, faults: &[Fault]) -> anyhow::Result<()> {
-    let path = journal(dir);
-    if faults.is_empty() {
-        let _ = std::fs::remove_file(&path);
-        return Ok(());
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(faults)?)
-        .with_context(|| format!("could not write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("could not write {}", path.display()))
-}
-
-/// Removes fault `id` from the journal; whether it was still there (not healed by
-/// someone else meanwhile).
-fn take(dir: &Path, id: &str) -> anyhow::Result<bool> {
-    let mut faults = active(dir);
-    let before = faults.len();
-    faults.retain(|f| f.id != id);
-    save(dir, &faults)?;
-    Ok(faults.len() != before)
-}
-
 /// The instances `target` names in `stack`: every replica of a component, or one.
 pub fn resolve(stack: &Stack, target: &str) -> anyhow::Result<Vec<String>> {
     let (name, replica) = match target.split_once('#') {
@@ -240,25 +156,6 @@ pub fn resolve(stack: &Stack, target: &str) -> anyhow::Result<Vec<String>> {
             .map(|r| crate::stack::instance_name(name, r))
             .collect()),
     }
-}
-
-/// The active faults in one line (`kill feed 12 s left, slow profile 3 s left`), for the
-/// live views; `None` when there are none.
-pub fn summary(dir: &Path) -> Option<String> {
-    let now = Utc::now();
-    let faults: Vec<String> = active(dir)
-        .iter()
-        .filter(|f| f.until > now)
-        .map(|f| {
-            format!(
-                "{} {} {} s left",
-                f.kind.name(),
-                f.target,
-                (f.until - now).num_seconds().max(0)
-            )
-        })
-        .collect();
-    (!faults.is_empty()).then(|| faults.join(", "))
 }
 
 fn hms(t: DateTime<Utc>) -> String {

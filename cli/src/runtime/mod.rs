@@ -342,7 +342,7 @@ pub fn follow_status(target: Target) -> (SharedComponents, tokio::task::JoinHand
                     Ok(rows) => {
                         // Active chaos faults beside the runtime's name, so a kill lines up
                         // with the drop it causes on the live view's timeline.
-                        let chaos = crate::cmd::chaos::summary(&target.dir)
+                        let chaos = crate::stack::faults::summary(&target.dir)
                             .map(|c| format!("· chaos: {c} "))
                             .unwrap_or_default();
                         *g = (rows, Some(format!(" {} runtime {chaos}", r.kind().name())))

@@ -6,6 +6,7 @@
 //!
 //! **A new service is one crate under `services/` and one entry in [`COMPONENTS`].**
 
+pub mod faults;
 pub mod gateway;
 pub mod official;
 mod plan;
