@@ -76,7 +76,10 @@ exec $AS_PG "$BIN/postgres" -D "$PGDATA" -p "$PGPORT" -c listen_addresses="$PG_L
 
 /// Server settings for every PostgreSQL the stack runs.
 fn pg_settings(ephemeral: bool) -> Vec<String> {
-    let mut s = vec!["max_connections=400", "synchronous_commit=off"];
+    // synchronous_commit stays on: with it off a commit is acknowledged before its WAL
+    // leaves PostgreSQL's memory, and a killed server (`socialctl chaos kill postgres`)
+    // loses writes the API answered 201 for. The local-stack test checks it.
+    let mut s = vec!["max_connections=400"];
     if ephemeral {
         // A test cluster: losing it on a crash is fine, and CREATE DATABASE per test
         // would otherwise wait on fsync.

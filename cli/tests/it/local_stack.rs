@@ -604,6 +604,9 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
     // Application faults, switched on in the running process and off again.
     application_faults(client, token, state).await;
 
+    // PostgreSQL killed under writes: every acknowledged post is still there after.
+    nothing_acknowledged_is_lost(client, token, state).await;
+
     // Each window is a span of socialctl.chaos in the sink.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -618,7 +621,7 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
             .await
             .expect("JSON");
         let n = traces.as_array().map_or(0, Vec::len);
-        if n >= 6 {
+        if n >= 7 {
             break;
         }
         assert!(
@@ -830,4 +833,116 @@ async fn application_faults(client: &reqwest::Client, token: &str, state: &Path)
     }
     socialctl(state, &["chaos", "heal"]);
     finished(calls, Duration::from_secs(10)).await;
+}
+
+/// Posts are written without pause while `chaos kill postgres` takes every PostgreSQL
+/// process down for a second and starts it again; each post answered 201 must read back
+/// afterwards. (With `synchronous_commit=off` a commit is acknowledged before its WAL
+/// leaves PostgreSQL's memory, and a kill loses it: this is the check that it is on.)
+async fn nothing_acknowledged_is_lost(client: &reqwest::Client, token: &str, state: &Path) {
+    let base = format!("http://127.0.0.1:{GATEWAY}");
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (client, token, base, stop, count) = (
+            client.clone(),
+            token.to_owned(),
+            base.clone(),
+            stop.clone(),
+            count.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut acked, mut refused) = (Vec::new(), 0usize);
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let r = client
+                    .post(format!("{base}/api/feed/posts"))
+                    .bearer_auth(&token)
+                    .json(&json!({"body": format!("acknowledged write {n}")}))
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = r.json().await.expect("JSON");
+                        acked.push(v["id"].as_i64().expect("post id"));
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => refused += 1,
+                }
+            }
+            (acked, refused)
+        })
+    };
+    // Waits until `n` more writes have been acknowledged.
+    let more = |n: usize| {
+        let count = count.clone();
+        async move {
+            let target = count.load(Ordering::Relaxed) + n;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while count.load(Ordering::Relaxed) < target {
+                assert!(
+                    Instant::now() < deadline,
+                    "writes stopped being acknowledged"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Some writes land before the kill.
+    more(10).await;
+    let kill = chaos_in_background(state, &["kill", "postgres", "--duration", "1s"]);
+    finished(kill, Duration::from_secs(60)).await;
+    // And some after it healed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, _) = api(
+            client,
+            reqwest::Method::GET,
+            "/api/feed/timeline",
+            Some(token),
+            None,
+        )
+        .await;
+        if s == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "feed never recovered from PostgreSQL's restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    more(10).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, refused) = writer.await.expect("writer");
+    assert!(refused > 0, "the kill was felt: some writes were refused");
+    assert!(
+        acked.len() > 10,
+        "writes were acknowledged: {}",
+        acked.len()
+    );
+    let mut lost = Vec::new();
+    for id in &acked {
+        let (s, _) = api(
+            client,
+            reqwest::Method::GET,
+            &format!("/api/feed/posts/{id}"),
+            Some(token),
+            None,
+        )
+        .await;
+        if s != 200 {
+            lost.push((*id, s));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged posts are gone after PostgreSQL was killed: {lost:?}",
+        lost.len(),
+        acked.len()
+    );
 }
