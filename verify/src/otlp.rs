@@ -93,6 +93,22 @@ pub(crate) fn render(v: &Option<AnyValue>) -> String {
     }
 }
 
+/// A string attribute, as OTLP carries it (for those who build spans by hand: the
+/// benchmarks' payloads, chaos's fault windows).
+pub fn string_kv(
+    key: &str,
+    value: impl Into<String>,
+) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
 fn attributes(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Vec<(String, String)> {
     kvs.iter()
         .map(|kv| (kv.key.clone(), render(&kv.value)))

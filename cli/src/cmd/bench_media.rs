@@ -101,17 +101,7 @@ pub async fn run(a: &BenchMediaArgs) -> anyhow::Result<()> {
         .to_owned();
 
     let rt = a.stack.target().in_use().await?;
-    let memory = || async {
-        rt.status()
-            .await
-            .map(|rows| {
-                rows.iter()
-                    .filter(|r| r.name == "media")
-                    .filter_map(|r| r.memory_bytes)
-                    .sum::<u64>()
-            })
-            .unwrap_or(0)
-    };
+    let memory = || crate::runtime::component_memory(&rt, "media");
     let before = memory().await;
     // The process's own peak resident memory (VmHWM), from /proc: on Docker the runtime's
     // figure is the container's cgroup, which also counts the page cache of the spooled

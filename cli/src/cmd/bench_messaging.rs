@@ -114,17 +114,7 @@ pub async fn run(a: &BenchMessagingArgs) -> anyhow::Result<()> {
     }
 
     let rt = a.stack.target().in_use().await?;
-    let memory = || async {
-        rt.status()
-            .await
-            .map(|rows| {
-                rows.iter()
-                    .filter(|r| r.name.starts_with("messaging"))
-                    .filter_map(|r| r.memory_bytes)
-                    .sum::<u64>()
-            })
-            .unwrap_or(0)
-    };
+    let memory = || crate::runtime::component_memory(&rt, "messaging");
     // Freshly started replicas: memory an earlier run freed stays with the allocator, so
     // only a fresh process shows what the sockets cost.
     let names: Vec<String> = rt

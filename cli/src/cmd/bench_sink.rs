@@ -13,10 +13,10 @@ use anyhow::Context as _;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
 use prost::Message;
+use verify::otlp::string_kv as kv;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchSinkArgs {
@@ -32,16 +32,6 @@ pub struct BenchSinkArgs {
     /// Print the figures as JSON (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 /// Batches of 512 spans: whole traces, a server root with client children.

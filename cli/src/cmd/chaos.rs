@@ -166,9 +166,9 @@ fn hms(t: DateTime<Utc>) -> String {
 
 pub async fn run(a: &ChaosArgs) -> anyhow::Result<()> {
     match &a.verb {
-        Verb::Kill(f) => fault(f, Kind::Kill, None).await,
-        Verb::Stop(f) => fault(f, Kind::Stop, None).await,
-        Verb::Pause(f) => fault(f, Kind::Pause, None).await,
+        Verb::Kill(f) => fault(f, Kind::Kill, None, None).await,
+        Verb::Stop(f) => fault(f, Kind::Stop, None, None).await,
+        Verb::Pause(f) => fault(f, Kind::Pause, None, None).await,
         Verb::Errors(e) => {
             if !(0.0..=1.0).contains(&e.rate) {
                 bail!("--rate is a share of requests, from 0 to 1 (0.3 fails 30 %)");
@@ -178,7 +178,7 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<()> {
                 route_prefix: e.route.clone(),
                 ..Default::default()
             };
-            fault(&e.fault, Kind::Errors, Some(app)).await
+            fault(&e.fault, Kind::Errors, Some(app), None).await
         }
         Verb::Slow(e) => {
             let app = telemetry::faults::AppFaults {
@@ -186,16 +186,12 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<()> {
                 route_prefix: e.route.clone(),
                 ..Default::default()
             };
-            fault(&e.fault, Kind::Slow, Some(app)).await
+            fault(&e.fault, Kind::Slow, Some(app), None).await
         }
         Verb::FailCalls(e) => {
-            // Filled in once the stack is known: the callee's addresses as the caller
-            // reaches them.
-            let app = telemetry::faults::AppFaults {
-                failing_calls: vec![e.to.clone()],
-                ..Default::default()
-            };
-            fault(&e.fault, Kind::FailCalls, Some(app)).await
+            // The calls are named once the stack is known: see `calls_to`.
+            let app = telemetry::faults::AppFaults::default();
+            fault(&e.fault, Kind::FailCalls, Some(app), Some(&e.to)).await
         }
         Verb::Restart(t) => restart(t).await,
         Verb::Status(s) => status(s).await,
@@ -252,25 +248,12 @@ async fn send_app(
     Ok(())
 }
 
-async fn apply(rt: &AnyRuntime, stack: &Stack, kind: Kind, instance: &str) -> anyhow::Result<()> {
-    match kind {
-        Kind::Errors | Kind::Slow | Kind::FailCalls => {
-            unreachable!("application faults are sent with their settings")
-        }
+/// Puts fault `f` on one instance; `stop` is its component's graceful stop signal.
+async fn apply(rt: &AnyRuntime, f: &Fault, stop: Signal, instance: &str) -> anyhow::Result<()> {
+    match f.kind {
+        Kind::Errors | Kind::Slow | Kind::FailCalls => send_app(rt, instance, f.app.as_ref()).await,
         Kind::Kill => rt.signal(instance, Signal::Kill).await,
-        Kind::Stop => {
-            let component = instance.rsplit_once('-').map_or(instance, |(c, r)| {
-                if r.parse::<u32>().is_ok() {
-                    c
-                } else {
-                    instance
-                }
-            });
-            let signal = stack
-                .component(component)
-                .map_or(Signal::Term, |c| c.stop_signal);
-            rt.signal(instance, signal).await
-        }
+        Kind::Stop => rt.signal(instance, stop).await,
         Kind::Pause => rt.pause(instance).await,
         Kind::Restart => rt.restart(instance).await,
     }
@@ -296,10 +279,32 @@ async fn heal_one(rt: &AnyRuntime, f: &Fault) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How a service reaches `callee`: its replicas' own addresses, and its routes (calls
+/// between services go through the gateway, where only the path says who is called).
+fn calls_to(stack: &Stack, rt: &AnyRuntime, callee: &str) -> anyhow::Result<Vec<String>> {
+    let c = stack
+        .component(callee)
+        .with_context(|| format!("no component {callee:?} in this stack"))?;
+    let net = match rt.kind() {
+        crate::stack::state::RuntimeKind::Docker => crate::stack::Net::Docker,
+        crate::stack::state::RuntimeKind::Local => crate::stack::Net::Local,
+    };
+    Ok((0..stack.replicas(c))
+        .map(|r| {
+            let (h, p) = stack.addr(net, callee, r);
+            format!("{h}:{p}")
+        })
+        .chain(c.routes.iter().map(|r| r.path.to_owned()))
+        .collect())
+}
+
+/// Puts a fault on the target for its duration, then heals it. `app` carries an
+/// application fault's settings; `callee` names the component a `fail-calls` cuts off.
 async fn fault(
     a: &FaultArgs,
     kind: Kind,
     mut app: Option<telemetry::faults::AppFaults>,
+    callee: Option<&str>,
 ) -> anyhow::Result<()> {
     let (stack, rt, dir) = open(&a.target.stack).await?;
     let instances = resolve(&stack, &a.target.target)?;
@@ -307,24 +312,8 @@ async fn fault(
         // A little past the fault's end: socialctl switches it off on time, and the
         // service drops it by itself should socialctl be gone.
         app.ttl_secs = a.duration.as_secs() + 5;
-        if kind == Kind::FailCalls {
-            let callee = app.failing_calls.remove(0);
-            let c = stack
-                .component(&callee)
-                .with_context(|| format!("no component {callee:?} in this stack"))?;
-            let net = match rt.kind() {
-                crate::stack::state::RuntimeKind::Docker => crate::stack::Net::Docker,
-                crate::stack::state::RuntimeKind::Local => crate::stack::Net::Local,
-            };
-            // Its replicas' own addresses, and its routes: calls between services go
-            // through the gateway, where only the path says who is called.
-            app.failing_calls = (0..stack.replicas(c))
-                .map(|r| {
-                    let (h, p) = stack.addr(net, &callee, r);
-                    format!("{h}:{p}")
-                })
-                .chain(c.routes.iter().map(|r| r.path.to_owned()))
-                .collect();
+        if let Some(callee) = callee {
+            app.failing_calls = calls_to(&stack, &rt, callee)?;
         }
     }
     let running: Vec<String> = rt
@@ -361,12 +350,16 @@ async fn fault(
     let mut faults = active(&dir);
     faults.push(f.clone());
     save(&dir, &faults)?;
+    // The target's component (resolved above, so it is in the table).
+    let stop = a
+        .target
+        .target
+        .split('#')
+        .next()
+        .and_then(|c| stack.component(c))
+        .map_or(Signal::Term, |c| c.stop_signal);
     for i in &instances {
-        let applied = match &app {
-            Some(a) => send_app(&rt, i, Some(a)).await,
-            None => apply(&rt, &stack, kind, i).await,
-        };
-        if let Err(e) = applied {
+        if let Err(e) = apply(&rt, &f, stop, i).await {
             let _ = take(&dir, &f.id);
             let _ = heal_one(&rt, &f).await;
             return Err(e.context(format!("could not {} {i}", kind.name())));
@@ -464,7 +457,7 @@ async fn restart(a: &TargetArgs) -> anyhow::Result<()> {
     let started = Utc::now();
     for i in &instances {
         println!("{} chaos restart {i}", hms(Utc::now()));
-        apply(&rt, &stack, Kind::Restart, i).await?;
+        rt.restart(i).await?;
     }
     let ended = Utc::now();
     let f = Fault {
@@ -584,17 +577,10 @@ async fn record_window(stack: &super::StackArgs, f: &Fault, ended: DateTime<Utc>
 /// The OTLP/protobuf body of a fault window's span.
 pub fn window_span(f: &Fault, ended: DateTime<Utc>, healed_by: &str) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
     use prost::Message as _;
-    let kv = |k: &str, v: String| KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v)),
-        }),
-        ..Default::default()
-    };
+    use verify::otlp::string_kv as kv;
     let nanos = |t: DateTime<Utc>| t.timestamp_nanos_opt().unwrap_or_default() as u64;
     let id = uuid::Uuid::new_v4();
     let span = Span {
@@ -605,10 +591,10 @@ pub fn window_span(f: &Fault, ended: DateTime<Utc>, healed_by: &str) -> Vec<u8> 
         start_time_unix_nano: nanos(f.started),
         end_time_unix_nano: nanos(ended),
         attributes: vec![
-            kv("chaos.kind", f.kind.name().into()),
+            kv("chaos.kind", f.kind.name()),
             kv("chaos.target", f.target.clone()),
             kv("chaos.instances", f.instances.join(",")),
-            kv("chaos.healed_by", healed_by.into()),
+            kv("chaos.healed_by", healed_by),
             kv("chaos.planned_until", f.until.to_rfc3339()),
             kv(
                 "chaos.parameters",
@@ -623,7 +609,7 @@ pub fn window_span(f: &Fault, ended: DateTime<Utc>, healed_by: &str) -> Vec<u8> 
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", "socialctl.chaos".into())],
+                attributes: vec![kv("service.name", verify::faults::CHAOS_SERVICE)],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {

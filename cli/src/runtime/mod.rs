@@ -118,6 +118,27 @@ impl Runtime for AnyRuntime {
     }
 }
 
+/// The memory of every replica of `component` (`feed`, `feed-2`, …), summed, as the
+/// runtime reports it; 0 when it cannot say.
+pub async fn component_memory(rt: &AnyRuntime, component: &str) -> u64 {
+    let replica_of = |name: &str| {
+        name == component
+            || name
+                .strip_prefix(component)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+    };
+    rt.status()
+        .await
+        .map(|rows| {
+            rows.iter()
+                .filter(|r| replica_of(&r.name))
+                .filter_map(|r| r.memory_bytes)
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Which stack a command acts on: its state directory and project, and the runtime the
 /// user named (if any).
 #[derive(Debug, Clone)]

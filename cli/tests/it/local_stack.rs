@@ -519,6 +519,23 @@ async fn finished(mut child: std::process::Child, within: Duration) -> String {
     }
 }
 
+/// Asks `check` every 50 ms until it answers `Ok`, for at most `within`; past that,
+/// fails with its last `Err`, which says what it saw.
+async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) => assert!(Instant::now() < deadline, "after {within:?}: {last}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Chaos on the local runtime: one feed replica killed behind the gateway's retry,
 /// every replica killed (the gateway's JSON 503 until it heals by itself), profile
 /// paused and healed from another command, and each window recorded in the sink.
@@ -534,11 +551,13 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
     };
     // One of two replicas killed: NGINX retries on the other, every request succeeds.
     let one = chaos_in_background(state, &["kill", "feed#2", "--duration", "3s"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(state.join("chaos.json")).is_ok_and(|s| s.contains("feed-2")) {
-        assert!(Instant::now() < deadline, "the fault was never recorded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(10), || async {
+        std::fs::read_to_string(state.join("chaos.json"))
+            .is_ok_and(|s| s.contains("feed-2"))
+            .then_some(())
+            .ok_or_else(|| "the fault was never recorded".to_owned())
+    })
+    .await;
     for _ in 0..20 {
         assert_eq!(timeline().await.0, 200, "the other replica answers");
     }
@@ -555,33 +574,20 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
 
     // Every replica killed: the gateway answers its JSON 503, then feed is back by itself.
     let all = chaos_in_background(state, &["kill", "feed", "--duration", "2s"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let failed = loop {
+    let failed = eventually(Duration::from_secs(10), || async {
         let (s, body) = timeline().await;
-        if s >= 500 {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "feed never went away");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (s >= 500)
+            .then_some(body)
+            .ok_or_else(|| format!("feed never went away: still {s}"))
+    })
+    .await;
     assert_eq!(failed["error"], "unavailable", "{failed}");
     finished(all, Duration::from_secs(30)).await;
     assert_eq!(timeline().await.0, 200, "healed");
 
     // Paused for a minute, healed at once from another command.
     let paused = chaos_in_background(state, &["pause", "profile", "--duration", "60s"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let listed = stdout(&socialctl(state, &["chaos", "status"]));
-        if listed.contains("pause") && listed.contains("profile") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "status never listed the pause: {listed}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    listed(state, "pause profile").await;
     let healed = socialctl(state, &["chaos", "heal"]);
     assert!(
         stdout(&healed).contains("healed pause profile"),
@@ -608,8 +614,7 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
     nothing_acknowledged_is_lost(client, token, state).await;
 
     // Each window is a span of socialctl.chaos in the sink.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), || async {
         let traces: Value = client
             .get(format!(
                 "http://127.0.0.1:{SINK_HTTP}/api/traces?service=socialctl.chaos&limit=20"
@@ -621,15 +626,11 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
             .await
             .expect("JSON");
         let n = traces.as_array().map_or(0, Vec::len);
-        if n >= 7 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fault windows in the sink: {traces}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        (n >= 7)
+            .then_some(())
+            .ok_or_else(|| format!("fault windows in the sink: {traces}"))
+    })
+    .await;
     // verify-traces accounts the traces to the windows (its exit code is about
     // completeness, which the kills may well have dented; the report is what counts here).
     let verify = Command::new(BIN)
@@ -662,25 +663,36 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
 
 /// The spans of trace `id` in the sink, once it has `min` of them.
 async fn spans_of(client: &reqwest::Client, id: &str, min: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), || async {
         let r = client
             .get(format!("http://127.0.0.1:{SINK_HTTP}/api/traces/{id}"))
             .send()
             .await
             .expect("sink");
-        if r.status().is_success() {
-            let spans: Vec<Value> = r.json().await.expect("JSON");
-            if spans.len() >= min {
-                return spans;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "trace {id} never reached the sink"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let spans: Vec<Value> = if r.status().is_success() {
+            r.json().await.expect("JSON")
+        } else {
+            Vec::new()
+        };
+        (spans.len() >= min)
+            .then_some(spans)
+            .ok_or_else(|| format!("trace {id} never reached the sink whole"))
+    })
+    .await
+}
+
+/// Waits until `chaos status` lists a fault whose line has every word of `words`.
+async fn listed(state: &Path, words: &str) {
+    eventually(Duration::from_secs(10), || async {
+        let listed = stdout(&socialctl(state, &["chaos", "status"]));
+        let found = listed
+            .lines()
+            .any(|l| words.split(' ').all(|w| l.contains(w)));
+        found
+            .then_some(())
+            .ok_or_else(|| format!("status never listed {words}: {listed}"))
+    })
+    .await
 }
 
 fn injected(span: &Value) -> bool {
@@ -717,8 +729,7 @@ async fn application_faults(client: &reqwest::Client, token: &str, state: &Path)
             "60s",
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let failed = loop {
+    let failed = eventually(Duration::from_secs(10), || async {
         let (s, body) = api(
             client,
             reqwest::Method::GET,
@@ -727,12 +738,11 @@ async fn application_faults(client: &reqwest::Client, token: &str, state: &Path)
             None,
         )
         .await;
-        if s == 500 {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "the error fault never showed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (s == 500)
+            .then_some(body)
+            .ok_or_else(|| format!("the error fault never showed: {s}"))
+    })
+    .await;
     assert_eq!(failed["error"], "injected_fault", "{failed}");
     let spans = spans_of(client, failed["trace_id"].as_str().expect("trace id"), 1).await;
     assert!(
@@ -768,8 +778,7 @@ async fn application_faults(client: &reqwest::Client, token: &str, state: &Path)
         state,
         &["slow", "profile", "--ms", "400", "--duration", "60s"],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), || async {
         let t = Instant::now();
         api(
             client,
@@ -779,12 +788,12 @@ async fn application_faults(client: &reqwest::Client, token: &str, state: &Path)
             None,
         )
         .await;
-        if t.elapsed() >= Duration::from_millis(400) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the latency fault never showed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let took = t.elapsed();
+        (took >= Duration::from_millis(400))
+            .then_some(())
+            .ok_or_else(|| format!("the latency fault never showed: {took:?}"))
+    })
+    .await;
     socialctl(state, &["chaos", "heal"]);
     finished(slow, Duration::from_secs(10)).await;
     let t = Instant::now();
@@ -804,15 +813,7 @@ async fn application_faults(client: &reqwest::Client, token: &str, state: &Path)
         state,
         &["fail-calls", "feed", "--to", "profile", "--duration", "60s"],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let listed = stdout(&socialctl(state, &["chaos", "status"]));
-        if listed.contains("fail-calls") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never listed: {listed}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    listed(state, "fail-calls feed").await;
     let r = client
         .post(format!("{base}/api/feed/posts"))
         .bearer_auth(token)
@@ -821,16 +822,16 @@ async fn application_faults(client: &reqwest::Client, token: &str, state: &Path)
         .await
         .expect("post");
     let id = trace_of(&r);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let call = eventually(Duration::from_secs(10), || async {
         let spans = spans_of(client, &id, 1).await;
-        if let Some(s) = spans.iter().find(|s| injected(s) && s["kind"] == "client") {
-            assert_eq!(s["status"], "error", "{s}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no failed call in {spans:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        spans
+            .iter()
+            .find(|s| injected(s) && s["kind"] == "client")
+            .cloned()
+            .ok_or_else(|| format!("no marked call in {spans:?}"))
+    })
+    .await;
+    assert_eq!(call["status"], "error", "{call}");
     socialctl(state, &["chaos", "heal"]);
     finished(calls, Duration::from_secs(10)).await;
 }
@@ -897,8 +898,7 @@ async fn nothing_acknowledged_is_lost(client: &reqwest::Client, token: &str, sta
     let kill = chaos_in_background(state, &["kill", "postgres", "--duration", "1s"]);
     finished(kill, Duration::from_secs(60)).await;
     // And some after it healed.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(Duration::from_secs(30), || async {
         let (s, _) = api(
             client,
             reqwest::Method::GET,
@@ -907,15 +907,11 @@ async fn nothing_acknowledged_is_lost(client: &reqwest::Client, token: &str, sta
             None,
         )
         .await;
-        if s == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "feed never recovered from PostgreSQL's restart"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (s == 200)
+            .then_some(())
+            .ok_or_else(|| format!("feed never recovered from PostgreSQL's restart: {s}"))
+    })
+    .await;
     more(10).await;
     stop.store(true, Ordering::Relaxed);
     let (acked, refused) = writer.await.expect("writer");

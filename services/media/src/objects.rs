@@ -308,6 +308,8 @@ impl Objects {
 mod create_bucket {
     use sha2::{Digest as _, Sha256};
 
+    use crate::routes::uploads::hex;
+
     const REGION: &str = "us-east-1";
 
     fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -327,10 +329,6 @@ mod create_bucket {
             .chain_update(inner)
             .finalize()
             .into()
-    }
-
-    fn hex(b: &[u8]) -> String {
-        crate::routes::uploads::hex(b)
     }
 
     /// The `Authorization` value of `PUT /{bucket}` on `host` at `now`, with the

@@ -69,43 +69,59 @@ pub fn set(faults: Option<AppFaults>) {
     *ACTIVE.write().unwrap_or_else(|p| p.into_inner()) = active;
 }
 
-/// The faults in force now, if any.
-pub fn current() -> Option<AppFaults> {
+/// Runs `f` on the faults in force now, if any, without copying them (this is read on
+/// every request and every outgoing call).
+fn with_active<R>(f: impl FnOnce(&AppFaults) -> R) -> Option<R> {
     let guard = ACTIVE.read().unwrap_or_else(|p| p.into_inner());
     guard
         .as_ref()
         .filter(|a| a.until > std::time::Instant::now())
-        .map(|a| a.faults.clone())
+        .map(|a| f(&a.faults))
+}
+
+/// The faults in force now, if any.
+pub fn current() -> Option<AppFaults> {
+    with_active(AppFaults::clone)
 }
 
 /// Whether teaching fault `name` is on: at start (`SOCIALNET_FAULTS`) or at run time.
 pub fn on(name: &str) -> bool {
-    enabled(name) || current().is_some_and(|f| f.teaching.iter().any(|t| t == name))
+    enabled(name) || with_active(|f| f.teaching.iter().any(|t| t == name)) == Some(true)
 }
 
 /// What the faults do to one request on `route`: the latency to add, and whether to
 /// fail it (decided from the trace id's random bits, so it is the same wherever the
-/// trace is looked at).
-pub fn for_request(route: &str, trace_id: u128) -> Option<(u64, bool)> {
-    let f = current()?;
-    if !route.starts_with(&f.route_prefix) || (f.latency_ms == 0 && f.error_rate <= 0.0) {
-        return None;
-    }
-    let draw = (trace_id % 10_000) as f64 / 10_000.0;
-    Some((f.latency_ms, draw < f.error_rate))
+/// trace is looked at). `trace_id` is asked only when a fault applies.
+pub fn for_request(route: &str, trace_id: impl FnOnce() -> u128) -> Option<(u64, bool)> {
+    let (latency_ms, rate) = with_active(|f| {
+        let touched =
+            route.starts_with(&f.route_prefix) && (f.latency_ms > 0 || f.error_rate > 0.0);
+        touched.then_some((f.latency_ms, f.error_rate))
+    })??;
+    let draw = (trace_id() % 10_000) as f64 / 10_000.0;
+    Some((latency_ms, draw < rate))
 }
 
-/// Whether an outgoing call to `host:port` and `path` is to fail.
-pub fn call_fails(host_port: &str, path: &str) -> bool {
-    current().is_some_and(|f| {
-        f.failing_calls.iter().any(|c| {
+/// Whether an outgoing call to `url` is to fail; then the `host:port` it was for.
+pub fn failing_call(url: &reqwest::Url) -> Option<String> {
+    with_active(|f| {
+        if f.failing_calls.is_empty() {
+            return None;
+        }
+        let target = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
+        let hit = f.failing_calls.iter().any(|c| {
             if c.starts_with('/') {
-                path.starts_with(c.as_str())
+                url.path().starts_with(c.as_str())
             } else {
-                c == host_port
+                *c == target
             }
-        })
-    })
+        });
+        hit.then_some(target)
+    })?
 }
 
 /// Marks `span` as touched by fault `name`.
@@ -136,11 +152,16 @@ mod tests {
             ttl_secs: 60,
             ..Default::default()
         }));
-        assert_eq!(for_request("/api/chaos-unit/x", 7000), Some((20, false)));
-        assert_eq!(for_request("/api/chaos-unit/x", 1234), Some((20, true)));
-        assert_eq!(for_request("/api/feed/timeline", 4321), None);
-        assert!(call_fails("chaos-unit:1", "/x") && !call_fails("media:8085", "/x"));
-        assert!(call_fails("gateway:8080", "/api/chaos-unit-callee/ann"));
+        assert_eq!(for_request("/api/chaos-unit/x", || 7000), Some((20, false)));
+        assert_eq!(for_request("/api/chaos-unit/x", || 1234), Some((20, true)));
+        assert_eq!(for_request("/api/feed/timeline", || 4321), None);
+        let url = |u: &str| reqwest::Url::parse(u).expect("url");
+        assert_eq!(
+            failing_call(&url("http://chaos-unit:1/x")).as_deref(),
+            Some("chaos-unit:1")
+        );
+        assert_eq!(failing_call(&url("http://media:8085/x")), None);
+        assert!(failing_call(&url("http://gateway:8080/api/chaos-unit-callee/ann")).is_some());
         set(Some(AppFaults {
             latency_ms: 5,
             route_prefix: "/api/chaos-unit".into(),
@@ -149,6 +170,6 @@ mod tests {
         }));
         assert_eq!(current(), None, "lapsed at once");
         set(None);
-        assert_eq!(for_request("/api/chaos-unit/x", 1), None);
+        assert_eq!(for_request("/api/chaos-unit/x", || 1), None);
     }
 }

@@ -61,11 +61,7 @@ impl HttpClient {
         }
         // chaos: a call to a dependency switched to failing goes to a port nothing
         // listens on, and fails there as a real unreachable dependency does.
-        let target = match (req.url().host_str(), req.url().port_or_known_default()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            _ => String::new(),
-        };
-        if crate::faults::call_fails(&target, req.url().path()) {
+        if let Some(target) = crate::faults::failing_call(req.url()) {
             crate::faults::mark(&span, "failing_call", format!("calls to {target} fail"));
             let url = req.url_mut();
             let _ = url.set_host(Some("127.0.0.1"));

@@ -134,9 +134,9 @@ pub async fn trace_requests(req: Request, next: Next) -> Response {
     // lacks its status code.
     let guard = Unanswered(Some(span.clone()));
     let injected = route.as_deref().and_then(|r| {
-        let trace_id =
-            u128::from_be_bytes(span.context().span().span_context().trace_id().to_bytes());
-        crate::faults::for_request(r, trace_id)
+        crate::faults::for_request(r, || {
+            u128::from_be_bytes(span.context().span().span_context().trace_id().to_bytes())
+        })
     });
     let mut response = match injected {
         None => next.run(req).instrument(span.clone()).await,
