@@ -157,7 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchSink(a) => cmd::bench_sink::run(&a).await,
         Command::BenchMessaging(a) => done(cmd::bench_messaging::run(&a).await),
         Command::BenchMedia(a) => done(cmd::bench_media::run(&a).await),
-        Command::Chaos(a) => done(cmd::chaos::run(&a).await),
+        Command::Chaos(a) => cmd::chaos::run(&a).await,
         Command::VerifyTraces(a) => cmd::verify::verify_traces(&a).await,
         Command::Traces(a) => done(cmd::verify::traces(&a).await),
     }

@@ -1,11 +1,12 @@
 //! Scenarios as data: expected trace shapes (`traces/*.spec`) and the load mix
-//! (`load/*.workload`, parsed by [`workload`]); chaos experiments join them as that
-//! command arrives.
+//! (`load/*.workload`, parsed by [`workload`]), and chaos experiments
+//! (`chaos/*.experiment`, parsed by [`experiment`]).
 //!
 //! The files are compiled into `socialctl`, so it works from any directory; a user can
 //! still point `verify-traces --specs DIR` at edited copies. This crate depends on no
 //! service crate.
 
+pub mod experiment;
 pub mod workload;
 
 /// The built-in trace specs: (file name, text).

@@ -55,9 +55,32 @@ pub struct FaultReport {
     pub outside: Outside,
 }
 
-/// Whether a trace is a fault window's record rather than the system's work.
+/// The service name of the fault proxy's spans (one per toxic and connection it acted
+/// on, each a trace of its own: a TCP connection carries no trace context).
+pub const PROXY_SERVICE: &str = "chaosproxy";
+
+/// Whether a trace is a record of a fault (a window, or the fault proxy saying which
+/// connection a toxic acted on) rather than the system's work.
 pub fn is_window(trace: &[Span]) -> bool {
-    !trace.is_empty() && trace.iter().all(|s| s.service == CHAOS_SERVICE)
+    !trace.is_empty()
+        && trace
+            .iter()
+            .all(|s| s.service == CHAOS_SERVICE || s.service == PROXY_SERVICE)
+}
+
+/// The ids of the traces (not fault records) that began inside a fault window: what
+/// the fault did, reported per window and not judged with the rest.
+pub fn in_windows(traces: &[Vec<Span>]) -> HashSet<String> {
+    let w = windows(traces);
+    traces
+        .iter()
+        .filter(|t| !t.is_empty() && !is_window(t))
+        .filter(|t| {
+            let start = t.iter().map(|s| s.start_ns).min().unwrap_or(0);
+            w.iter().any(|w| w.start_ns <= start && start <= w.end_ns)
+        })
+        .map(|t| t[0].trace_id.clone())
+        .collect()
 }
 
 /// The fault windows recorded among `traces`, in time order.

@@ -139,11 +139,24 @@ pub fn verify_linked(
         }
     }
 
+    let incomplete: HashSet<&str> = judged
+        .iter()
+        .filter(|(_, _, ds, _)| !ds.is_empty())
+        .map(|(_, id, _, _)| id.as_str())
+        .collect();
+    let faults = crate::faults::report(traces, &incomplete);
+    // Traces that began while a fault acted are what the fault did: counted in its
+    // window's row, not in the completeness of the system.
+    let during = crate::faults::in_windows(traces);
+    let judged: Vec<_> = judged
+        .iter()
+        .filter(|(_, id, _, _)| !during.contains(id))
+        .collect();
     let mut endpoints: BTreeMap<String, EndpointRow> = BTreeMap::new();
     let mut kinds: BTreeMap<DefectKind, (usize, HashSet<String>, String)> = BTreeMap::new();
     let mut defects = Vec::new();
     let mut complete = 0;
-    for (ep, trace_id, ds, found) in judged.iter() {
+    for (ep, trace_id, ds, found) in judged.iter().copied() {
         let row = endpoints.entry(ep.clone()).or_insert_with(|| EndpointRow {
             endpoint: ep.clone(),
             sent: sent.map(|_| 0),
@@ -194,12 +207,6 @@ pub fn verify_linked(
             example_trace: example,
         })
         .collect();
-    let incomplete: HashSet<&str> = judged
-        .iter()
-        .filter(|(_, _, ds, _)| !ds.is_empty())
-        .map(|(_, id, _, _)| id.as_str())
-        .collect();
-    let faults = crate::faults::report(traces, &incomplete);
     Report {
         traces: judged.len(),
         complete,
@@ -249,10 +256,15 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{} of {} traces complete: {:.3}%",
+        "\n{} of {} traces complete: {:.3}%{}",
         r.complete,
         r.traces,
-        100.0 * r.completeness
+        100.0 * r.completeness,
+        if r.faults.is_some() {
+            " (outside the fault windows; those that began in one are counted under it)"
+        } else {
+            ""
+        }
     );
     for k in &r.kinds {
         let _ = writeln!(

@@ -11,6 +11,12 @@
 //! paused one resumed); Ctrl-C heals at once, and so does `socialctl chaos heal` from
 //! another terminal. `restart` is a fault of its own, with no duration.
 //!
+//! Network faults (`latency`, `bandwidth`, `loss`, `timeout`, `reset`, `partition`)
+//! put a toxic on the links of the stack's fault proxy (`socialnet chaosproxy`, started
+//! with `socialctl up --fault-proxy`) between a caller and a callee, and remove it when
+//! they heal; the proxy's own spans (`chaosproxy <toxic>`) say which connections each
+//! toxic acted on.
+//!
 //! Active faults are recorded in the stack's state directory (`chaos.json`), which is
 //! what `chaos status` lists and `chaos heal` heals, so a fault outlives neither its
 //! duration nor a lost terminal. Each fault window, when it ends, is sent to the sink as
@@ -56,6 +62,27 @@ pub enum Verb {
     /// Application fault: the service's HTTP calls to another component fail as if it
     /// were unreachable (connection refused), inside their CLIENT spans.
     FailCalls(FailCallsArgs),
+    /// Network fault: each chunk of data between FROM and TO waits `--ms` (± `--jitter`).
+    Latency(LatencyArgs),
+    /// Network fault: the bytes between FROM and TO are held to `--kib-per-s`.
+    Bandwidth(BandwidthArgs),
+    /// Network fault: FROM's connections to TO are lost: reset as they open, or at
+    /// their next data when pooled (a share of them with `--toxicity 0.3`).
+    Loss(NetArgs),
+    /// Network fault: data between FROM and TO stops; connections are closed after
+    /// `--ms` (0: held open, never answered).
+    Timeout(TimeoutArgs),
+    /// Network fault: FROM's connections to TO are cut with a TCP reset after
+    /// `--after-ms`.
+    Reset(ResetArgs),
+    /// Network fault: A and B cannot reach each other (both ways); both stay up.
+    Partition(PartitionArgs),
+    /// Run a chaos experiment: check the steady state, run load with faults on a
+    /// timeline, roll back, check again; exit 0 when it held, 1 when it deviated.
+    Run(super::experiment::RunArgs),
+    /// List the fault proxy's links (the paths network faults can act on), with their
+    /// connections and toxics.
+    Links(StackOnly),
     /// List the active faults and the time each has left.
     Status(StackOnly),
     /// Heal every active fault now.
@@ -114,6 +141,89 @@ pub struct FailCallsArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = "\
+Paths (with `socialctl up --fault-proxy`; `socialctl chaos links` lists them):
+  SERVICE postgres|redis|objects     a service's database, cache, object store
+  SERVICE auth|profile|media         a service's calls to another service
+  gateway SERVICE[#N]                the gateway to a service (or one replica)")]
+pub struct NetArgs {
+    #[command(flatten)]
+    pub stack: super::StackArgs,
+    /// The caller: a service, or `gateway`.
+    pub from: String,
+    /// The callee: `postgres`, `redis`, `objects`, a service, or one replica (`feed#2`).
+    pub to: String,
+    /// How long the fault lasts before socialctl heals it.
+    #[arg(long, default_value = "30s", value_parser = scenarios::workload::parse_duration)]
+    pub duration: Duration,
+    /// Which bytes: `upstream` (FROM to TO), `downstream` (the answers), or `both`.
+    #[arg(long, value_enum, default_value_t = StreamArg::Both)]
+    pub stream: StreamArg,
+    /// Share of connections it acts on, 0 to 1, decided per connection.
+    #[arg(long, default_value_t = 1.0)]
+    pub toxicity: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StreamArg {
+    Upstream,
+    Downstream,
+    Both,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LatencyArgs {
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Milliseconds added to each chunk of data.
+    #[arg(long, default_value_t = 200)]
+    pub ms: u64,
+    /// Up to this many milliseconds more or less, evenly spread.
+    #[arg(long, default_value_t = 0)]
+    pub jitter: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BandwidthArgs {
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// KiB per second.
+    #[arg(long, default_value_t = 64)]
+    pub kib_per_s: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TimeoutArgs {
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Close each stalled connection after this many milliseconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub ms: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Reset each connection this many milliseconds after the fault first sees it.
+    #[arg(long, default_value_t = 0)]
+    pub after_ms: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PartitionArgs {
+    #[command(flatten)]
+    pub stack: super::StackArgs,
+    /// One side: a service, `gateway`, or a store.
+    pub a: String,
+    /// The other side.
+    pub b: String,
+    /// How long the fault lasts before socialctl heals it.
+    #[arg(long, default_value = "30s", value_parser = scenarios::workload::parse_duration)]
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct StackOnly {
     #[command(flatten)]
     pub stack: super::StackArgs,
@@ -164,8 +274,11 @@ fn hms(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
-pub async fn run(a: &ChaosArgs) -> anyhow::Result<()> {
-    match &a.verb {
+/// Runs a chaos verb: exit 0 when it did what it said; `run` exits 1 when an
+/// experiment's steady state deviated.
+pub async fn run(a: &ChaosArgs) -> anyhow::Result<std::process::ExitCode> {
+    let done = match &a.verb {
+        Verb::Run(r) => return super::experiment::run(r).await,
         Verb::Kill(f) => fault(f, Kind::Kill, None, None).await,
         Verb::Stop(f) => fault(f, Kind::Stop, None, None).await,
         Verb::Pause(f) => fault(f, Kind::Pause, None, None).await,
@@ -193,10 +306,53 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<()> {
             let app = telemetry::faults::AppFaults::default();
             fault(&e.fault, Kind::FailCalls, Some(app), Some(&e.to)).await
         }
+        Verb::Latency(l) => {
+            network(
+                &l.net,
+                Kind::Latency,
+                chaosproxy::Effect::Latency {
+                    latency_ms: l.ms,
+                    jitter_ms: l.jitter,
+                },
+            )
+            .await
+        }
+        Verb::Bandwidth(b) => {
+            network(
+                &b.net,
+                Kind::Bandwidth,
+                chaosproxy::Effect::Bandwidth {
+                    kib_per_s: b.kib_per_s,
+                },
+            )
+            .await
+        }
+        Verb::Loss(n) => network(n, Kind::Loss, chaosproxy::Effect::Loss).await,
+        Verb::Timeout(t) => {
+            network(
+                &t.net,
+                Kind::Timeout,
+                chaosproxy::Effect::Timeout { timeout_ms: t.ms },
+            )
+            .await
+        }
+        Verb::Reset(r) => {
+            network(
+                &r.net,
+                Kind::Reset,
+                chaosproxy::Effect::Reset {
+                    after_ms: r.after_ms,
+                },
+            )
+            .await
+        }
+        Verb::Partition(p) => partition(p).await,
+        Verb::Links(s) => links(s).await,
         Verb::Restart(t) => restart(t).await,
         Verb::Status(s) => status(s).await,
         Verb::Heal(s) => heal_all(s).await,
-    }
+    };
+    done.map(|()| std::process::ExitCode::SUCCESS)
 }
 
 /// The running stack's table and runtime, or an error that says how to start one.
@@ -248,19 +404,36 @@ async fn send_app(
     Ok(())
 }
 
-/// Puts fault `f` on one instance; `stop` is its component's graceful stop signal.
-async fn apply(rt: &AnyRuntime, f: &Fault, stop: Signal, instance: &str) -> anyhow::Result<()> {
+/// Puts fault `f` on one instance (or link); `stop` is its component's graceful stop
+/// signal.
+async fn apply(
+    stack: &Stack,
+    rt: &AnyRuntime,
+    f: &Fault,
+    stop: Signal,
+    instance: &str,
+) -> anyhow::Result<()> {
+    if let Some(t) = &f.toxic {
+        return send_toxic(stack, instance, Some(t), &t.name).await;
+    }
     match f.kind {
         Kind::Errors | Kind::Slow | Kind::FailCalls => send_app(rt, instance, f.app.as_ref()).await,
         Kind::Kill => rt.signal(instance, Signal::Kill).await,
         Kind::Stop => rt.signal(instance, stop).await,
         Kind::Pause => rt.pause(instance).await,
         Kind::Restart => rt.restart(instance).await,
+        _ => bail!("{} needs a toxic", f.kind.name()),
     }
 }
 
-async fn heal_one(rt: &AnyRuntime, f: &Fault) -> anyhow::Result<()> {
+async fn heal_one(stack: &Stack, rt: &AnyRuntime, f: &Fault) -> anyhow::Result<()> {
     for i in &f.instances {
+        if f.toxic.is_some() {
+            send_toxic(stack, i, None, &f.id)
+                .await
+                .with_context(|| format!("could not take the toxic off {i}"))?;
+            continue;
+        }
         match f.kind {
             Kind::Kill | Kind::Stop => rt
                 .restart(i)
@@ -274,6 +447,7 @@ async fn heal_one(rt: &AnyRuntime, f: &Fault) -> anyhow::Result<()> {
             Kind::Errors | Kind::Slow | Kind::FailCalls => send_app(rt, i, None)
                 .await
                 .with_context(|| format!("could not switch the fault off in {i}"))?,
+            _ => {}
         }
     }
     Ok(())
@@ -327,29 +501,7 @@ async fn fault(
         if !running.contains(i) {
             bail!("{i} is not running; `socialctl status` shows what is");
         }
-        if let Some(f) = active(&dir).iter().find(|f| f.instances.contains(i)) {
-            bail!(
-                "{i} already has an active fault ({} until {}); heal it first with `socialctl chaos heal`",
-                f.kind.name(),
-                hms(f.until)
-            );
-        }
     }
-    let started = Utc::now();
-    let until = started + chrono::Duration::from_std(a.duration)?;
-    let f = Fault {
-        id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
-        kind,
-        target: a.target.target.clone(),
-        instances: instances.clone(),
-        started,
-        until,
-        owner: std::process::id(),
-        app: app.clone(),
-    };
-    let mut faults = active(&dir);
-    faults.push(f.clone());
-    save(&dir, &faults)?;
     // The target's component (resolved above, so it is in the table).
     let stop = a
         .target
@@ -358,48 +510,344 @@ async fn fault(
         .next()
         .and_then(|c| stack.component(c))
         .map_or(Signal::Term, |c| c.stop_signal);
+    let plan = Plan {
+        kind,
+        target: a.target.target.clone(),
+        instances,
+        duration: a.duration,
+        app,
+        toxic: None,
+        stop,
+    };
+    inflict(&a.target.stack, &stack, &rt, &dir, plan).await
+}
+
+/// A fault about to be put on: what `inflict` needs.
+struct Plan {
+    kind: Kind,
+    target: String,
+    /// Instances, or the fault proxy's links for a network fault.
+    instances: Vec<String>,
+    duration: Duration,
+    app: Option<telemetry::faults::AppFaults>,
+    toxic: Option<chaosproxy::Toxic>,
+    /// The target component's graceful stop signal.
+    stop: Signal,
+}
+
+/// Records the fault, puts it on every instance (or link), says what it did and how to
+/// see it, waits out its duration and heals it.
+async fn inflict(
+    stack_args: &super::StackArgs,
+    stack: &Stack,
+    rt: &AnyRuntime,
+    dir: &Path,
+    plan: Plan,
+) -> anyhow::Result<()> {
+    let Plan {
+        kind,
+        target,
+        instances,
+        duration,
+        app,
+        mut toxic,
+        stop,
+    } = plan;
+    let dir = dir.to_path_buf();
+    let dir = &dir;
     for i in &instances {
-        if let Err(e) = apply(&rt, &f, stop, i).await {
-            let _ = take(&dir, &f.id);
-            let _ = heal_one(&rt, &f).await;
+        if let Some(f) = active(dir).iter().find(|f| f.instances.contains(i)) {
+            bail!(
+                "{i} already has an active fault ({} until {}); heal it first with `socialctl chaos heal`",
+                f.kind.name(),
+                hms(f.until)
+            );
+        }
+    }
+    let started = Utc::now();
+    let until = started + chrono::Duration::from_std(duration)?;
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    if let Some(t) = toxic.as_mut() {
+        t.name = id.clone();
+    }
+    let f = Fault {
+        id,
+        kind,
+        target: target.clone(),
+        instances: instances.clone(),
+        started,
+        until,
+        owner: std::process::id(),
+        app,
+        toxic,
+    };
+    let mut faults = active(dir);
+    faults.push(f.clone());
+    save(dir, &faults)?;
+    for i in &instances {
+        if let Err(e) = apply(stack, rt, &f, stop, i).await {
+            let _ = take(dir, &f.id);
+            let _ = heal_one(stack, rt, &f).await;
             return Err(e.context(format!("could not {} {i}", kind.name())));
         }
     }
-    let restarts_before = restarts(&rt, &instances).await;
+    let restarts_before = restarts(rt, &instances).await;
+    let what = match &f.toxic {
+        Some(t) => format!(
+            " ({}, {})",
+            t.effect.describe(),
+            match t.stream {
+                chaosproxy::Stream::Both => "both ways",
+                chaosproxy::Stream::Upstream => "requests only",
+                chaosproxy::Stream::Downstream => "answers only",
+            }
+        ),
+        None => String::new(),
+    };
     println!(
-        "{} chaos {} {}: {}",
+        "{} chaos {} {target}{what}: {}",
         hms(started),
         kind.name(),
-        a.target.target,
         instances.join(", ")
     );
     println!(
         "  heals at {} (in {} s): will {}; Ctrl-C heals now, so does `socialctl chaos heal`",
         hms(until),
-        a.duration.as_secs(),
+        duration.as_secs(),
         kind.heal_plan()
     );
-    println!(
-        "  see it: `socialctl traces --errors` (requests that failed meanwhile); under `socialctl load`, its report and `verify-traces --sent`"
-    );
-    let healed_by = wait(&dir, &f, a.duration, &rt, restarts_before).await;
+    println!("  see it: {}", see_it(kind));
+    let healed_by = wait(dir, &f, duration, rt, restarts_before).await;
     if healed_by == "heal" {
         println!("{} healed by `socialctl chaos heal`", hms(Utc::now()));
         return Ok(());
     }
-    take(&dir, &f.id)?;
-    heal_one(&rt, &f).await?;
+    take(dir, &f.id)?;
+    heal_one(stack, rt, &f).await?;
     let ended = Utc::now();
-    record_window(&a.target.stack, &f, ended, healed_by).await;
+    record_window(stack_args, &f, ended, healed_by).await;
     println!(
-        "{} healed ({healed_by}): {} {} from {} to {}",
+        "{} healed ({healed_by}): {} {target} from {} to {}",
         hms(ended),
         kind.name(),
-        a.target.target,
         hms(f.started),
         hms(ended)
     );
     Ok(())
+}
+
+/// The trace query that shows what a fault did.
+fn see_it(kind: Kind) -> &'static str {
+    if kind.is_network() {
+        "`socialctl traces --during-fault` (requests meanwhile, slowest first); the proxy's own spans: `socialctl traces --service chaosproxy`"
+    } else if matches!(kind, Kind::Errors | Kind::Slow | Kind::FailCalls) {
+        "`socialctl traces --during-fault --errors` (its spans carry chaos.injected=true)"
+    } else {
+        "`socialctl traces --during-fault --errors` (requests that failed meanwhile); under `socialctl load`, its report and `verify-traces --sent`"
+    }
+}
+
+/// The fault proxy's control API, or an error that says how to start a stack with it.
+fn proxy_url(stack: &Stack) -> anyhow::Result<String> {
+    if stack.component(crate::stack::FAULT_PROXY).is_none() {
+        bail!(
+            "this stack runs without the fault proxy, which network faults need (this kernel has no netem); \
+             start it with `socialctl down && socialctl up --fault-proxy` (or `--workshop`)"
+        );
+    }
+    let (h, p) = stack.addr(crate::stack::Net::Local, crate::stack::FAULT_PROXY, 0);
+    Ok(format!("http://{h}:{p}"))
+}
+
+/// The links from `from` to `to` (a component, or one replica `feed#2`).
+pub fn links_between(stack: &Stack, from: &str, to: &str) -> anyhow::Result<Vec<String>> {
+    let (to_name, replica) = match to.split_once('#') {
+        Some((n, r)) => (
+            n,
+            Some(
+                r.parse::<u32>()
+                    .ok()
+                    .filter(|r| *r >= 1)
+                    .with_context(|| format!("{to:?}: a replica is named NAME#N, N from 1"))?
+                    - 1,
+            ),
+        ),
+        None => (to, None),
+    };
+    let all = stack.links();
+    let found: Vec<String> = all
+        .iter()
+        .filter(|l| l.from == from && l.to == to_name)
+        .filter(|l| replica.is_none_or(|r| l.upstream == (l.to, r)))
+        .map(|l| l.name.clone())
+        .collect();
+    if found.is_empty() {
+        let reach: Vec<String> = all
+            .iter()
+            .filter(|l| l.from == from)
+            .map(|l| {
+                l.name
+                    .split_once(':')
+                    .map_or(l.name.clone(), |(_, t)| t.to_owned())
+            })
+            .collect();
+        if reach.is_empty() {
+            let callers: std::collections::BTreeSet<&str> = all.iter().map(|l| l.from).collect();
+            bail!(
+                "{from} has no path through the fault proxy; callers: {}",
+                callers.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+        bail!(
+            "{from} does not reach {to} through the fault proxy; {from} reaches: {}",
+            reach.join(", ")
+        );
+    }
+    Ok(found)
+}
+
+async fn network(n: &NetArgs, kind: Kind, effect: chaosproxy::Effect) -> anyhow::Result<()> {
+    let (stack, rt, dir) = open(&n.stack).await?;
+    proxy_url(&stack)?;
+    let links = links_between(&stack, &n.from, &n.to)?;
+    let toxic = chaosproxy::Toxic {
+        // Named after the fault once it has an id (in `inflict`).
+        name: "pending".into(),
+        effect,
+        stream: match n.stream {
+            StreamArg::Upstream => chaosproxy::Stream::Upstream,
+            StreamArg::Downstream => chaosproxy::Stream::Downstream,
+            StreamArg::Both => chaosproxy::Stream::Both,
+        },
+        toxicity: n.toxicity,
+    };
+    toxic.check().map_err(anyhow::Error::msg)?;
+    let plan = Plan {
+        kind,
+        target: format!("{}→{}", n.from, n.to),
+        instances: links,
+        duration: n.duration,
+        app: None,
+        toxic: Some(toxic),
+        stop: Signal::Term,
+    };
+    inflict(&n.stack, &stack, &rt, &dir, plan).await
+}
+
+async fn partition(p: &PartitionArgs) -> anyhow::Result<()> {
+    let (stack, rt, dir) = open(&p.stack).await?;
+    proxy_url(&stack)?;
+    let there = links_between(&stack, &p.a, &p.b);
+    let back = links_between(&stack, &p.b, &p.a);
+    let links: Vec<String> = there
+        .as_ref()
+        .ok()
+        .into_iter()
+        .chain(back.as_ref().ok())
+        .flatten()
+        .cloned()
+        .collect();
+    if links.is_empty() {
+        // Neither way exists: the first error says what each side reaches.
+        there?;
+    }
+    let plan = Plan {
+        kind: Kind::Partition,
+        target: format!("{}↮{}", p.a, p.b),
+        instances: links,
+        duration: p.duration,
+        app: None,
+        toxic: Some(chaosproxy::Toxic {
+            // Named after the fault once it has an id (in `inflict`).
+            name: "pending".into(),
+            effect: chaosproxy::Effect::Partition,
+            stream: chaosproxy::Stream::Both,
+            toxicity: 1.0,
+        }),
+        stop: Signal::Term,
+    };
+    inflict(&p.stack, &stack, &rt, &dir, plan).await
+}
+
+async fn links(a: &StackOnly) -> anyhow::Result<()> {
+    let (stack, _, _) = open(&a.stack).await?;
+    let url = proxy_url(&stack)?;
+    let links: Vec<chaosproxy::LinkStatus> = reqwest::Client::new()
+        .get(format!("{url}/links"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .with_context(|| {
+            format!(
+                "the fault proxy does not answer at {url}; `socialctl status` shows whether it runs"
+            )
+        })?
+        .json()
+        .await?;
+    println!(
+        "{:<22} {:<22} {:>5} {:>7} {:>10} {:>10}  toxics",
+        "link", "upstream", "open", "total", "bytes up", "bytes down"
+    );
+    for l in links {
+        let toxics: Vec<String> = l
+            .toxics
+            .iter()
+            .map(|t| format!("{} {} ({})", t.name, t.effect.kind(), t.effect.describe()))
+            .collect();
+        println!(
+            "{:<22} {:<22} {:>5} {:>7} {:>10} {:>10}  {}",
+            l.name,
+            l.upstream,
+            l.connections_open,
+            l.connections_total,
+            l.bytes_upstream,
+            l.bytes_downstream,
+            if toxics.is_empty() {
+                "-".into()
+            } else {
+                toxics.join("; ")
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Puts toxic `t` on link `link` (`None`: takes toxic `name` off it).
+async fn send_toxic(
+    stack: &Stack,
+    link: &str,
+    t: Option<&chaosproxy::Toxic>,
+    name: &str,
+) -> anyhow::Result<()> {
+    let url = proxy_url(stack)?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let r = match t {
+        Some(t) => {
+            client
+                .post(format!("{url}/links/{link}/toxics"))
+                .json(t)
+                .send()
+                .await
+        }
+        None => {
+            client
+                .delete(format!("{url}/links/{link}/toxics/{name}"))
+                .send()
+                .await
+        }
+    }
+    .with_context(|| format!("the fault proxy does not answer at {url}"))?;
+    // Taking off a toxic that is gone (the proxy restarted) is done already.
+    if r.status().is_success() || (t.is_none() && r.status() == reqwest::StatusCode::NOT_FOUND) {
+        return Ok(());
+    }
+    bail!(
+        "the fault proxy refused: {} {}",
+        r.status(),
+        r.text().await.unwrap_or_default()
+    )
 }
 
 /// Restart counts the runtime reports for `instances` (Docker's restart policy).
@@ -469,6 +917,7 @@ async fn restart(a: &TargetArgs) -> anyhow::Result<()> {
         until: ended,
         owner: std::process::id(),
         app: None,
+        toxic: None,
     };
     record_window(&a.stack, &f, ended, "done").await;
     println!(
@@ -504,6 +953,9 @@ async fn status(a: &StackOnly) -> anyhow::Result<()> {
             .instances
             .iter()
             .map(|i| {
+                if f.kind.is_network() {
+                    return format!("link {i}");
+                }
                 let r = rows.iter().find(|r| &r.name == i);
                 let state = r.map_or("absent", |r| r.state);
                 match r.and_then(|r| r.restarts) {
@@ -543,7 +995,12 @@ async fn heal_all(a: &StackOnly) -> anyhow::Result<()> {
         if !take(&dir, &f.id)? {
             continue;
         }
-        heal_one(&rt, &f).await?;
+        heal_one(
+            &Stack::new(a.stack.recorded().map(|s| s.config).unwrap_or_default()),
+            &rt,
+            &f,
+        )
+        .await?;
         let ended = Utc::now();
         record_window(&a.stack, &f, ended, "heal").await;
         println!(
@@ -598,10 +1055,11 @@ pub fn window_span(f: &Fault, ended: DateTime<Utc>, healed_by: &str) -> Vec<u8> 
             kv("chaos.planned_until", f.until.to_rfc3339()),
             kv(
                 "chaos.parameters",
-                f.app
-                    .as_ref()
-                    .and_then(|a| serde_json::to_string(a).ok())
-                    .unwrap_or_default(),
+                match (&f.app, &f.toxic) {
+                    (Some(a), _) => serde_json::to_string(a).unwrap_or_default(),
+                    (_, Some(t)) => serde_json::to_string(t).unwrap_or_default(),
+                    _ => String::new(),
+                },
             ),
         ],
         ..Default::default()
@@ -661,6 +1119,7 @@ mod tests {
             until: Utc::now(),
             owner: 1,
             app: None,
+            toxic: None,
         };
         save(dir.path(), std::slice::from_ref(&f)).unwrap();
         assert_eq!(active(dir.path()), vec![f]);

@@ -10,6 +10,7 @@ pub mod chaos;
 pub mod completions;
 pub mod compose;
 pub mod down;
+pub mod experiment;
 pub mod images;
 pub mod load;
 pub mod logs;

@@ -29,6 +29,7 @@ Examples:
   socialctl up --gateway-port 18080 --project demo   a second stack beside the first
   socialctl up --only postgres,redis --ephemeral     just the databases (what ./dev.sh test uses)
   socialctl up --external feed=127.0.0.1:9000    route to a feed you run yourself (e.g. in a debugger)
+  socialctl up --fault-proxy                     network faults: `socialctl chaos latency feed postgres`
 
 Every later verb (load, top, seed, traces, verify-traces, bench) finds this stack through
 its state directory, so ports moved here need no flags there.")]
@@ -84,6 +85,16 @@ pub struct UpArgs {
     /// this on a machine others can reach.
     #[arg(long)]
     pub workshop: bool,
+    /// Put the fault-injecting proxy on every path between components (services to
+    /// PostgreSQL, Redis, the object store and each other; the gateway to each replica),
+    /// so `socialctl chaos latency|loss|bandwidth|timeout|reset|partition` can act on
+    /// them. Each hop then costs a copy through the proxy; `--workshop` turns it on.
+    #[arg(long)]
+    pub fault_proxy: bool,
+    /// The fault proxy's control port on 127.0.0.1; its links listen on the ports after
+    /// it [default: 8474].
+    #[arg(long)]
+    pub fault_proxy_port: Option<u16>,
     /// Print the recorded state (runtime, addresses) as JSON at the end.
     #[arg(long)]
     pub json: bool,
@@ -101,6 +112,7 @@ impl UpArgs {
             ("sink", self.otlp_http_port),
             ("sink.grpc", self.otlp_grpc_port),
             ("jaeger", self.jaeger_ui_port),
+            ("chaosproxy", self.fault_proxy_port),
         ] {
             if let Some(p) = v {
                 ports.insert(key.to_owned(), p);
@@ -118,6 +130,7 @@ impl UpArgs {
             },
             ephemeral: self.ephemeral,
             workshop: self.workshop,
+            fault_proxy: self.fault_proxy || self.workshop,
             only: self.only.iter().cloned().collect(),
             external: self.external.iter().cloned().collect(),
             // `up` fills in the project's own; see `stack::secrets`.

@@ -74,9 +74,53 @@ pub struct TracesArgs {
     /// Also print each process's resource attributes (host, instance, SDK, …).
     #[arg(long)]
     pub resource: bool,
+    /// Only traces that began during the latest fault window `socialctl chaos`
+    /// recorded (or during the fault active now).
+    #[arg(long)]
+    pub during_fault: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The latest fault window: the active fault started last, else the last one the sink
+/// recorded; `None` when there has been none.
+async fn latest_window(
+    client: &reqwest::Client,
+    sink: &str,
+    stack: &super::StackArgs,
+) -> anyhow::Result<Option<verify::faults::FaultWindow>> {
+    let nanos =
+        |t: chrono::DateTime<chrono::Utc>| t.timestamp_nanos_opt().unwrap_or_default() as u64;
+    if let Some(f) = crate::stack::faults::active(&stack.dir())
+        .into_iter()
+        .max_by_key(|f| f.started)
+    {
+        return Ok(Some(verify::faults::FaultWindow {
+            kind: f.kind.name().into(),
+            target: f.target,
+            start_ns: nanos(f.started),
+            end_ns: nanos(chrono::Utc::now()),
+            healed_by: "(active)".into(),
+        }));
+    }
+    let summaries: Vec<verify::sink::TraceSummary> = get_json(
+        client,
+        &format!(
+            "{sink}/api/traces?service={}&limit=1000",
+            verify::faults::CHAOS_SERVICE
+        ),
+    )
+    .await?;
+    let mut traces = Vec::new();
+    for s in summaries {
+        traces.push(
+            get_json::<Vec<Span>>(client, &format!("{sink}/api/traces/{}", s.trace_id)).await?,
+        );
+    }
+    Ok(verify::faults::windows(&traces)
+        .into_iter()
+        .max_by_key(|w| w.start_ns))
 }
 
 fn specs(dir: &Option<PathBuf>) -> anyhow::Result<Vec<verify::spec::TraceSpec>> {
@@ -394,11 +438,43 @@ pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
                 url.query_pairs_mut()
                     .append_pair("min_duration_ms", &v.to_string());
             }
+            if a.during_fault {
+                let Some(w) = latest_window(&client, sink, &a.stack).await? else {
+                    bail!(
+                        "no fault has been recorded in this sink; `socialctl chaos kill feed` makes one"
+                    );
+                };
+                let at = |ns: u64| {
+                    chrono::DateTime::from_timestamp_nanos(ns as i64)
+                        .with_timezone(&chrono::Local)
+                        .format("%H:%M:%S")
+                        .to_string()
+                };
+                if !a.json {
+                    println!(
+                        "during {} {} {}–{} ({}):\n",
+                        w.kind,
+                        w.target,
+                        at(w.start_ns),
+                        at(w.end_ns),
+                        w.healed_by
+                    );
+                }
+                url.query_pairs_mut()
+                    .append_pair("start_ns", &w.start_ns.to_string())
+                    .append_pair("end_ns", &w.end_ns.to_string());
+            }
             let summaries: Vec<verify::sink::TraceSummary> =
                 get_json(&client, url.as_str()).await?;
             let mut v = Vec::new();
             for s in summaries {
-                v.push(get_json(&client, &format!("{sink}/api/traces/{}", s.trace_id)).await?);
+                let t: Vec<Span> =
+                    get_json(&client, &format!("{sink}/api/traces/{}", s.trace_id)).await?;
+                // The requests, not the fault's own records (unless asked for by service).
+                let record = verify::faults::is_window(&t) && a.service.is_none();
+                if !(a.during_fault && record) {
+                    v.push(t);
+                }
             }
             v
         }

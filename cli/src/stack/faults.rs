@@ -20,9 +20,29 @@ pub enum Kind {
     Errors,
     Slow,
     FailCalls,
+    Latency,
+    Bandwidth,
+    Loss,
+    Timeout,
+    Reset,
+    Partition,
 }
 
 impl Kind {
+    /// Whether the fault acts on links of the fault proxy (its `instances` are link
+    /// names, `feed:postgres`).
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            Kind::Latency
+                | Kind::Bandwidth
+                | Kind::Loss
+                | Kind::Timeout
+                | Kind::Reset
+                | Kind::Partition
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Kill => "kill",
@@ -32,6 +52,12 @@ impl Kind {
             Kind::Errors => "errors",
             Kind::Slow => "slow",
             Kind::FailCalls => "fail-calls",
+            Kind::Latency => "latency",
+            Kind::Bandwidth => "bandwidth",
+            Kind::Loss => "loss",
+            Kind::Timeout => "timeout",
+            Kind::Reset => "reset",
+            Kind::Partition => "partition",
         }
     }
 
@@ -43,6 +69,7 @@ impl Kind {
             Kind::Errors | Kind::Slow | Kind::FailCalls => {
                 "switch the fault off (it also lapses by itself in the service)"
             }
+            _ => "remove the toxic from the fault proxy's links",
         }
     }
 }
@@ -61,6 +88,9 @@ pub struct Fault {
     /// An application fault's settings, as sent to each instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<telemetry::faults::AppFaults>,
+    /// A network fault's toxic, as put on each link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toxic: Option<chaosproxy::Toxic>,
 }
 
 pub fn journal(dir: &Path) -> PathBuf {

@@ -32,7 +32,7 @@ impl Stack {
         for c in self.components().filter(|c| !c.routes.is_empty()) {
             let servers: Vec<String> = (0..self.replicas(c))
                 .map(|r| {
-                    let (h, p) = self.addr(net, c.name, r);
+                    let (h, p) = self.reach(net, "gateway", c.name, r);
                     format!("    server {h}:{p} max_fails=3 fail_timeout=5s;")
                 })
                 .collect();

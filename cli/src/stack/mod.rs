@@ -17,7 +17,7 @@ pub mod state;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use official::ImageMode;
-pub use plan::{Instance, Stack, instance_name};
+pub use plan::{Instance, ProxyLink, Stack, instance_name};
 
 /// What a component is: decides its launch recipe (`recipe.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,6 +38,9 @@ pub enum Role {
     Collector,
     /// Jaeger (all-in-one), official-image mode only: the trace UI.
     Jaeger,
+    /// The fault-injecting TCP proxy (`socialnet chaosproxy`), with `--fault-proxy`
+    /// only: a link on every path network faults can target (see [`Stack::links`]).
+    FaultProxy,
     /// Any other program, started with the entry's own command line (see [`Launch`]).
     Program,
 }
@@ -110,6 +113,8 @@ pub enum Presence {
     Always,
     /// Only with `--images official` (the Collector and Jaeger).
     OfficialOnly,
+    /// Only with `--fault-proxy` (the chaos proxy).
+    FaultProxy,
 }
 
 /// One entry of the table.
@@ -125,6 +130,9 @@ pub struct Component {
     /// Components that must be healthy first. [`OTLP_RECEIVER`] names whichever
     /// receives the services' spans (the sink, or the Collector with official images).
     pub depends_on: &'static [&'static str],
+    /// Services it calls over HTTP (through the gateway), beyond auth's signing keys
+    /// which every service fetches: the paths the fault proxy puts a link on.
+    pub calls: &'static [&'static str],
     /// The gateway locations routed to it (services: their public path prefixes).
     pub routes: &'static [Route],
     /// The largest request body it accepts, in bytes: the gateway enforces it on the
@@ -159,6 +167,9 @@ pub const MEDIA_BODY_LIMIT: u32 = 100 * 1024 * 1024;
 /// instead of being buffered first.
 pub const STREAMED_BODY: u32 = 1024 * 1024;
 
+/// The fault proxy's component name.
+pub const FAULT_PROXY: &str = "chaosproxy";
+
 /// A dependency name standing for the services' OTLP receiver.
 pub const OTLP_RECEIVER: &str = "otlp";
 
@@ -180,6 +191,7 @@ const fn service(
         ports,
         scalable: true,
         depends_on: &["postgres", "redis", OTLP_RECEIVER],
+        calls: &[],
         routes,
         body_limit: Some(SERVICE_BODY_LIMIT),
         env,
@@ -200,6 +212,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("sql", 5432, 15432)],
         scalable: false,
         depends_on: &[],
+        calls: &[],
         routes: &[],
         body_limit: None,
         env: &[],
@@ -217,6 +230,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("resp", 6379, 16379)],
         scalable: false,
         depends_on: &[],
+        calls: &[],
         routes: &[],
         body_limit: None,
         env: &[],
@@ -233,6 +247,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("http", 4318, 4318), port("grpc", 4317, 4317)],
         scalable: false,
         depends_on: &[],
+        calls: &[],
         routes: &[],
         body_limit: None,
         env: &[],
@@ -249,6 +264,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("ui", 16686, 16686)],
         scalable: false,
         depends_on: &[],
+        calls: &[],
         routes: &[],
         body_limit: None,
         env: &[("COLLECTOR_OTLP_ENABLED", "true")],
@@ -265,6 +281,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("http", 4318, 4318)],
         scalable: false,
         depends_on: &["sink", "jaeger"],
+        calls: &[],
         routes: &[],
         body_limit: None,
         env: &[],
@@ -275,6 +292,24 @@ pub const COMPONENTS: &[Component] = &[
         launch: Launch::Recipe,
         stop_signal: Signal::Term,
     },
+    // Before the services: they reach their neighbours through it when it runs.
+    Component {
+        name: "chaosproxy",
+        role: Role::FaultProxy,
+        ports: &[port("http", 8474, 8474)],
+        scalable: false,
+        depends_on: &[OTLP_RECEIVER],
+        calls: &[],
+        routes: &[],
+        body_limit: None,
+        env: &[],
+        probe: Probe::Http("/healthz"),
+        data: None,
+        publish: true,
+        presence: Presence::FaultProxy,
+        launch: Launch::Recipe,
+        stop_signal: Signal::Term,
+    },
     // profile first: auth and feed call it.
     service(
         "profile",
@@ -282,27 +317,35 @@ pub const COMPONENTS: &[Component] = &[
         &[route("/api/profiles")],
         &[],
     ),
-    service(
-        "auth",
-        &[port("http", 8081, 8081)],
-        &[route("/api/auth/")],
-        &[
-            // The built-in identity provider's back channel, and whether it is offered.
-            ("AUTH_SELF_URL", "http://{self}"),
-            ("AUTH_DEV_IDP", "{workshop}"),
-            // Every client of a workshop stack (browsers, curl, `socialctl load`'s
-            // hundreds of users) reaches auth from one address, so the per-address login
-            // limit is raised; the per-account limit still stops password guessing.
-            ("AUTH_LOGIN_IP_LIMIT", "100000"),
-            ("AUTH_REGISTER_IP_LIMIT", "1000"),
-        ],
-    ),
-    service(
-        "feed",
-        &[port("http", 8083, 8083)],
-        &[route("/api/feed/")],
-        &[],
-    ),
+    // auth creates a profile for each new account.
+    Component {
+        calls: &["profile"],
+        ..service(
+            "auth",
+            &[port("http", 8081, 8081)],
+            &[route("/api/auth/")],
+            &[
+                // The built-in identity provider's back channel, and whether it is offered.
+                ("AUTH_SELF_URL", "http://{self}"),
+                ("AUTH_DEV_IDP", "{workshop}"),
+                // Every client of a workshop stack (browsers, curl, `socialctl load`'s
+                // hundreds of users) reaches auth from one address, so the per-address login
+                // limit is raised; the per-account limit still stops password guessing.
+                ("AUTH_LOGIN_IP_LIMIT", "100000"),
+                ("AUTH_REGISTER_IP_LIMIT", "1000"),
+            ],
+        )
+    },
+    // feed asks profile for the follow graph and media about a post's images.
+    Component {
+        calls: &["profile", "media"],
+        ..service(
+            "feed",
+            &[port("http", 8083, 8083)],
+            &[route("/api/feed/")],
+            &[],
+        )
+    },
     service(
         "messaging",
         &[port("http", 8084, 8084)],
@@ -315,6 +358,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("s3", 9000, 8090)],
         scalable: false,
         depends_on: &[],
+        calls: &[],
         routes: &[],
         body_limit: None,
         env: &[("OBJECTS_BUCKETS", "media")],
@@ -328,6 +372,7 @@ pub const COMPONENTS: &[Component] = &[
     // Its API under /api/media, its files (originals, thumbnails) under /media/.
     Component {
         depends_on: &["postgres", "redis", "objects", OTLP_RECEIVER],
+        calls: &[],
         body_limit: Some(MEDIA_BODY_LIMIT),
         ..service(
             "media",
@@ -349,6 +394,7 @@ pub const COMPONENTS: &[Component] = &[
         ports: &[port("http", 8080, 8080)],
         scalable: false,
         depends_on: &["auth", "profile", "feed", "messaging", "media"],
+        calls: &[],
         routes: &[],
         body_limit: None,
         env: &[],
@@ -399,6 +445,10 @@ pub struct StackConfig {
     /// Started for a workshop: auth offers the built-in identity provider, which signs
     /// anyone in as anyone (`{workshop}` in an entry's environment is `true`).
     pub workshop: bool,
+    /// Run the fault-injecting proxy on every path between components, so that
+    /// `socialctl chaos latency|loss|bandwidth|timeout|reset|partition` can act on them.
+    #[serde(default)]
+    pub fault_proxy: bool,
     /// Start only these components (none: all).
     pub only: BTreeSet<String>,
     /// Components served elsewhere (`host:port`), which this stack routes to instead of
@@ -422,6 +472,7 @@ impl Default for StackConfig {
             images: ImageMode::Local,
             ephemeral: false,
             workshop: false,
+            fault_proxy: false,
             only: BTreeSet::new(),
             external: BTreeMap::new(),
             secrets: secrets::Secrets::default(),

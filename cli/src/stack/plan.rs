@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    COMPONENTS, Component, DEFAULT_SERVICE_BASE, ImageMode, Net, OTLP_RECEIVER, Presence, Role,
-    StackConfig,
+    COMPONENTS, Component, DEFAULT_SERVICE_BASE, FAULT_PROXY, ImageMode, Net, OTLP_RECEIVER,
+    Presence, Role, StackConfig,
 };
 
 /// One instance a runtime starts: replica `replica` of `component`.
@@ -15,6 +15,21 @@ pub struct Instance {
     pub name: String,
     pub component: Component,
     pub replica: u32,
+}
+
+/// One path through the fault proxy: `from` reaches `to` (one instance) at the proxy's
+/// listener `index`, which forwards to where `to` really is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyLink {
+    /// `from:to`, e.g. `feed:postgres` or `gateway:feed-2`.
+    pub name: String,
+    pub from: &'static str,
+    /// The component called (for calls that go through the gateway, the callee named
+    /// by the path, not the gateway).
+    pub to: &'static str,
+    /// The instance of `to` (its replica), or the gateway for service-to-service calls.
+    pub upstream: (&'static str, u32),
+    pub index: u16,
 }
 
 /// The table with the user's settings applied: what runtimes and renderers translate.
@@ -48,9 +63,12 @@ impl Stack {
     /// Every component of this image mode, in start order, external ones included.
     pub fn components(&self) -> impl Iterator<Item = &Component> {
         let official = self.cfg.images == ImageMode::Official;
-        self.components
-            .iter()
-            .filter(move |c| official || c.presence == Presence::Always)
+        let proxy = self.cfg.fault_proxy;
+        self.components.iter().filter(move |c| match c.presence {
+            Presence::Always => true,
+            Presence::OfficialOnly => official,
+            Presence::FaultProxy => proxy,
+        })
     }
 
     pub fn component(&self, name: &str) -> Option<&Component> {
@@ -73,9 +91,11 @@ impl Stack {
         }
     }
 
-    /// The dependencies of `c`, with [`OTLP_RECEIVER`] resolved.
+    /// The dependencies of `c`, with [`OTLP_RECEIVER`] resolved; services and the
+    /// gateway also wait for the fault proxy when it runs (they reach others through it).
     pub fn depends_on(&self, c: &Component) -> Vec<&'static str> {
-        c.depends_on
+        let mut deps: Vec<&'static str> = c
+            .depends_on
             .iter()
             .map(|&d| {
                 if d == OTLP_RECEIVER {
@@ -84,7 +104,82 @@ impl Stack {
                     d
                 }
             })
-            .collect()
+            .collect();
+        if matches!(c.role, Role::Service | Role::Gateway) && self.component(FAULT_PROXY).is_some()
+        {
+            deps.push(FAULT_PROXY);
+        }
+        deps
+    }
+
+    /// The paths through the fault proxy (none without it): each service to each store
+    /// it depends on, to auth (its signing keys) and to the services its entry `calls`
+    /// (those calls go through the gateway, so their link forwards to it), and the
+    /// gateway to each replica of each routed component.
+    pub fn links(&self) -> Vec<ProxyLink> {
+        if self.component(FAULT_PROXY).is_none() {
+            return Vec::new();
+        }
+        let mut out: Vec<ProxyLink> = Vec::new();
+        let mut push = |from: &'static str, to: &'static str, upstream: (&'static str, u32)| {
+            let index = out.len() as u16;
+            let target = instance_name(upstream.0, upstream.1);
+            let name = if upstream.0 == "gateway" || upstream.1 == 0 {
+                format!("{from}:{to}")
+            } else {
+                format!("{from}:{target}")
+            };
+            out.push(ProxyLink {
+                name,
+                from,
+                to,
+                upstream,
+                index,
+            });
+        };
+        for c in self.components().filter(|c| c.role == Role::Service) {
+            for d in c.depends_on {
+                if let Some(dep) = self.component(d)
+                    && matches!(dep.role, Role::Postgres | Role::Redis | Role::ObjectStore)
+                {
+                    push(c.name, dep.name, (dep.name, 0));
+                }
+            }
+            // Every service fetches auth's signing keys (directly); the calls of its
+            // entry go through the gateway.
+            if c.name != "auth" && self.component("auth").is_some() {
+                push(c.name, "auth", ("auth", 0));
+            }
+            for callee in c.calls {
+                if self.component(callee).is_some() {
+                    push(c.name, callee, ("gateway", 0));
+                }
+            }
+        }
+        for c in self.components().filter(|c| !c.routes.is_empty()) {
+            for r in 0..self.replicas(c) {
+                push("gateway", c.name, (c.name, r));
+            }
+        }
+        out
+    }
+
+    /// Where `from` reaches replica `replica` of `to` on `net`: through the fault
+    /// proxy's link when there is one, else directly.
+    pub fn reach(&self, net: Net, from: &str, to: &str, replica: u32) -> (String, u16) {
+        let link = self.links().into_iter().find(|l| {
+            l.from == from && l.to == to && (l.upstream.0 == "gateway" || l.upstream.1 == replica)
+        });
+        match link {
+            Some(l) if !self.cfg.external.contains_key(to) => self.link_addr(net, &l),
+            _ => self.addr(net, to, replica),
+        }
+    }
+
+    /// The proxy's listener of link `l` on `net`.
+    pub fn link_addr(&self, net: Net, l: &ProxyLink) -> (String, u16) {
+        let (h, p) = self.addr(net, FAULT_PROXY, 0);
+        (h, p + 1 + l.index)
     }
 
     /// The component the services send spans to.
@@ -185,6 +280,18 @@ impl Stack {
                 }
             }
         }
+        if let Some(proxy) = self.component(FAULT_PROXY) {
+            let base = self.host_port(proxy, 0, 0);
+            for l in self.links() {
+                let hp = base + 1 + l.index;
+                if let Some(other) = ports.insert(hp, format!("chaosproxy link {}", l.name)) {
+                    return Err(format!(
+                        "chaosproxy link {} and {other} would both use port {hp}; move the proxy with `socialctl up --fault-proxy-port N`",
+                        l.name
+                    ));
+                }
+            }
+        }
         for n in self.cfg.scale.keys() {
             if !self.scalable().contains(&n.as_str()) {
                 return Err(format!(
@@ -279,5 +386,78 @@ mod tests {
         let names: Vec<String> = s.instances().into_iter().map(|i| i.name).collect();
         assert_eq!(names, ["gateway"]);
         assert_eq!(s.addr(Net::Docker, "feed", 0), ("10.1.2.3".into(), 9000));
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+
+    #[test]
+    fn the_fault_proxy_stands_on_every_path_it_names() {
+        let plain = Stack::new(StackConfig::default());
+        assert!(plain.links().is_empty());
+        assert!(plain.component(FAULT_PROXY).is_none());
+        let mut cfg = StackConfig {
+            fault_proxy: true,
+            ..Default::default()
+        };
+        cfg.scale.insert("feed".into(), 2);
+        let s = Stack::new(cfg);
+        s.validate().expect("valid with the proxy");
+        let names: Vec<String> = s.links().into_iter().map(|l| l.name).collect();
+        for want in [
+            "feed:postgres",
+            "feed:redis",
+            "feed:auth",
+            "feed:profile",
+            "feed:media",
+            "auth:profile",
+            "media:objects",
+            "gateway:feed",
+            "gateway:feed-2",
+        ] {
+            assert!(names.contains(&want.to_owned()), "{want} in {names:?}");
+        }
+        // Only the calls the table names: messaging calls no service.
+        assert!(
+            !names.contains(&"messaging:profile".to_owned()),
+            "{names:?}"
+        );
+        // Through the proxy: the link's own port, one past the control port per link.
+        let feed_pg = s
+            .links()
+            .into_iter()
+            .find(|l| l.name == "feed:postgres")
+            .unwrap();
+        assert_eq!(
+            s.reach(Net::Local, "feed", "postgres", 0),
+            ("127.0.0.1".into(), 8475 + feed_pg.index)
+        );
+        assert_eq!(
+            s.reach(Net::Docker, "feed", "postgres", 0),
+            ("chaosproxy".into(), 8475 + feed_pg.index)
+        );
+        // Who is not on a link reaches the component directly.
+        assert_eq!(
+            s.reach(Net::Local, "", "postgres", 0),
+            ("127.0.0.1".into(), 15432)
+        );
+        // The proxy starts before everything that reaches others through it.
+        let order: Vec<String> = s.instances().into_iter().map(|i| i.name).collect();
+        let at = |n: &str| order.iter().position(|x| x == n).unwrap();
+        assert!(at("chaosproxy") < at("profile") && at("chaosproxy") < at("gateway"));
+        assert!(
+            s.depends_on(s.component("feed").unwrap())
+                .contains(&FAULT_PROXY)
+        );
+        // A link that would land on a port in use is refused, with what to do.
+        let mut clash = s.cfg.clone();
+        clash.ports.insert("gateway".into(), 8476);
+        let e = Stack::new(clash).validate().unwrap_err();
+        assert!(
+            e.contains("8476") && e.contains("--fault-proxy-port"),
+            "{e}"
+        );
     }
 }

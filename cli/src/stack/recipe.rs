@@ -55,6 +55,23 @@ else
   AS_PG=""
 fi
 chmod 700 "$PGDATA"
+# A server killed a moment ago (`socialctl chaos kill postgres`) lingers as a zombie
+# until it is reaped, and PostgreSQL takes its lock files (the data directory's and the
+# socket's) for a live server's: a zombie's locks are stale. A live one is waited for
+# (up to 30 s) and then left to refuse.
+for LOCK in "$PGDATA/postmaster.pid" "$PG_SOCKETS"/.s.PGSQL.*.lock; do
+  [ -f "$LOCK" ] || continue
+  OLD=$(head -n 1 "$LOCK")
+  i=0
+  while [ -n "$OLD" ] && [ -d "/proc/$OLD" ] && [ "$OLD" != "$$" ] && [ $i -lt 300 ]; do
+    if grep -q '^State:[[:space:]]*Z' "/proc/$OLD/status" 2>/dev/null; then
+      rm -f "$LOCK"
+      break
+    fi
+    i=$((i + 1))
+    sleep 0.1
+  done
+done
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   $AS_PG "$BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 >/dev/null
 fi
@@ -117,27 +134,44 @@ impl Stack {
         for c in self.components() {
             let key = format!("{{{}}}", c.name);
             if out.contains(&key) {
-                out = out.replace(&key, &self.at(net, c.name, 0));
+                let (h, p) = self.reach(net, inst.component.name, c.name, 0);
+                out = out.replace(&key, &format!("{h}:{p}"));
             }
         }
         out
     }
 
+    /// `host:port` where `from` reaches `to` on `net` (through the fault proxy when it
+    /// runs).
+    fn via(&self, net: Net, from: &str, to: &str) -> String {
+        let (h, p) = self.reach(net, from, to, 0);
+        format!("{h}:{p}")
+    }
+
     /// The PostgreSQL server as `net` reaches it, with credentials, without a database.
     pub fn postgres_url(&self, net: Net) -> String {
+        self.postgres_url_from(net, "")
+    }
+
+    /// The same as component `from` reaches it (through the fault proxy when it runs).
+    fn postgres_url_from(&self, net: Net, from: &str) -> String {
         format!(
             "postgres://{}{}",
             Secrets::userinfo("postgres", &self.postgres_password()),
-            self.at(net, "postgres", 0)
+            self.via(net, from, "postgres")
         )
     }
 
     /// Redis as `net` reaches it, with credentials.
     pub fn redis_url(&self, net: Net) -> String {
+        self.redis_url_from(net, "")
+    }
+
+    fn redis_url_from(&self, net: Net, from: &str) -> String {
         format!(
             "redis://{}{}/0",
             Secrets::userinfo("", &self.redis_password()),
-            self.at(net, "redis", 0)
+            self.via(net, from, "redis")
         )
     }
 
@@ -191,22 +225,30 @@ impl Stack {
         );
         set(
             format!("{upper}_DATABASE_URL"),
-            format!("{}/{name}", self.postgres_url(net)),
+            format!("{}/{name}", self.postgres_url_from(net, name)),
         );
-        set("REDIS_URL".into(), self.redis_url(net));
+        set("REDIS_URL".into(), self.redis_url_from(net, name));
         set(
             "AUTH_JWKS_URL".into(),
-            format!("http://{}/api/auth/jwks", self.at(net, "auth", 0)),
+            format!("http://{}/api/auth/jwks", self.via(net, name, "auth")),
         );
-        // Service-to-service calls go through the gateway, so replicas are load-balanced.
-        set(
-            "PROFILE_URL".into(),
-            format!("http://{}", self.at(net, "gateway", 0)),
-        );
-        set(
-            "MEDIA_URL".into(),
-            format!("http://{}", self.at(net, "gateway", 0)),
-        );
+        // Service-to-service calls go through the gateway, so replicas are load-balanced
+        // (with the fault proxy, through a link of their own that forwards to it).
+        let gateway = self.at(net, "gateway", 0);
+        let through_gateway = |callee: &str| {
+            let (h, p) = self.reach(net, name, callee, 0);
+            if self
+                .links()
+                .iter()
+                .any(|l| l.from == name && l.to == callee)
+            {
+                format!("http://{h}:{p}")
+            } else {
+                format!("http://{gateway}")
+            }
+        };
+        set("PROFILE_URL".into(), through_gateway("profile"));
+        set("MEDIA_URL".into(), through_gateway("media"));
         set(
             "PUBLIC_URL".into(),
             format!("http://127.0.0.1:{}", self.host_port_of("gateway")),
@@ -364,6 +406,36 @@ impl Stack {
                 );
             }
             (Role::Jaeger, _) => e.image = Some(official::JAEGER_IMAGE.into()),
+            (Role::FaultProxy, _) => {
+                e.program = Some("socialnet".into());
+                e.args = vec!["chaosproxy".into()];
+                let links: Vec<String> = self
+                    .links()
+                    .iter()
+                    .map(|l| {
+                        let listen = match net {
+                            Net::Local => format!("{bind}:{}", port + 1 + l.index),
+                            Net::Docker => format!("{bind}:{}", c.ports[0].inner + 1 + l.index),
+                        };
+                        let (h, p) = self.addr(net, l.upstream.0, l.upstream.1);
+                        format!("{}@{listen}>{h}:{p}", l.name)
+                    })
+                    .collect();
+                for (k, v) in [
+                    ("CHAOSPROXY_LISTEN", format!("{bind}:{port}")),
+                    ("CHAOSPROXY_LINKS", links.join(" ")),
+                    (
+                        "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        format!("http://{}", self.at(net, self.otlp_receiver(), 0)),
+                    ),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+                    ("OTEL_SERVICE_NAME", "chaosproxy".into()),
+                    ("OTEL_BSP_SCHEDULE_DELAY", "1000".into()),
+                    ("RUST_LOG", "info".into()),
+                ] {
+                    e.env.insert(k.into(), v);
+                }
+            }
             (Role::ObjectStore, _) if official => {
                 e.image = Some(official::MINIO_IMAGE.into());
                 e.program = Some("minio".into());
@@ -390,7 +462,10 @@ impl Stack {
                     ("OBJECTS_ROOT", paths.data.clone().unwrap_or_default()),
                     ("OBJECTS_ACCESS_KEY", secrets::OBJECTS_ACCESS_KEY.into()),
                     ("OBJECTS_SECRET_KEY", self.cfg.secrets.objects.clone()),
-                    ("RUST_LOG", "info".into()),
+                    // s3s instruments its handlers with spans carrying whole requests as
+                    // debug strings: not telemetry a learner should read, so only its
+                    // warnings pass (media's CLIENT spans name every S3 call).
+                    ("RUST_LOG", "info,s3s=warn,s3s_fs=warn".into()),
                 ] {
                     e.env.insert(k.into(), v);
                 }

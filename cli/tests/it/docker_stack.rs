@@ -31,6 +31,9 @@ fn socialctl(args: &[&str]) -> Output {
             "22317",
             "--otlp-http-port",
             "22318",
+            "--fault-proxy",
+            "--fault-proxy-port",
+            "22474",
         ]);
     }
     crate::run_logged(cmd, args)
@@ -177,9 +180,15 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
     let v: Value = serde_json::from_slice(&status.stdout).expect("status --json");
     assert_eq!(v["runtime"], "docker");
     let comps = v["components"].as_array().expect("components");
+    // Every local-image component, and the fault proxy this test asked for.
     let expected = socialctl::stack::COMPONENTS
         .iter()
-        .filter(|c| c.presence == socialctl::stack::Presence::Always)
+        .filter(|c| {
+            matches!(
+                c.presence,
+                socialctl::stack::Presence::Always | socialctl::stack::Presence::FaultProxy
+            )
+        })
         .count();
     assert_eq!(comps.len(), expected, "{v:#}");
     assert!(
@@ -228,6 +237,8 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
         services.len() >= 4
             && services
                 .iter()
+                // The fault proxy has ended no span before a toxic acted.
+                .filter(|s| s["instance"] != "chaosproxy")
                 .all(|s| s["counters"]["ended"].as_u64() > Some(0)),
         "every service's counters were read: {services:#?}"
     );
@@ -279,6 +290,63 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
         .await
         .expect("the gateway answers");
     assert_eq!(healed.status(), 200, "feed is back");
+
+    // A network fault on Docker: 200 ms between feed and PostgreSQL through the fault
+    // proxy's container, measured on a post, gone when it heals by itself.
+    let post = || async {
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/api/feed/posts"))
+            .bearer_auth(&token)
+            .json(&json!({"body": "through the proxy"}))
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(r.status(), 201);
+        t.elapsed()
+    };
+    let quick = post().await;
+    let slow = Command::new(BIN)
+        .args([
+            "chaos",
+            "latency",
+            "feed",
+            "postgres",
+            "--ms",
+            "200",
+            "--duration",
+            "4s",
+        ])
+        .args(["--runtime", "docker", "--project", PROJECT])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("socialctl chaos latency");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let during = loop {
+        let took = post().await;
+        if took >= Duration::from_millis(400) {
+            break took;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the latency never showed: {took:?}"
+        );
+    };
+    let out = slow
+        .wait_with_output()
+        .expect("chaos latency ends by itself");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("healed (timer)"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = post().await;
+    assert!(
+        after < during / 2,
+        "healed: {quick:?} before, {during:?} during, {after:?} after"
+    );
 
     // The runtime's operations on one instance (what chaos drives).
     let state_dir = socialctl::stack::state::default_dir(PROJECT);

@@ -304,4 +304,84 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
         (108..=120).contains(&paced),
         "40/s for 3 s is 120 arrivals; sent {paced}"
     );
+
+    chaos_experiments_hold_or_deviate(&state, tmp.path());
+}
+
+/// `socialctl chaos run`: an experiment whose steady state holds through its faults
+/// exits 0; one whose `during` tolerance the fault breaks exits 1 and says which; each
+/// leaves a journal with its phases and the faults it ran.
+fn chaos_experiments_hold_or_deviate(state: &Path, dir: &Path) {
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("experiment file");
+        path
+    };
+    let holds = write(
+        "holds.experiment",
+        "title profile slowed a little\n\
+         load users=6 duration=7s steady=5s workload=small.workload\n\
+         steady error-rate<1%\n\
+         steady complete>=100%\n\
+         during error-rate<1%\n\
+         at 1s slow profile --ms 50 for 4s\n\
+         rollback heal\n",
+    );
+    let out = run(state, &["chaos", "run", holds.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("steady state held"), "{text}");
+    let journal = text
+        .lines()
+        .find_map(|l| l.strip_prefix("journal: "))
+        .expect("the journal's path is printed");
+    let j: Value =
+        serde_json::from_slice(&std::fs::read(journal).expect("journal")).expect("JSON journal");
+    assert_eq!(j["result"], "held");
+    let phases: Vec<&str> = j["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(phases, ["before", "during", "after"]);
+    assert_eq!(j["method"][0]["exit_code"], 0, "{:#}", j["method"]);
+    assert!(
+        j["phases"][1]["requests"].as_u64() > Some(20),
+        "{:#}",
+        j["phases"][1]
+    );
+
+    // Every timeline fails while the fault acts: the `during` tolerance does not hold.
+    let deviates = write(
+        "deviates.experiment",
+        "title timelines fail\n\
+         load users=6 duration=7s steady=5s workload=small.workload\n\
+         steady error-rate<1%\n\
+         during error-rate<1%\n\
+         at 1s errors feed --rate 1 --route /api/feed/timeline for 4s\n\
+         rollback heal\n",
+    );
+    let out = run(state, &["chaos", "run", deviates.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("steady state deviated")
+            && text.contains("during the method: error-rate<1% was"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok   error-rate<1%"),
+        "the steady state held before and after: {text}"
+    );
+
+    // A mistake in the file names its line, before anything runs.
+    let broken = write(
+        "broken.experiment",
+        "title broken\nload users=2 duration=6s steady=5s\nsteady error-rate<1%\nat 1s kil feed for 2s\n",
+    );
+    let out = run(state, &["chaos", "run", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 4") && err.contains("kil"), "{err}");
 }

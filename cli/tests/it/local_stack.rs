@@ -20,9 +20,11 @@ fn ports() -> Vec<String> {
         ("--otlp-grpc-port", 24317),
         ("--otlp-http-port", SINK_HTTP),
         ("--service-base-port", 18081),
+        ("--fault-proxy-port", 18474),
     ]
     .iter()
     .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+    .chain(["--fault-proxy".to_owned()])
     .collect()
 }
 
@@ -176,6 +178,7 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
         "messaging",
         "objects",
         "media",
+        "chaosproxy",
         "gateway",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
@@ -610,8 +613,12 @@ async fn chaos_breaks_and_heals(client: &reqwest::Client, token: &str, state: &P
     // Application faults, switched on in the running process and off again.
     application_faults(client, token, state).await;
 
-    // PostgreSQL killed under writes: every acknowledged post is still there after.
-    nothing_acknowledged_is_lost(client, token, state).await;
+    // Network faults, through the fault proxy's links.
+    network_faults(client, token, state).await;
+
+    // PostgreSQL, Redis, feed, profile and auth killed in turn under writes: every
+    // acknowledged write is still there after.
+    nothing_acknowledged_is_lost(client, state).await;
 
     // Each window is a span of socialctl.chaos in the sink.
     eventually(Duration::from_secs(10), || async {
@@ -836,46 +843,326 @@ async fn application_faults(client: &reqwest::Client, token: &str, state: &Path)
     finished(calls, Duration::from_secs(10)).await;
 }
 
-/// Posts are written without pause while `chaos kill postgres` takes every PostgreSQL
-/// process down for a second and starts it again; each post answered 201 must read back
-/// afterwards. (With `synchronous_commit=off` a commit is acknowledged before its WAL
-/// leaves PostgreSQL's memory, and a kill loses it: this is the check that it is on.)
-async fn nothing_acknowledged_is_lost(client: &reqwest::Client, token: &str, state: &Path) {
-    let base = format!("http://127.0.0.1:{GATEWAY}");
-    use std::sync::Arc;
+/// Network faults on the fault proxy's links: each shows in a request (added latency
+/// measured, the gateway's error, a call that fails in its trace), heals by itself or
+/// by `chaos heal`, and the proxy's own spans name the link a toxic acted on.
+async fn network_faults(client: &reqwest::Client, token: &str, state: &Path) {
+    let post = || async {
+        let t = Instant::now();
+        let (s, v) = api(
+            client,
+            reqwest::Method::POST,
+            "/api/feed/posts",
+            Some(token),
+            Some(json!({"body": "through the proxy"})),
+        )
+        .await;
+        (s, t.elapsed(), v)
+    };
+    // 150 ms on every round trip between feed and PostgreSQL.
+    let (s, before, _) = post().await;
+    assert_eq!(s, 201);
+    let slow = chaos_in_background(
+        state,
+        &[
+            "latency",
+            "feed",
+            "postgres",
+            "--ms",
+            "150",
+            "--duration",
+            "4s",
+        ],
+    );
+    listed(state, "latency feed→postgres").await;
+    let took = eventually(Duration::from_secs(10), || async {
+        let (s, took, _) = post().await;
+        (s == 201 && took >= Duration::from_millis(300))
+            .then_some(took)
+            .ok_or_else(|| format!("the latency never showed: {s} in {took:?}"))
+    })
+    .await;
+    let out = finished(slow, Duration::from_secs(30)).await;
+    assert!(out.contains("healed (timer)"), "{out}");
+    let (s, after, _) = post().await;
+    assert_eq!(s, 201);
+    assert!(
+        after < took / 2,
+        "healed: {after:?} after, {took:?} during, {before:?} before"
+    );
+
+    // Connections from the gateway to feed cut by a reset: the gateway's JSON error.
+    let reset = chaos_in_background(state, &["reset", "gateway", "feed", "--duration", "3s"]);
+    let body = eventually(Duration::from_secs(10), || async {
+        let (s, body) = api(
+            client,
+            reqwest::Method::GET,
+            "/api/feed/timeline",
+            Some(token),
+            None,
+        )
+        .await;
+        (s >= 502)
+            .then_some(body)
+            .ok_or_else(|| format!("the reset never showed: {s}"))
+    })
+    .await;
+    assert!(body["error"].is_string(), "{body}");
+    finished(reset, Duration::from_secs(30)).await;
+    assert_eq!(
+        api(
+            client,
+            reqwest::Method::GET,
+            "/api/feed/timeline",
+            Some(token),
+            None
+        )
+        .await
+        .0,
+        200,
+        "healed"
+    );
+
+    // feed and profile partitioned: feed's call to profile is never answered and fails
+    // in its CLIENT span; the proxy's span names the link.
+    let part = chaos_in_background(
+        state,
+        &["partition", "feed", "profile", "--duration", "60s"],
+    );
+    listed(state, "partition feed↮profile").await;
+    let r = client
+        .post(format!("http://127.0.0.1:{GATEWAY}/api/feed/posts"))
+        .bearer_auth(token)
+        .json(&json!({"body": "while partitioned"}))
+        .send()
+        .await
+        .expect("post");
+    let id = trace_of(&r);
+    socialctl(state, &["chaos", "heal"]);
+    let out = finished(part, Duration::from_secs(10)).await;
+    assert!(out.contains("healed by `socialctl chaos heal`"), "{out}");
+    let call = eventually(Duration::from_secs(10), || async {
+        let spans = spans_of(client, &id, 1).await;
+        spans
+            .iter()
+            .find(|s| s["kind"] == "client" && s["status"] == "error" && s["service"] == "feed")
+            .cloned()
+            .ok_or_else(|| format!("no failed call from feed in {spans:?}"))
+    })
+    .await;
+    assert!(
+        call["name"].as_str().is_some_and(|n| n.starts_with("GET")),
+        "{call}"
+    );
+    let proxy = eventually(Duration::from_secs(10), || async {
+        let traces: Value = client
+            .get(format!(
+                "http://127.0.0.1:{SINK_HTTP}/api/traces?service=chaosproxy&limit=50"
+            ))
+            .send()
+            .await
+            .expect("sink")
+            .json()
+            .await
+            .expect("JSON");
+        let mut links = Vec::new();
+        for t in traces.as_array().into_iter().flatten() {
+            let id = t["trace_id"].as_str().unwrap_or_default();
+            for sp in spans_of(client, id, 1).await {
+                for kv in sp["attributes"].as_array().into_iter().flatten() {
+                    if kv[0] == "chaos.link" {
+                        links.push(kv[1].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+            }
+        }
+        (links.iter().any(|l| l == "feed:profile")
+            && links.iter().any(|l| l == "feed:postgres")
+            && links.iter().any(|l| l == "gateway:feed"))
+        .then_some(links.clone())
+        .ok_or_else(|| format!("the proxy's spans name these links: {links:?}"))
+    })
+    .await;
+    assert!(!proxy.is_empty());
+    // The partition's window lists the requests made during it.
+    let during = stdout(&socialctl(
+        state,
+        &["traces", "--during-fault", "--limit", "3"],
+    ));
+    assert!(during.contains("during partition feed↮profile"), "{during}");
+    assert!(during.contains("POST /api/feed/posts"), "{during}");
+
+    // Lost connections, a stalled path closed after 500 ms, a starved one: each shows
+    // in a request through the gateway, and each heals by itself.
+    let timed = |path: &'static str| async move {
+        let t = Instant::now();
+        let (s, body) = api(client, reqwest::Method::GET, path, Some(token), None).await;
+        (s, t.elapsed(), body)
+    };
+    let loss = chaos_in_background(state, &["loss", "gateway", "profile", "--duration", "3s"]);
+    let body = eventually(Duration::from_secs(10), || async {
+        let (s, _, body) = timed("/api/profiles/nobody_here").await;
+        (s >= 502)
+            .then_some(body)
+            .ok_or_else(|| format!("the lost connections never showed: {s}"))
+    })
+    .await;
+    assert!(body["error"].is_string(), "{body}");
+    finished(loss, Duration::from_secs(30)).await;
+    assert_eq!(timed("/api/profiles/nobody_here").await.0, 404, "healed");
+
+    let stall = chaos_in_background(
+        state,
+        &[
+            "timeout",
+            "gateway",
+            "auth",
+            "--ms",
+            "500",
+            "--duration",
+            "3s",
+        ],
+    );
+    listed(state, "timeout gateway→auth").await;
+    let (s, took, _) = timed("/api/auth/jwks").await;
+    assert!(
+        s >= 502 && took >= Duration::from_millis(500),
+        "a stalled path fails after its timeout: {s} in {took:?}"
+    );
+    finished(stall, Duration::from_secs(30)).await;
+    assert_eq!(timed("/api/auth/jwks").await.0, 200, "healed");
+
+    let (_, quick, _) = timed("/api/auth/jwks").await;
+    let starved = chaos_in_background(
+        state,
+        &[
+            "bandwidth",
+            "gateway",
+            "auth",
+            "--kib-per-s",
+            "1",
+            "--stream",
+            "downstream",
+            "--duration",
+            "3s",
+        ],
+    );
+    listed(state, "bandwidth gateway→auth").await;
+    let (s, took, _) = timed("/api/auth/jwks").await;
+    assert!(
+        s == 200 && took >= Duration::from_millis(200) && took > quick * 4,
+        "a starved path is slow but answers: {s} in {took:?} (before: {quick:?})"
+    );
+    finished(starved, Duration::from_secs(30)).await;
+
+    // A network fault on a path that does not exist says which do.
+    let wrong = socialctl(state, &["chaos", "latency", "messaging", "profile"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("messaging reaches:") && err.contains("postgres"),
+        "{err}"
+    );
+}
+
+/// Every kind of acknowledged write, kept for reading back.
+#[derive(Default)]
+struct Acked {
+    posts: Vec<i64>,
+    /// (post, comment)
+    comments: Vec<(i64, i64)>,
+    accounts: Vec<String>,
+    follows: Vec<String>,
+    refused: usize,
+}
+
+/// Writes of each kind (a post, a comment on it, a new account, a follow of that
+/// account) go on without pause while `chaos kill` takes each of PostgreSQL, Redis,
+/// feed, profile and auth down for a second and starts it again. Every write answered
+/// 2xx must read back afterwards. (With `synchronous_commit=off` a commit is
+/// acknowledged before its WAL leaves PostgreSQL's memory, and a kill loses it: 12 of
+/// 33 posts were lost so once.)
+async fn nothing_acknowledged_is_lost(client: &reqwest::Client, state: &Path) {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let base = format!("http://127.0.0.1:{GATEWAY}");
+    let me = "acked_writer";
+    let token = register(client, me).await;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
+    let acked = Arc::new(Mutex::new(Acked::default()));
     let writer = {
-        let (client, token, base, stop, count) = (
+        let (client, base, stop, count, acked) = (
             client.clone(),
-            token.to_owned(),
             base.clone(),
             stop.clone(),
             count.clone(),
+            acked.clone(),
         );
         tokio::spawn(async move {
-            let (mut acked, mut refused) = (Vec::new(), 0usize);
+            let send = |rb: reqwest::RequestBuilder| async {
+                let r = rb
+                    .bearer_auth(&token)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await
+                    .ok()?;
+                let ok = r.status().is_success();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                ok.then_some(v)
+            };
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let r = client
-                    .post(format!("{base}/api/feed/posts"))
-                    .bearer_auth(&token)
-                    .json(&json!({"body": format!("acknowledged write {n}")}))
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status() == 201 => {
-                        let v: Value = r.json().await.expect("JSON");
-                        acked.push(v["id"].as_i64().expect("post id"));
-                        count.fetch_add(1, Ordering::Relaxed);
+                let mut wrote = 0;
+                let post = send(
+                    client
+                        .post(format!("{base}/api/feed/posts"))
+                        .json(&json!({"body": format!("acknowledged write {n}")})),
+                )
+                .await
+                .and_then(|v| v["id"].as_i64());
+                if let Some(id) = post {
+                    acked.lock().unwrap().posts.push(id);
+                    wrote += 1;
+                    let comment = send(
+                        client
+                            .post(format!("{base}/api/feed/posts/{id}/comments"))
+                            .json(&json!({"body": format!("comment {n}")})),
+                    )
+                    .await
+                    .and_then(|v| v["id"].as_i64());
+                    if let Some(c) = comment {
+                        acked.lock().unwrap().comments.push((id, c));
+                        wrote += 1;
                     }
-                    _ => refused += 1,
                 }
+                if n % 4 == 0 {
+                    let name = format!("acked_{n}");
+                    let account = client
+                        .post(format!("{base}/api/auth/register"))
+                        .json(&json!({"username": name, "password": "correct horse battery"}))
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 201);
+                    if account {
+                        acked.lock().unwrap().accounts.push(name.clone());
+                        wrote += 1;
+                        let follow =
+                            send(client.put(format!("{base}/api/profiles/{name}/follow"))).await;
+                        if follow.is_some() {
+                            acked.lock().unwrap().follows.push(name);
+                            wrote += 1;
+                        }
+                    }
+                }
+                if wrote == 0 {
+                    acked.lock().unwrap().refused += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                count.fetch_add(wrote, Ordering::Relaxed);
             }
-            (acked, refused)
         })
     };
     // Waits until `n` more writes have been acknowledged.
@@ -893,52 +1180,75 @@ async fn nothing_acknowledged_is_lost(client: &reqwest::Client, token: &str, sta
             }
         }
     };
-    // Some writes land before the kill.
-    more(10).await;
-    let kill = chaos_in_background(state, &["kill", "postgres", "--duration", "1s"]);
-    finished(kill, Duration::from_secs(60)).await;
-    // And some after it healed.
-    eventually(Duration::from_secs(30), || async {
-        let (s, _) = api(
-            client,
-            reqwest::Method::GET,
-            "/api/feed/timeline",
-            Some(token),
-            None,
-        )
-        .await;
-        (s == 200)
-            .then_some(())
-            .ok_or_else(|| format!("feed never recovered from PostgreSQL's restart: {s}"))
-    })
-    .await;
-    more(10).await;
+    for target in ["postgres", "redis", "feed", "profile", "auth"] {
+        // Some writes land before the kill, and some after it healed.
+        more(8).await;
+        let kill = chaos_in_background(state, &["kill", target, "--duration", "1s"]);
+        let out = finished(kill, Duration::from_secs(60)).await;
+        assert!(out.contains("healed (timer)"), "{target}: {out}");
+        more(8).await;
+    }
     stop.store(true, Ordering::Relaxed);
-    let (acked, refused) = writer.await.expect("writer");
-    assert!(refused > 0, "the kill was felt: some writes were refused");
+    writer.await.expect("writer");
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert!(
-        acked.len() > 10,
-        "writes were acknowledged: {}",
-        acked.len()
+        acked.refused > 0,
+        "the kills were felt: some writes were refused"
     );
+    assert!(
+        acked.posts.len() > 20 && !acked.accounts.is_empty() && !acked.follows.is_empty(),
+        "writes of each kind were acknowledged: {} posts, {} accounts, {} follows",
+        acked.posts.len(),
+        acked.accounts.len(),
+        acked.follows.len()
+    );
+    let get =
+        |path: String| async move { api(client, reqwest::Method::GET, &path, None, None).await };
     let mut lost = Vec::new();
-    for id in &acked {
+    for id in &acked.posts {
+        let (s, _) = get(format!("/api/feed/posts/{id}")).await;
+        if s != 200 {
+            lost.push(format!("post {id} ({s})"));
+        }
+    }
+    for (post, comment) in &acked.comments {
+        let (_, page) = get(format!("/api/feed/posts/{post}/comments?limit=100")).await;
+        let there = page["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c["id"].as_i64() == Some(*comment)));
+        if !there {
+            lost.push(format!("comment {comment} on post {post}"));
+        }
+    }
+    for name in &acked.accounts {
         let (s, _) = api(
             client,
-            reqwest::Method::GET,
-            &format!("/api/feed/posts/{id}"),
-            Some(token),
+            reqwest::Method::POST,
+            "/api/auth/login",
             None,
+            Some(json!({"username": name, "password": "correct horse battery"})),
         )
         .await;
         if s != 200 {
-            lost.push((*id, s));
+            lost.push(format!("account {name} (login {s})"));
+        }
+    }
+    let (_, following) = get(format!("/api/profiles/{me}/following?limit=1000")).await;
+    let followed: Vec<&str> = following["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["username"].as_str()).collect())
+        .unwrap_or_default();
+    for name in &acked.follows {
+        if !followed.contains(&name.as_str()) {
+            lost.push(format!("follow of {name}"));
         }
     }
     assert!(
         lost.is_empty(),
-        "{} of {} acknowledged posts are gone after PostgreSQL was killed: {lost:?}",
-        lost.len(),
-        acked.len()
+        "acknowledged writes gone after the kills ({} posts, {} comments, {} accounts, {} follows acknowledged): {lost:?}",
+        acked.posts.len(),
+        acked.comments.len(),
+        acked.accounts.len(),
+        acked.follows.len()
     );
 }

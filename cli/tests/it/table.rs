@@ -133,6 +133,7 @@ async fn a_new_component_is_one_entry_booted_routed_and_reported() {
         }],
         scalable: false,
         depends_on: &[],
+        calls: &[],
         routes: ECHO_ROUTES,
         body_limit: None,
         env: &[],

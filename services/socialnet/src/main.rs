@@ -6,7 +6,15 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 /// The services, by the name the component table starts them with.
-const SERVICES: &[&str] = &["auth", "profile", "feed", "messaging", "media", "objects"];
+const SERVICES: &[&str] = &[
+    "auth",
+    "profile",
+    "feed",
+    "messaging",
+    "media",
+    "objects",
+    "chaosproxy",
+];
 
 fn main() -> ExitCode {
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -37,6 +45,7 @@ fn main() -> ExitCode {
             "messaging" => messaging::main(argv).await,
             "media" => media::main(argv).await,
             "objects" => objects::main(argv).await,
+            "chaosproxy" => chaosproxy::main(argv).await,
             other => {
                 eprintln!(
                     "socialnet: no service named {other:?}; services: {}",
