@@ -13,6 +13,7 @@ pub mod load;
 pub mod render;
 pub mod runtime;
 pub mod seed;
+pub mod sim;
 pub mod stack;
 pub mod tui;
 
@@ -55,6 +56,11 @@ pub enum Command {
     /// completeness (q quits, p pauses); elsewhere, progress lines. Ends with a
     /// per-endpoint report; exit 1 when a threshold is not met.
     Load(Box<cmd::load::LoadArgs>),
+    /// Simulate a population of phones: sessions, screens, flaky networks, offline
+    /// buffers, wrong clocks and deliberately bad requests, each phone with its own
+    /// telemetry resource. Ends with a report per screen, network and bad-request kind,
+    /// and every request's trace checked; exit 1 on a defect.
+    Sim(Box<cmd::sim::SimArgs>),
     /// Watch the running stack: component health, traffic and trace completeness (no load).
     Top(cmd::top::TopArgs),
     /// Benchmark GET /api/feed/timeline through the gateway, tracing on vs off.
@@ -65,8 +71,10 @@ pub enum Command {
     /// Benchmark a large video upload through the gateway: throughput, media's memory
     /// during it (streamed: goal under 64 MiB), time until its poster is ready.
     BenchMedia(cmd::bench_media::BenchMediaArgs),
-    /// Break a component on purpose (kill, stop, pause, restart) and heal it by itself
-    /// after --duration; Ctrl-C or `chaos heal` heals at once. Fault windows go to the sink.
+    /// Break a component on purpose (kill, stop, pause, restart; network faults through
+    /// the fault proxy; application faults) and heal it by itself after --duration;
+    /// Ctrl-C or `chaos heal` heals at once. Fault windows go to the sink. `chaos run`
+    /// runs an experiment file.
     Chaos(cmd::chaos::ChaosArgs),
     /// Benchmark the sink: OTLP ingest rate (HTTP, gRPC), verification time, memory per span.
     BenchSink(cmd::bench_sink::BenchSinkArgs),
@@ -152,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sink(a) => done(cmd::sink::run(&a).await),
         Command::Seed(a) => done(cmd::seed::run(&a).await),
         Command::Load(a) => cmd::load::run(&a).await,
+        Command::Sim(a) => cmd::sim::run(&a).await,
         Command::Top(a) => cmd::top::run(&a).await,
         Command::Bench(a) => cmd::bench::run(&a).await,
         Command::BenchSink(a) => cmd::bench_sink::run(&a).await,

@@ -1,12 +1,14 @@
 //! Scenarios as data: expected trace shapes (`traces/*.spec`) and the load mix
-//! (`load/*.workload`, parsed by [`workload`]), and chaos experiments
-//! (`chaos/*.experiment`, parsed by [`experiment`]).
+//! (`load/*.workload`, parsed by [`workload`]), chaos experiments
+//! (`chaos/*.experiment`, parsed by [`experiment`]), and the phone population of the
+//! mobile simulator (`sim/*.profile`, parsed by [`sim`]).
 //!
 //! The files are compiled into `socialctl`, so it works from any directory; a user can
 //! still point `verify-traces --specs DIR` at edited copies. This crate depends on no
 //! service crate.
 
 pub mod experiment;
+pub mod sim;
 pub mod workload;
 
 /// The built-in trace specs: (file name, text).

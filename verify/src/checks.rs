@@ -167,6 +167,9 @@ pub struct CheckOptions {
     /// When known (the load generator recorded it), the span id the caller sent as the
     /// parent of the trace's first server span: that parent is external, not missing.
     pub external_parents: HashMap<String, String>,
+    /// Judge client spans on their own clocks, without the correction their exports'
+    /// send times allow (see `skew`).
+    pub raw_clocks: bool,
 }
 
 impl Default for CheckOptions {
@@ -175,6 +178,7 @@ impl Default for CheckOptions {
             clock_skew_ns: 5_000_000,
             specs: Vec::new(),
             external_parents: HashMap::new(),
+            raw_clocks: false,
         }
     }
 }

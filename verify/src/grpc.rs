@@ -75,7 +75,9 @@ impl tonic::server::UnaryService<Vec<Span>> for Export {
     fn call(&mut self, request: tonic::Request<Vec<Span>>) -> Self::Future {
         let store = Arc::clone(&self.0);
         Box::pin(async move {
-            store.insert(request.into_inner());
+            let mut spans = request.into_inner();
+            crate::skew::stamp(&mut spans, crate::sink::now_ns());
+            store.insert(spans);
             Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
         })
     }

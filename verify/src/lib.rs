@@ -12,6 +12,7 @@ pub mod model;
 pub mod otlp;
 pub mod report;
 pub mod sink;
+pub mod skew;
 pub mod spec;
 pub mod store;
 

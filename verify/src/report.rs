@@ -19,6 +19,10 @@ pub struct SentRequest {
     pub endpoint: String,
     #[serde(default)]
     pub status: Option<u16>,
+    /// The answer came from the gateway, not a service (no `traceparent` came back: a
+    /// body over the limit, no replica up): no server span exists, as expected.
+    #[serde(default)]
+    pub gateway_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +59,9 @@ pub struct Report {
     /// The fault windows `socialctl chaos` recorded, and what the traces did in each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<crate::faults::FaultReport>,
+    /// Clients (phones) whose clocks were off, and the correction applied to their spans.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_clocks: Vec<crate::skew::ClientClock>,
 }
 
 /// Checks every trace (or, with `sent`, every sent request's trace) and aggregates. A
@@ -77,6 +84,13 @@ pub fn verify_linked(
     exists: &dyn Fn(&str, &str) -> bool,
 ) -> Report {
     let mut opts = opts.clone();
+    // Client spans on the sink's clock, when their exports say how far theirs was off.
+    let (corrected, client_clocks) = if opts.raw_clocks {
+        (traces.to_vec(), Vec::new())
+    } else {
+        crate::skew::correct(traces)
+    };
+    let traces = corrected.as_slice();
     let by_id: HashMap<&str, &Vec<Span>> = traces
         .iter()
         .filter_map(|t| t.first().map(|s| (s.trace_id.as_str(), t)))
@@ -96,12 +110,13 @@ pub fn verify_linked(
                     continue;
                 }
                 match by_id.get(r.trace_id.as_str()) {
-                    Some(t) => judged.push((
-                        r.endpoint.clone(),
-                        r.trace_id.clone(),
-                        checks::check_trace_linked(t, &opts, exists),
-                        true,
-                    )),
+                    Some(t) => {
+                        let mut ds = checks::check_trace_linked(t, &opts, exists);
+                        if r.gateway_only {
+                            ds.retain(|d| d.kind != DefectKind::ClientWithoutServer);
+                        }
+                        judged.push((r.endpoint.clone(), r.trace_id.clone(), ds, true))
+                    }
                     None => judged.push((
                         r.endpoint.clone(),
                         r.trace_id.clone(),
@@ -215,6 +230,7 @@ pub fn verify_linked(
         kinds,
         defects,
         faults,
+        client_clocks,
     }
 }
 
@@ -283,6 +299,19 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(f) = &r.faults {
         s.push_str(&crate::faults::render(f));
+    }
+    if !r.client_clocks.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nclient clocks off (corrected by receive time − send time before judging; --raw-clocks judges them as sent):"
+        );
+        for c in &r.client_clocks {
+            let _ = writeln!(
+                s,
+                "  {:<20} {:<12} {:>+12.1} ms  ({} spans)",
+                c.service, c.instance, -c.correction_ms, c.spans
+            );
+        }
     }
     s
 }

@@ -122,7 +122,8 @@ async fn ingest(
         otlp::decode_protobuf(&body)
     };
     match decoded {
-        Ok(spans) => {
+        Ok(mut spans) => {
+            crate::skew::stamp(&mut spans, now_ns());
             store.insert(spans);
             if json {
                 (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
@@ -396,4 +397,12 @@ pub async fn serve(
 
 async fn wait(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
+}
+
+/// The sink's clock, in Unix nanoseconds (a client's export is stamped with it).
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default()
 }

@@ -249,8 +249,8 @@ fn trace_of(r: &reqwest::Response) -> String {
 /// The workload visits users across its whole population: a stack seeded with fewer
 /// would answer a share of its requests 404 and fail the error-rate threshold for no
 /// reason the report could show. Says so before any load.
-async fn whole_population(t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Result<()> {
-    let last = crate::seed::username(w.users.saturating_sub(1));
+async fn whole_population(t: &Aim, users: usize, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+    let last = crate::seed::username(users.saturating_sub(1));
     match crate::seed::has_account(&t.servers.database_url, &last).await {
         Ok(true) => Ok(()),
         Ok(false) => {
@@ -262,9 +262,9 @@ async fn whole_population(t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> anyhow::
                  seeded with fewer ({n} accounts in all), so requests for the missing users would answer 404. \
                  Run a copy of the workload whose `population users=` matches the stack (--workload FILE), \
                  or reseed with `socialctl seed --reset --users {}` (this replaces all data)",
-                w.users,
+                users,
                 crate::seed::username(0),
-                w.users
+                users
             )
         }
         Err(e) => {
@@ -276,7 +276,16 @@ async fn whole_population(t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> anyhow::
     }
 }
 
-async fn preflight(a: &LoadArgs, t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+/// Checks that the gateway and auth answer and that the population (`users` seeded
+/// accounts with `password`) is there, seeding it beside existing accounts when it is
+/// missing (unless `no_seed`). `socialctl sim` uses it too.
+pub(crate) async fn preflight(
+    t: &Aim,
+    users: usize,
+    password: &str,
+    no_seed: bool,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
@@ -299,16 +308,14 @@ async fn preflight(a: &LoadArgs, t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> a
     let login = || async {
         client
             .post(format!("{gw}/api/auth/login"))
-            .json(
-                &serde_json::json!({"username": crate::seed::username(0), "password": w.password}),
-            )
+            .json(&serde_json::json!({"username": crate::seed::username(0), "password": password}))
             .send()
             .await
             .map(|r| (r.status().as_u16(), trace_of(&r)))
     };
     let (status, trace) = login().await.context("the trial login failed")?;
     match status {
-        200 => whole_population(t, w, say).await,
+        200 => whole_population(t, users, say).await,
         401 => {
             let first = crate::seed::username(0);
             let db = &t.servers.database_url;
@@ -329,22 +336,21 @@ async fn preflight(a: &LoadArgs, t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> a
                      workload, or `socialctl seed --reset` to replace all data with a fresh population"
                 );
             }
-            if a.no_seed {
+            if no_seed {
                 bail!(
                     "the stack has no accounts to sign in as. Run `socialctl seed` (or drop --no-seed)"
                 );
             }
             say(&format!(
-                "load: no seeded population (no {first}); seeding {} users beside the {n} accounts there, as `socialctl seed` would",
-                w.users
+                "no seeded population (no {first}); seeding {users} users beside the {n} accounts there, as `socialctl seed` would"
             ));
             let defaults = crate::seed::SeedArgs::default();
             let s = crate::seed::seed(
                 &crate::seed::SeedArgs {
-                    users: w.users,
+                    users,
                     // The seed command's posts per user, for this population's size.
-                    posts: defaults.posts * w.users / defaults.users,
-                    password: w.password.clone(),
+                    posts: defaults.posts * users / defaults.users,
+                    password: password.to_owned(),
                     ..defaults
                 },
                 &t.servers,
@@ -352,7 +358,7 @@ async fn preflight(a: &LoadArgs, t: &Aim, w: &Workload, say: &dyn Fn(&str)) -> a
             .await
             .context("seeding failed; run `socialctl seed` yourself to see why")?;
             say(&format!(
-                "load: seeded {} users, {} follows, {} posts in {:.1} s",
+                "seeded {} users, {} follows, {} posts in {:.1} s",
                 s.users, s.follows, s.posts, s.seconds
             ));
             match login().await? {
@@ -384,7 +390,7 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
         && std::io::stdout().is_terminal()
         && std::io::stderr().is_terminal();
     let say = |m: &str| eprintln!("{m}");
-    preflight(a, &t, &workload, &say).await?;
+    preflight(&t, workload.users, &workload.password, a.no_seed, &say).await?;
     say(&format!("load: sending to {} via {}", t.gateway, t.path));
     let otlp = t.otlp.trim_end_matches('/').to_owned();
     let sink_answers = live::sink_answers(&otlp).await;
@@ -548,6 +554,7 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
             clock_skew_ms: 5.0,
             timeout: 30,
             settle_ms: 2000,
+            raw_clocks: false,
             json: false,
             stack: a.stack.clone(),
         };

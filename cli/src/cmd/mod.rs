@@ -16,6 +16,7 @@ pub mod load;
 pub mod logs;
 pub mod probe;
 pub mod seed;
+pub mod sim;
 pub mod sink;
 pub mod status;
 pub mod top;

@@ -40,6 +40,10 @@ pub struct VerifyArgs {
     /// Quiet period that counts as drained when the services' counters cannot be read.
     #[arg(long, default_value_t = 2000)]
     pub settle_ms: u64,
+    /// Judge clients' spans (phones, from `socialctl sim`) on their own clocks, without
+    /// correcting them by each export's receive time − send time.
+    #[arg(long)]
+    pub raw_clocks: bool,
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -318,6 +322,7 @@ pub async fn verify_traces(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let opts = CheckOptions {
         clock_skew_ns: (a.clock_skew_ms * 1e6) as u64,
         specs: specs(&a.specs)?,
+        raw_clocks: a.raw_clocks,
         ..Default::default()
     };
     let sent: Option<Vec<SentRequest>> = match &a.sent {

@@ -109,6 +109,7 @@ impl LiveTraces {
                             parent_span_id: Some(r.span_id.to_string()),
                             endpoint: r.endpoint.name().to_owned(),
                             status: r.status,
+                            gateway_only: false,
                         })
                         .collect()
                 };

@@ -265,6 +265,14 @@ async fn the_docker_runtime_boots_serves_scales_and_cleans_up_only_its_own() {
             assert_eq!(v["error"], "unavailable", "{v}");
             break;
         }
+        if let Some(status) = chaos.try_wait().expect("wait") {
+            let out = chaos.wait_with_output().expect("output");
+            panic!(
+                "chaos ended ({status}) before any request failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert!(Instant::now() < deadline, "feed never went away");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

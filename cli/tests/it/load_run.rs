@@ -306,6 +306,245 @@ async fn load_records_every_request_and_verify_accounts_for_each() {
     );
 
     chaos_experiments_hold_or_deviate(&state, tmp.path());
+    phones_report_and_every_trace_is_accounted_for(&state, tmp.path()).await;
+}
+
+/// `socialctl sim` on the same stack: phones that go offline (their spans arrive late,
+/// some dropped from a full buffer), rotate sessions, run on wrong clocks and send bad
+/// requests; every resource attribute reaches the sink, every trace is complete once
+/// the clocks are corrected, and a bad request answered 500 fails the run.
+async fn phones_report_and_every_trace_is_accounted_for(state: &Path, dir: &Path) {
+    let profile = scenarios::sim::PHONES
+        .replace("think      1s..4s", "think      200ms..600ms")
+        .replace(
+            "background every=20s..60s for=2s..20s",
+            "background every=2s..4s for=1s..2s",
+        )
+        .replace(
+            "session    background=15m max=240m",
+            "session    background=1s max=240m",
+        )
+        .replace(
+            "offline    share=20%  every=20s..60s  for=5s..20s",
+            "offline    share=50%  every=1s..3s  for=2s..4s",
+        )
+        .replace(
+            "buffer     spans=300  upload-every=5s",
+            "buffer     spans=12  upload-every=1s",
+        )
+        .replace("skew       share=10%", "skew       share=40%")
+        .replace("bad        share=3%", "bad        share=15%");
+    let path = dir.join("test.profile");
+    std::fs::write(&path, &profile).expect("profile");
+    let record = dir.join("sim.jsonl");
+    let out = run(
+        state,
+        &[
+            "sim",
+            "--devices",
+            "30",
+            "--duration",
+            "12s",
+            "--ramp",
+            "2s",
+            "--seed",
+            "5",
+            "--json",
+            "--profile",
+            path.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "no defect");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("--json prints the report");
+    assert_eq!(r["devices"], 30);
+    assert!(
+        r["session_rotations"].as_u64() > Some(0),
+        "sessions rotated after 1 s away: {r:#}"
+    );
+    assert!(r["offline_periods"].as_u64() > Some(0), "{r:#}");
+    assert!(
+        r["spans_dropped_on_devices"].as_u64() > Some(0),
+        "a 12-span buffer overflowed offline"
+    );
+    assert!(
+        r["defects"].as_array().is_some_and(Vec::is_empty),
+        "{:#}",
+        r["defects"]
+    );
+    let kinds = r["bad_requests"].as_array().expect("bad requests");
+    assert!(kinds.len() >= 4, "{kinds:#?}");
+    for k in kinds {
+        for status in k["answers"].as_object().expect("answers").keys() {
+            assert!(status.starts_with('4'), "{k}");
+        }
+    }
+    let skewed = r["notable_devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .filter(|d| {
+            d["clock_offset_ms"]
+                .as_f64()
+                .is_some_and(|o| o.abs() > 1000.0)
+        })
+        .count();
+    assert!(skewed > 0, "{:#}", r["notable_devices"]);
+    let screens: Vec<&str> = r["screens"]
+        .as_array()
+        .expect("screens")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        screens.contains(&"open timeline") && screens.contains(&"app start (cold)"),
+        "{screens:?}"
+    );
+
+    // Every request that reached the network has its whole trace, the phones' late
+    // uploads included, once their clocks are corrected; each skewed phone is named.
+    let v = run(
+        state,
+        &[
+            "verify-traces",
+            "--json",
+            "--sent",
+            record.to_str().unwrap(),
+        ],
+    );
+    let verdict: Value = serde_json::from_slice(&v.stdout).expect("verify --json");
+    assert_eq!(verdict["completeness"], 1.0, "{:#}", verdict["kinds"]);
+    assert!(
+        verdict["client_clocks"]
+            .as_array()
+            .is_some_and(|c| c.len() == skewed),
+        "{:#}",
+        verdict["client_clocks"]
+    );
+    // Judged on their own clocks, the skewed phones' traces are not whole.
+    let raw = run(
+        state,
+        &[
+            "verify-traces",
+            "--json",
+            "--raw-clocks",
+            "--sent",
+            record.to_str().unwrap(),
+        ],
+    );
+    let raw: Value = serde_json::from_slice(&raw.stdout).expect("verify --json");
+    assert!(
+        raw["completeness"].as_f64() < Some(1.0),
+        "{:#}",
+        raw["kinds"]
+    );
+
+    // Each phone's resource, as a mobile SDK sets it, reached the sink.
+    let sink = format!("http://127.0.0.1:{SINK_HTTP}");
+    let c = reqwest::Client::new();
+    let list: Value = c
+        .get(format!(
+            "{sink}/api/traces?service=socialnet-android&limit=1"
+        ))
+        .send()
+        .await
+        .expect("sink")
+        .json()
+        .await
+        .expect("JSON");
+    let id = list[0]["trace_id"]
+        .as_str()
+        .expect("an Android phone's trace");
+    let spans: Value = c
+        .get(format!("{sink}/api/traces/{id}"))
+        .send()
+        .await
+        .expect("sink")
+        .json()
+        .await
+        .expect("JSON");
+    let phone = spans
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["service"] == "socialnet-android"))
+        .expect("the phone's span");
+    let resource: Vec<&str> = phone["resource"]
+        .as_array()
+        .expect("resource")
+        .iter()
+        .filter_map(|kv| kv[0].as_str())
+        .collect();
+    for key in [
+        "device.model.identifier",
+        "device.model.name",
+        "device.manufacturer",
+        "os.name",
+        "os.version",
+        "os.type",
+        "app.installation.id",
+        "service.version",
+    ] {
+        assert!(resource.contains(&key), "{key} in {resource:?}");
+    }
+
+    // A bad request answered 500 (a planted fault) is a defect: exit 1, named.
+    let planted = Command::new(BIN)
+        .args([
+            "chaos",
+            "errors",
+            "feed",
+            "--rate",
+            "1",
+            "--route",
+            "/api/feed/posts",
+            "--duration",
+            "30s",
+            "--runtime",
+            "local",
+            "--state-dir",
+        ])
+        .arg(state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chaos errors");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !state.join("chaos.json").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fault never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let bad_only = profile.replace("bad        share=15%", "bad        share=100%");
+    std::fs::write(&path, bad_only).expect("profile");
+    let out = run(
+        state,
+        &[
+            "sim",
+            "--devices",
+            "6",
+            "--duration",
+            "4s",
+            "--no-verify",
+            "--profile",
+            path.to_str().unwrap(),
+        ],
+    );
+    run(state, &["chaos", "heal"]);
+    let mut planted = planted;
+    let _ = planted.wait();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("DEFECTS") && text.contains("HTTP 500"),
+        "{text}"
+    );
 }
 
 /// `socialctl chaos run`: an experiment whose steady state holds through its faults

@@ -371,10 +371,14 @@ async fn pump(
             },
             e = ended(&mut end) => break 'copy e,
         };
-        // Hold while a partition or timeout acts; then the delays of the others.
+        // Hold while a partition or timeout acts; then the delays of the others. (With
+        // no toxic on the link, straight through.)
         let mut delay = Duration::ZERO;
         loop {
             let list = toxics.borrow_and_update().clone();
+            if list.is_empty() {
+                break;
+            }
             let acting = conn.acting(&list, dir);
             // A lost connection that was open already dies at its next data.
             if let Some(t) = acting.iter().find(|t| t.effect == Effect::Loss) {

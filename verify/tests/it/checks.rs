@@ -262,12 +262,14 @@ fn specs_name_missing_spans_and_report_accounts_for_sent_requests() {
             parent_span_id: Some("00000000000000ff".into()),
             endpoint: "GET /api/feed/timeline".into(),
             status: Some(200),
+            gateway_only: false,
         },
         SentRequest {
             trace_id: "ffffffffffffffffffffffffffffffff".into(),
             parent_span_id: None,
             endpoint: "GET /api/feed/timeline".into(),
             status: Some(200),
+            gateway_only: false,
         },
     ];
     let r = verify(&[clean()], Some(&sent), &CheckOptions::default());

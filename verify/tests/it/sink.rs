@@ -367,6 +367,7 @@ async fn check_judges_sent_requests_and_recent_settled_traces() {
         parent_span_id: Some("c".repeat(16)),
         endpoint: "GET /api/feed/timeline".into(),
         status: Some(200),
+        gateway_only: false,
     };
     let c = reqwest::Client::new();
     let check = |req: verify::sink::CheckRequest| {
