@@ -46,6 +46,10 @@ skew       share=10%  offset=-3m..3m
 # replayed refresh tokens): each must get a 4xx with the JSON error body.
 bad        share=3%
 
+# A day compressed into this long: activity follows the hours (quiet at night, busiest
+# in the evening); the run starts at 06:00. Without it, activity is the same all run.
+# day        length=10m
+
 # Screens and their weights.
 screen  timeline     50
 screen  post-detail  12
@@ -53,4 +57,5 @@ screen  profile      12
 screen  like         10
 screen  comment      5
 screen  compose      6
+screen  photo        2
 screen  message      5

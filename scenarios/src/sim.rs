@@ -97,17 +97,20 @@ pub enum Screen {
     Like,
     Comment,
     Compose,
+    /// A photo post: upload, wait for media to process it, post it.
+    Photo,
     Message,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 7] = [
+    pub const ALL: [Screen; 8] = [
         Screen::Timeline,
         Screen::PostDetail,
         Screen::Profile,
         Screen::Like,
         Screen::Comment,
         Screen::Compose,
+        Screen::Photo,
         Screen::Message,
     ];
 
@@ -120,6 +123,7 @@ impl Screen {
             Screen::Like => "like",
             Screen::Comment => "comment",
             Screen::Compose => "compose",
+            Screen::Photo => "photo",
             Screen::Message => "message",
         }
     }
@@ -133,6 +137,7 @@ impl Screen {
             Screen::Like => "like post",
             Screen::Comment => "send comment",
             Screen::Compose => "send post",
+            Screen::Photo => "send photo",
             Screen::Message => "send message",
         }
     }
@@ -165,6 +170,26 @@ pub struct Profile {
     pub skew_offset: (f64, f64),
     pub bad_share: f64,
     pub screens: Vec<(Screen, u32)>,
+    /// A day compressed into this long (`day length=10m`): activity follows the hours,
+    /// quiet at night, busiest in the evening. `None`: the same all run.
+    pub day: Option<Duration>,
+}
+
+impl Profile {
+    /// How active the population is at `t` into the run, 0.1 to 1 (1 without a day):
+    /// the run starts at 06:00, peaks at 20:00, and is quietest at 04:00.
+    pub fn activity(&self, t: Duration) -> f64 {
+        let Some(day) = self.day else { return 1.0 };
+        let hour = (6.0 + 24.0 * t.as_secs_f64() / day.as_secs_f64().max(1e-9)) % 24.0;
+        // A cosine from its trough at 04:00 to its peak 16 hours later, back by 04:00.
+        let phase = if (4.0..20.0).contains(&hour) {
+            (hour - 4.0) / 16.0 * std::f64::consts::PI
+        } else {
+            let h = if hour < 4.0 { hour + 24.0 } else { hour };
+            std::f64::consts::PI + (h - 20.0) / 8.0 * std::f64::consts::PI
+        };
+        0.1 + 0.9 * (1.0 - phase.cos()) / 2.0
+    }
 }
 
 /// The built-in profile.
@@ -211,6 +236,7 @@ impl Profile {
             skew_offset: (0.0, 0.0),
             bad_share: 0.0,
             screens: Vec::new(),
+            day: None,
         };
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
@@ -368,6 +394,15 @@ impl Profile {
                         }
                     }
                 }
+                "day" => {
+                    for (_, v) in opts(&["length"])? {
+                        let d = dur(&v)?;
+                        if d.is_zero() {
+                            return Err(err("day length=0: give a time, e.g. 10m".into()));
+                        }
+                        p.day = Some(d);
+                    }
+                }
                 "bad" => {
                     for (_, v) in opts(&["share"])? {
                         p.bad_share = share(&v)?;
@@ -468,6 +503,19 @@ mod tests {
         assert_eq!(p.session_background, Duration::from_secs(900));
         assert_eq!(p.buffer_spans, 300);
         assert!(p.screens.iter().any(|(s, _)| *s == Screen::Message));
+        assert_eq!(p.activity(Duration::from_secs(5)), 1.0, "no day: flat");
+        let day =
+            Profile::parse(&PHONES.replace("bad        share=3%", "bad share=3%\nday length=24m"))
+                .unwrap();
+        // One minute is an hour; the run starts at 06:00.
+        let at = |hour: f64| {
+            day.activity(Duration::from_secs_f64(
+                (hour - 6.0).rem_euclid(24.0) * 60.0,
+            ))
+        };
+        assert!((at(20.0) - 1.0).abs() < 1e-9, "busiest at 20:00");
+        assert!((at(4.0) - 0.1).abs() < 1e-9, "quietest at 04:00");
+        assert!(at(12.0) > at(8.0) && at(23.0) < at(20.0) && at(2.0) < at(23.0));
     }
 
     #[test]
@@ -482,7 +530,7 @@ mod tests {
             (("offset=-3m..3m", "offset=3m..-3m"), 43, "backwards"),
             (
                 ("screen  like         10", "screen  liked        10"),
-                53,
+                57,
                 "one of",
             ),
             (

@@ -157,6 +157,10 @@ pub struct Defect {
     pub detail: String,
 }
 
+/// The response header the gateway sets on answers it makes itself, as a client
+/// records it (`http.response.header.<name>`).
+pub const ANSWERED_BY: &str = "http.response.header.x-answered-by";
+
 /// Knobs of the checks.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -367,7 +371,9 @@ pub fn check_trace_linked(
             && s.attr("error.type")
                 .is_none_or(|e| e.parse::<u16>().is_ok())
         {
-            let answered = status_code(s).is_some();
+            // The gateway answering itself says so (`X-Answered-By: gateway`, recorded
+            // by the client as `http.response.header.x-answered-by`): no server span.
+            let answered = status_code(s).is_some() && s.attr(ANSWERED_BY) != Some("gateway");
             let has_server = children
                 .get(s.span_id.as_str())
                 .is_some_and(|c| c.iter().any(|c| c.kind == SpanKind::Server));

@@ -62,6 +62,18 @@ pub struct Report {
     /// Clients (phones) whose clocks were off, and the correction applied to their spans.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_clocks: Vec<crate::skew::ClientClock>,
+    /// Traces left out because their client (a simulated phone) still holds spans of
+    /// them, to upload later.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waiting_on_devices: usize,
+    /// Traces left out because a span of theirs was dropped from a client's full
+    /// buffer (the client said so).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_on_devices: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Checks every trace (or, with `sent`, every sent request's trace) and aggregates. A
@@ -231,6 +243,8 @@ pub fn verify_linked(
         defects,
         faults,
         client_clocks,
+        waiting_on_devices: 0,
+        dropped_on_devices: 0,
     }
 }
 
@@ -299,6 +313,20 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(f) = &r.faults {
         s.push_str(&crate::faults::render(f));
+    }
+    if r.waiting_on_devices > 0 {
+        let _ = writeln!(
+            s,
+            "\n{} traces not judged: their spans still wait on phones for an upload (a simulation is running); run verify-traces again once it ends",
+            r.waiting_on_devices
+        );
+    }
+    if r.dropped_on_devices > 0 {
+        let _ = writeln!(
+            s,
+            "{} traces not judged: a phone dropped one of their spans from its full buffer (socialctl sim counts the drops per phone)",
+            r.dropped_on_devices
+        );
     }
     if !r.client_clocks.is_empty() {
         let _ = writeln!(

@@ -2,6 +2,7 @@
 //! and wrong clocks (the simulator is `sim/`), then a report per screen, per network
 //! and per kind of bad request, and the trace of every request accounted for.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,7 +30,10 @@ minutes away or 4 hours), a network of its own (wifi or cell: latency, timeouts,
 connections; idempotent calls retried with backoff, others not), periods offline (its
 spans wait in a bounded on-device buffer and arrive late), sometimes a wrong clock, and
 a share of deliberately bad requests, each of which must get a 4xx with the JSON error
-body. Exit 1 when one did not, or when a trace is incomplete.")]
+body. Exit 1 when one did not, or when a trace is incomplete. On a terminal a live view
+shows screens per second, latency per network, phones online and offline, spans waiting
+on phones and trace completeness; q or Ctrl-C ends the run early, and the report still
+comes.")]
 pub struct SimArgs {
     #[command(flatten)]
     pub stack: StackArgs,
@@ -61,6 +65,9 @@ pub struct SimArgs {
     /// Skip checking every request's trace at the end.
     #[arg(long)]
     pub no_verify: bool,
+    /// Plain progress lines even on a terminal (no full-screen view).
+    #[arg(long)]
+    pub no_tui: bool,
     /// Do not seed the population when the stack has none.
     #[arg(long)]
     pub no_seed: bool,
@@ -112,7 +119,53 @@ pub async fn run(a: &SimArgs) -> anyhow::Result<ExitCode> {
     ));
     let shared = Arc::new(sim::Shared::new(profile, &gateway, &otlp, a.seed)?);
     let devices = a.devices;
+    let tui =
+        !a.no_tui && !a.json && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let view = if tui {
+        let traces =
+            crate::load::live::LiveTraces::new(&otlp, crate::load::live::sink_answers(&otlp).await);
+        Some(sim::view::show(
+            shared.clone(),
+            devices,
+            a.duration,
+            a.stack.target(),
+            traces,
+            done.clone(),
+        ))
+    } else {
+        None
+    };
+    let plain = view.is_none();
+    // The traces still waiting on phones, and those that lost a span, for a
+    // `verify-traces` run meanwhile or later.
+    let dir = a.stack.dir();
+    let pending_file = sim::pending_file(&dir);
+    let lists = {
+        let (shared, dir) = (shared.clone(), dir.clone());
+        tokio::spawn(async move {
+            loop {
+                shared.write_lists(&dir);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
+    // Ctrl-C (or q in the live view) ends the run early; the report still comes.
+    let interrupt = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "sim: stopping early; the phones upload what they kept and the report follows"
+                );
+                shared.quit();
+            }
+        })
+    };
     let (phones, sent, seconds) = sim::run(shared.clone(), devices, a.duration, ramp, |c, t| {
+        if !plain {
+            return;
+        }
         let spans = c.spans.load(Relaxed);
         let up = c.uploaded.load(Relaxed);
         let dropped = c.dropped.load(Relaxed);
@@ -130,6 +183,20 @@ pub async fn run(a: &SimArgs) -> anyhow::Result<ExitCode> {
         );
     })
     .await;
+    interrupt.abort();
+    lists.abort();
+    shared.write_lists(&dir);
+    let _ = std::fs::remove_file(&pending_file);
+    if let Some((screen, tasks)) = view {
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let drawn = tokio::task::spawn_blocking(move || screen.join()).await;
+        for t in tasks {
+            t.abort();
+        }
+        if !matches!(drawn, Ok(Ok(Ok(())))) {
+            eprintln!("sim: the live view stopped unexpectedly; the run went on");
+        }
+    }
 
     // Requests whose phone dropped one of their spans from a full buffer cannot have a
     // whole trace: they are reported with the phone's drop count, not checked.

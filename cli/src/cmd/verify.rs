@@ -343,8 +343,61 @@ pub async fn verify_traces(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let (traces, pipeline) = load_traces(a, &client).await?;
-    let report = verify::report::verify(&traces, sent.as_deref(), &opts);
+    // A simulation still running holds spans on its phones: wait for their uploads
+    // (within --timeout), then leave out what still waits instead of calling it
+    // incomplete.
+    let dir = a.stack.dir();
+    if let Some(p) = crate::sim::read_pending(&dir).filter(|p| !p.is_empty()) {
+        if !a.json {
+            eprintln!(
+                "waiting for {} traces whose spans are still buffered on phones (socialctl sim is running)",
+                p.len()
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(a.timeout);
+        while Instant::now() < deadline
+            && crate::sim::read_pending(&dir).is_some_and(|p| !p.is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let (mut traces, pipeline) = load_traces(a, &client).await?;
+    let waiting = crate::sim::read_pending(&dir).unwrap_or_default();
+    // Holes a phone's full buffer made are the phone's, counted apart.
+    let dropped = crate::sim::read_dropped(&dir);
+    let id = |t: &Vec<verify::Span>| t.first().map(|s| s.trace_id.clone()).unwrap_or_default();
+    let lost_on_devices = traces
+        .iter()
+        .filter(|t| dropped.contains(&id(t)) && !waiting.contains(&id(t)))
+        .count();
+    // A link into a trace left out still points at a span that arrived (the set is
+    // built only when something is left out).
+    let left_out = |t: &Vec<verify::Span>| waiting.contains(&id(t)) || dropped.contains(&id(t));
+    let known: std::collections::HashSet<(String, String)> = if traces.iter().any(left_out) {
+        traces
+            .iter()
+            .flatten()
+            .map(|s| (s.trace_id.clone(), s.span_id.clone()))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let all_kept = known.is_empty();
+    traces.retain(|t| !left_out(t));
+    let sent = sent.map(|v| {
+        v.into_iter()
+            .filter(|r| !waiting.contains(&r.trace_id) && !dropped.contains(&r.trace_id))
+            .collect::<Vec<_>>()
+    });
+    let mut report = if all_kept {
+        verify::report::verify(&traces, sent.as_deref(), &opts)
+    } else {
+        verify::report::verify_linked(&traces, sent.as_deref(), &opts, &|t, s| {
+            known.contains(&(t.to_owned(), s.to_owned()))
+        })
+    };
+    report.waiting_on_devices = waiting.len();
+    report.dropped_on_devices = lost_on_devices;
     if a.json {
         let mut v = serde_json::to_value(&report)?;
         v["pipeline"] = pipeline;
@@ -494,7 +547,31 @@ pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
         );
     }
     for t in &list {
-        print!("{}", render_tree(t));
+        // A client whose clock was off: its spans as it stamped them, then corrected by
+        // receive time − send time, as verify-traces judges them.
+        let (fixed, clocks) = verify::skew::correct(std::slice::from_ref(t));
+        if clocks.is_empty() {
+            print!("{}", render_tree(t));
+        } else {
+            println!("as sent, on the clients' own clocks:");
+            print!("{}", render_tree(t));
+            let who: Vec<String> = clocks
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {} {:+.1} s",
+                        c.service,
+                        c.instance,
+                        -c.correction_ms / 1000.0
+                    )
+                })
+                .collect();
+            println!(
+                "corrected by receive time − send time ({}):",
+                who.join(", ")
+            );
+            print!("{}", render_tree(&fixed[0]));
+        }
         if a.resource {
             print!("{}", render_resources(t));
         }

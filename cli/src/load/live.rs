@@ -73,6 +73,26 @@ impl LiveTraces {
             .map_err(|e| format!("sink answer unreadable: {e}"))
     }
 
+    /// Judges `sent` now and adds the verdict to the running totals (the simulator's
+    /// live view feeds it the requests its phones sent).
+    pub async fn check_sent(&self, sent: Vec<SentRequest>) {
+        if sent.is_empty() || !self.snapshot().enabled {
+            return;
+        }
+        let req = CheckRequest {
+            sent,
+            recent: 0,
+            settle_ms: 0,
+        };
+        match self.check(&req).await {
+            Ok(s) => add(
+                &mut self.state.lock().unwrap_or_else(|e| e.into_inner()),
+                &s,
+            ),
+            Err(e) => self.fail(e),
+        }
+    }
+
     fn fail(&self, e: String) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).error = Some(e);
     }

@@ -91,6 +91,8 @@ pub struct Device {
     rng: StdRng,
     /// (from, until) of the next time without network.
     offline: Option<(Instant, Instant)>,
+    /// Inside an offline period now (as last seen).
+    in_offline: bool,
     next_upload: Instant,
     /// Posts this phone has seen, to open, like and comment on.
     seen_posts: Vec<i64>,
@@ -162,6 +164,7 @@ impl Device {
             buffer: Buffer::new(p.buffer_spans),
             rng,
             offline,
+            in_offline: false,
             next_upload: now + p.upload_every,
             seen_posts: Vec::new(),
             conversation: None,
@@ -184,7 +187,21 @@ impl Device {
             return true;
         }
         if now < until {
+            if !self.in_offline {
+                self.in_offline = true;
+                shared
+                    .counters
+                    .offline_now
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             return false;
+        }
+        if self.in_offline {
+            self.in_offline = false;
+            shared
+                .counters
+                .offline_now
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
         let p = &shared.profile;
         let next = until + p.offline_every.at(self.rng.random());
@@ -201,17 +218,17 @@ impl Device {
     }
 
     fn finish(&mut self, span: DeviceSpan, shared: &Shared) {
-        shared
-            .counters
-            .spans
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
+        shared.counters.spans.fetch_add(1, Relaxed);
+        shared.pending(span.trace_id, 1);
         let before = self.buffer.dropped;
         self.buffer.push(span);
         if self.buffer.dropped > before {
-            shared
-                .counters
-                .dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.counters.dropped.fetch_add(1, Relaxed);
+            if let Some(t) = self.buffer.dropped_traces.last() {
+                shared.pending(*t, -1);
+                shared.dropped(*t);
+            }
         }
     }
 
@@ -227,6 +244,7 @@ impl Device {
         self.next_upload = Instant::now() + shared.profile.upload_every;
         let spans = self.buffer.drain();
         let n = spans.len() as u64;
+        let traces: Vec<[u8; 16]> = spans.iter().map(|s| s.trace_id).collect();
         let kept = spans.clone();
         let body = export_body(&self.resource, self.clock(), spans);
         let sent = shared
@@ -237,13 +255,30 @@ impl Device {
             .body(body)
             .send()
             .await;
+        use std::sync::atomic::Ordering::Relaxed;
         if matches!(&sent, Ok(r) if r.status().is_success()) {
-            shared
-                .counters
-                .uploaded
-                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            shared.counters.uploaded.fetch_add(n, Relaxed);
+            for t in traces {
+                shared.pending(t, -1);
+            }
         } else {
+            // Back into the buffer; what no longer fits is dropped, oldest first.
+            let before = self.buffer.dropped;
             self.buffer.restore(kept);
+            let dropped = (self.buffer.dropped - before) as usize;
+            let lost: Vec<[u8; 16]> = self
+                .buffer
+                .dropped_traces
+                .iter()
+                .rev()
+                .take(dropped)
+                .copied()
+                .collect();
+            for t in lost {
+                shared.counters.dropped.fetch_add(1, Relaxed);
+                shared.pending(t, -1);
+                shared.dropped(t);
+            }
         }
     }
 
@@ -356,6 +391,9 @@ impl Device {
             if let Some(s) = outcome.status {
                 attributes.push(kv("http.response.status_code", i64::from(s)));
             }
+            if outcome.gateway_only {
+                attributes.push(kv(verify::checks::ANSWERED_BY, "gateway"));
+            }
             let error = match (outcome.failure, outcome.status) {
                 (Some(f), _) => {
                     attributes.push(kv("error.type", f));
@@ -439,7 +477,11 @@ impl Device {
         match rb.send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
-                let gateway_only = !r.headers().contains_key("traceparent");
+                // The gateway answered itself (a body over the limit, no replica up).
+                let gateway_only = r
+                    .headers()
+                    .get("x-answered-by")
+                    .is_some_and(|v| v.as_bytes() == b"gateway");
                 let json = r.json().await.unwrap_or(Value::Null);
                 Outcome {
                     status: Some(status),
@@ -700,6 +742,72 @@ impl Device {
                     self.seen_posts.push(id);
                 }
             }
+            Screen::Photo => {
+                // Fresh bytes each time, so media stores and processes every one.
+                let png = crate::load::png::noise(48, 48, &mut self.rng).to_vec();
+                let up = self
+                    .call(
+                        shared,
+                        ctx,
+                        Method::POST,
+                        "/api/media",
+                        "POST /api/media",
+                        Body::Raw {
+                            content_type: "application/octet-stream",
+                            bytes: png,
+                        },
+                        Retry::Never,
+                        tok.clone(),
+                    )
+                    .await;
+                ok &= up.ok();
+                if let Some(id) = up.json["id"].as_str().map(str::to_owned) {
+                    // The app waits (a spinner) until the thumbnails are made.
+                    let mut ready = false;
+                    for _ in 0..20 {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        let o = self
+                            .call(
+                                shared,
+                                ctx,
+                                Method::GET,
+                                &format!("/api/media/{id}"),
+                                "GET /api/media/{id}",
+                                Body::None,
+                                Retry::Idempotent,
+                                tok.clone(),
+                            )
+                            .await;
+                        match o.json["status"].as_str() {
+                            Some("pending") => continue,
+                            Some("ready") => {
+                                ready = true;
+                                break;
+                            }
+                            _ => break,
+                        }
+                    }
+                    ok &= ready;
+                    if ready {
+                        let o = self
+                            .call(
+                                shared,
+                                ctx,
+                                Method::POST,
+                                "/api/feed/posts",
+                                "POST /api/feed/posts",
+                                Body::Json(json!({"body": "a photo from my phone", "media": [id]})),
+                                Retry::Never,
+                                tok,
+                            )
+                            .await;
+                        ok &= o.ok();
+                        if let Some(id) = o.json["id"].as_i64() {
+                            self.seen_posts.push(id);
+                        }
+                    }
+                }
+            }
             Screen::Message => {
                 let conversation = match self.conversation {
                     Some(c) => Some(c),
@@ -769,6 +877,8 @@ impl Device {
         let req = bad::request(kind, self.access.as_deref(), self.spent_refresh.as_deref());
         let started = Instant::now();
         let (_, span_id) = self.ids();
+        // Over the phone's network like any call (so its span brackets the server's).
+        tokio::time::sleep(self.network.latency.at(self.rng.random())).await;
         let url = format!("{}{}", shared.gateway, req.path);
         let o = self
             .send(
@@ -781,6 +891,7 @@ impl Device {
                 req.token.as_deref(),
             )
             .await;
+        tokio::time::sleep(self.network.latency.at(self.rng.random())).await;
         shared.sent(Sent {
             trace_id: hex(&ctx.trace_id),
             parent_span_id: hex(&span_id),
@@ -798,6 +909,9 @@ impl Device {
         ];
         if let Some(s) = o.status {
             attributes.push(kv("http.response.status_code", i64::from(s)));
+        }
+        if o.gateway_only {
+            attributes.push(kv(verify::checks::ANSWERED_BY, "gateway"));
         }
         let span = DeviceSpan {
             trace_id: ctx.trace_id,
@@ -832,9 +946,9 @@ impl Device {
         // A sign-in that failed (auth overwhelmed, the network down) is tried again, as
         // a person would, a little later each time.
         let mut wait = Duration::from_secs(2);
-        while !signed_in && Instant::now() + wait < until {
+        while !signed_in && Instant::now() + wait < until && !shared.stopping() {
             let jitter = Duration::from_millis(self.rng.random_range(0..=wait.as_millis() as u64));
-            tokio::time::sleep(wait + jitter).await;
+            shared.nap(Instant::now() + wait + jitter).await;
             signed_in = self.start(&shared, true).await;
             wait = (wait * 2).min(Duration::from_secs(30));
         }
@@ -842,12 +956,12 @@ impl Device {
         let p = &shared.profile;
         let mut next_background = Instant::now() + p.background_every.at(self.rng.random());
         if signed_in {
-            while Instant::now() < until {
+            while Instant::now() < until && !shared.stopping() {
                 if Instant::now() >= next_background {
                     let away = p.background_for.at(self.rng.random());
                     self.session.to_background(Instant::now());
                     self.upload(&shared, true).await;
-                    tokio::time::sleep_until((Instant::now() + away).min(until)).await;
+                    shared.nap((Instant::now() + away).min(until)).await;
                     if Instant::now() >= until {
                         break;
                     }
@@ -865,8 +979,12 @@ impl Device {
                     self.screen(&shared, screen).await;
                 }
                 self.upload(&shared, false).await;
-                let think = p.think.at(self.rng.random());
-                tokio::time::sleep_until((Instant::now() + think).min(until)).await;
+                // Quieter hours of a compressed day mean longer pauses.
+                let think = p
+                    .think
+                    .at(self.rng.random())
+                    .div_f64(p.activity(shared.elapsed()));
+                shared.nap((Instant::now() + think).min(until)).await;
             }
         }
         shared

@@ -9,6 +9,7 @@ pub mod bad;
 pub mod device;
 pub mod session;
 pub mod spans;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -34,6 +35,8 @@ pub struct Counters {
     pub dropped: AtomicU64,
     pub not_retried: AtomicU64,
     pub offline_periods: AtomicU64,
+    /// Phones without a network right now.
+    pub offline_now: std::sync::atomic::AtomicI64,
     pub online_at_end: AtomicU64,
 }
 
@@ -97,8 +100,17 @@ impl Latencies {
     }
 }
 
+/// Screens that ended in one second of the run.
+#[derive(Debug)]
+pub struct Second {
+    pub screens: u64,
+    pub micros: Histogram<u64>,
+}
+
 #[derive(Debug, Default)]
 struct Stats {
+    /// Per second of the run, for the live view.
+    seconds: Vec<Second>,
     screens: BTreeMap<String, Latencies>,
     networks: BTreeMap<String, Latencies>,
     bad: BTreeMap<BadKind, BTreeMap<String, u64>>,
@@ -118,8 +130,65 @@ pub struct Shared {
     /// Marks this run's resources and message ids.
     pub run_tag: String,
     pub counters: Counters,
+    /// Set when the user quits the live view: phones stop at their next step.
+    stop: std::sync::atomic::AtomicBool,
+    quit: tokio::sync::Notify,
+    /// When the run began (set by [`run`]).
+    pub started: Mutex<Option<Instant>>,
     stats: Mutex<Stats>,
     sent: Mutex<Vec<Sent>>,
+    /// Spans still on the phones, by trace: what a verification must wait for.
+    pending: Mutex<std::collections::HashMap<[u8; 16], u32>>,
+    /// Traces that lost a span in a full phone buffer.
+    dropped: Mutex<std::collections::HashSet<[u8; 16]>>,
+}
+
+/// The traces that lost a span in a full phone buffer, over every simulation on this
+/// stack (kept until the stack's data goes): `verify-traces` attributes their holes to
+/// the phones instead of calling them incomplete.
+pub fn dropped_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("sim-dropped.json")
+}
+
+/// The traces recorded in [`dropped_file`].
+pub fn read_dropped(state_dir: &std::path::Path) -> std::collections::HashSet<String> {
+    std::fs::read_to_string(dropped_file(state_dir))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Writes `ids` to `path` through a temporary file, so a reader never sees half of it.
+fn write_ids(path: &std::path::Path, ids: &std::collections::HashSet<String>) {
+    if let Ok(json) = serde_json::to_vec(ids) {
+        let tmp = path.with_extension("json.tmp");
+        if std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}
+
+/// The file where a running simulation lists the traces whose spans still wait on
+/// phones (rewritten every two seconds, removed at the end); `verify-traces` waits for
+/// them instead of calling them incomplete.
+pub fn pending_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("sim-pending.json")
+}
+
+/// The traces a running simulation still holds on phones; `None` when none runs (no
+/// file, or one not rewritten for 10 s: a simulation that died).
+pub fn read_pending(state_dir: &std::path::Path) -> Option<std::collections::HashSet<String>> {
+    let path = pending_file(state_dir);
+    let fresh = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < Duration::from_secs(10));
+    if !fresh {
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 impl Shared {
@@ -139,8 +208,13 @@ impl Shared {
             seed,
             run_tag: format!("sim{:x}", seed & 0xff_ffff),
             counters: Counters::default(),
+            stop: std::sync::atomic::AtomicBool::new(false),
+            quit: tokio::sync::Notify::new(),
+            started: Mutex::new(None),
             stats: Mutex::new(Stats::default()),
             sent: Mutex::new(Vec::new()),
+            pending: Mutex::new(std::collections::HashMap::new()),
+            dropped: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -159,18 +233,145 @@ impl Shared {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A span of `trace` is on a phone (`+1`) or has left it, uploaded or dropped (`-1`).
+    pub fn pending(&self, trace: [u8; 16], delta: i32) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let n = p.entry(trace).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            p.remove(&trace);
+        }
+    }
+
+    /// A span of `trace` was dropped from a full phone buffer.
+    pub fn dropped(&self, trace: [u8; 16]) {
+        self.dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(trace);
+    }
+
+    /// Writes the traces still on phones (`sim-pending.json`) and those that lost a
+    /// span (`sim-dropped.json`, added to what earlier runs left) to `state_dir`.
+    pub fn write_lists(&self, state_dir: &std::path::Path) {
+        let pending: std::collections::HashSet<String> =
+            self.pending_traces().into_iter().collect();
+        write_ids(&pending_file(state_dir), &pending);
+        let mine: Vec<String> = self
+            .dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|t| t.iter().map(|b| format!("{b:02x}")).collect())
+            .collect();
+        if !mine.is_empty() {
+            let mut all = read_dropped(state_dir);
+            let before = all.len();
+            all.extend(mine);
+            if all.len() != before {
+                write_ids(&dropped_file(state_dir), &all);
+            }
+        }
+    }
+
+    /// The traces with spans still on phones, as hex ids.
+    pub fn pending_traces(&self) -> Vec<String> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .map(|t| t.iter().map(|b| format!("{b:02x}")).collect())
+            .collect()
+    }
+
     pub fn sent(&self, s: Sent) {
         self.sent.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    }
+
+    /// The requests sent so far, from index `from` on, and the count.
+    pub fn sent_since(&self, from: usize) -> (Vec<Sent>, usize) {
+        let all = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            all.get(from..).map(<[Sent]>::to_vec).unwrap_or_default(),
+            all.len(),
+        )
+    }
+
+    /// Seconds since the run began.
+    pub fn elapsed(&self) -> Duration {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// Whether the phones should stop (the live view was quit).
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Relaxed)
+    }
+
+    /// Stops the run: every phone ends at its next step, sleeping ones at once.
+    pub fn quit(&self) {
+        self.stop.store(true, Relaxed);
+        self.quit.notify_waiters();
+    }
+
+    /// Sleeps until `until`, or until the run is stopped.
+    pub async fn nap(&self, until: Instant) {
+        if self.stopping() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => {}
+            () = self.quit.notified() => {}
+        }
     }
 
     /// A screen ended (times on the phone's clock, in nanoseconds).
     pub fn screen(&self, name: &str, start_ns: u64, end_ns: u64, ok: bool) {
         self.counters.screens.fetch_add(1, Relaxed);
-        self.stats()
-            .screens
+        let took = Duration::from_nanos(end_ns.saturating_sub(start_ns));
+        let second = self.elapsed().as_secs() as usize;
+        let mut st = self.stats();
+        st.screens
             .entry(name.to_owned())
             .or_default()
-            .record(Duration::from_nanos(end_ns.saturating_sub(start_ns)), ok);
+            .record(took, ok);
+        while st.seconds.len() <= second {
+            st.seconds.push(Second {
+                screens: 0,
+                micros: histogram(),
+            });
+        }
+        let s = &mut st.seconds[second];
+        s.screens += 1;
+        let _ = s.micros.record((took.as_micros() as u64).max(1));
+    }
+
+    /// Per whole second so far: screens, and their p50 and p99 in ms.
+    pub fn per_second(&self) -> Vec<(u64, f64, f64)> {
+        let now = self.elapsed().as_secs() as usize;
+        let st = self.stats();
+        st.seconds
+            .iter()
+            .take(now)
+            .map(|s| {
+                (
+                    s.screens,
+                    s.micros.value_at_quantile(0.5) as f64 / 1000.0,
+                    s.micros.value_at_quantile(0.99) as f64 / 1000.0,
+                )
+            })
+            .collect()
+    }
+
+    /// The report's rows now: per screen and per network.
+    pub fn rows(&self) -> (Vec<Row>, Vec<Row>) {
+        let st = self.stats();
+        (
+            st.screens.iter().map(|(k, v)| v.row(k)).collect(),
+            st.networks.iter().map(|(k, v)| v.row(k)).collect(),
+        )
     }
 
     /// One attempt of a call ended, as the phone saw it.
@@ -357,6 +558,7 @@ pub async fn run(
     progress: impl Fn(&Counters, Duration),
 ) -> (Vec<Device>, Vec<Sent>, f64) {
     let t0 = Instant::now();
+    *shared.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(t0);
     let until = t0 + duration;
     let mut tasks = Vec::with_capacity(devices);
     for i in 0..devices {
@@ -388,6 +590,7 @@ pub async fn run(
         _ = ticker => {}
     }
     let seconds = t0.elapsed().as_secs_f64().min(duration.as_secs_f64());
+    shared.counters.offline_now.store(0, Relaxed);
     // Every phone is back online at the end and uploads what it kept.
     let flushes = done.into_iter().map(|mut d| {
         let shared = shared.clone();

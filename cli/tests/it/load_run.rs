@@ -337,25 +337,52 @@ async fn phones_report_and_every_trace_is_accounted_for(state: &Path, dir: &Path
     let path = dir.join("test.profile");
     std::fs::write(&path, &profile).expect("profile");
     let record = dir.join("sim.jsonl");
-    let out = run(
-        state,
-        &[
-            "sim",
-            "--devices",
-            "30",
-            "--duration",
-            "12s",
-            "--ramp",
-            "2s",
-            "--seed",
-            "5",
-            "--json",
-            "--profile",
-            path.to_str().unwrap(),
-            "--record",
-            record.to_str().unwrap(),
-        ],
+    // While the phones run, a verification waits for their buffered uploads, then
+    // finds every trace whole.
+    let running = {
+        let (state, path, record) = (state.to_owned(), path.clone(), record.clone());
+        std::thread::spawn(move || {
+            run(
+                &state,
+                &[
+                    "sim",
+                    "--devices",
+                    "30",
+                    "--duration",
+                    "12s",
+                    "--ramp",
+                    "2s",
+                    "--seed",
+                    "5",
+                    "--json",
+                    "--profile",
+                    path.to_str().unwrap(),
+                    "--record",
+                    record.to_str().unwrap(),
+                ],
+            )
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !state.join("sim-pending.json").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the simulation never listed its pending traces"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let during = run(state, &["verify-traces", "--json", "--timeout", "60"]);
+    let during: Value = serde_json::from_slice(&during.stdout).expect("verify --json");
+    assert_eq!(during["completeness"], 1.0, "{:#}", during["kinds"]);
+    assert!(
+        during.get("waiting_on_devices").is_none(),
+        "waited for every upload: {during:#}"
     );
+    assert!(
+        during["dropped_on_devices"].as_u64() > Some(0),
+        "the holes full phone buffers made are the phones': {during:#}"
+    );
+    let out = running.join().expect("sim");
     assert_eq!(out.status.code(), Some(0), "no defect");
     let r: Value = serde_json::from_slice(&out.stdout).expect("--json prints the report");
     assert_eq!(r["devices"], 30);

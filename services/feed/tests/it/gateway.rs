@@ -158,17 +158,26 @@ async fn the_gateways_own_errors_are_json_and_its_body_limit_is_the_services() {
         r.headers.get("allow").is_some(),
         "a 405 names the allowed methods"
     );
+    // Every answer the gateway makes itself says so, and keeps the request id.
+    for h in ["x-answered-by", "x-request-id"] {
+        assert!(r.headers.get(h).is_some(), "{h} on the gateway's own 405");
+    }
     let r = Req::get("/api/feed/timeline")
         .header("x-large", &"y".repeat(20_000))
         .send_http(&client, &base)
         .await
         .expect(400);
     assert_eq!(r.json["error"], "bad_request", "{}", r.text);
+    assert_eq!(
+        r.headers.get("x-answered-by").and_then(|v| v.to_str().ok()),
+        Some("gateway")
+    );
     // Under the limit it reaches the service, which answers for itself.
-    Req::post("/api/feed/posts")
+    let r = Req::post("/api/feed/posts")
         .token(&token)
         .json(json!({"body": "small enough"}))
         .send_http(&client, &base)
         .await
         .expect(201);
+    assert!(r.headers.get("x-answered-by").is_none(), "feed answered");
 }
