@@ -62,6 +62,7 @@ pub const TRACE_SPECS: &[(&str, &str)] = &[
         "profile-get.spec",
         include_str!("../traces/profile-get.spec"),
     ),
+    ("web-home.spec", include_str!("../traces/web-home.spec")),
 ];
 
 #[cfg(test)]

@@ -38,6 +38,10 @@ pub struct WindowRow {
     pub incomplete: usize,
     /// Spans marked `chaos.injected=true` (application faults).
     pub injected_spans: usize,
+    /// The failed traces by the status their first span got (`503`, or `no answer`):
+    /// what the callers saw.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub failed_with: std::collections::BTreeMap<String, usize>,
 }
 
 /// Traces outside every window.
@@ -116,6 +120,7 @@ pub fn report(traces: &[Vec<Span>], incomplete: &HashSet<&str>) -> Option<FaultR
             failed: 0,
             incomplete: 0,
             injected_spans: 0,
+            failed_with: Default::default(),
         })
         .collect();
     let mut outside = Outside::default();
@@ -134,6 +139,15 @@ pub fn report(traces: &[Vec<Span>], incomplete: &HashSet<&str>) -> Option<FaultR
             Some(r) => {
                 r.traces += 1;
                 r.failed += usize::from(failed);
+                if failed {
+                    // The first span is the caller's (a client's, or the first server's).
+                    let first = t.iter().min_by_key(|s| s.start_ns);
+                    let status = first
+                        .and_then(|s| s.attr("http.response.status_code"))
+                        .unwrap_or("no answer")
+                        .to_owned();
+                    *r.failed_with.entry(status).or_default() += 1;
+                }
                 r.incomplete += usize::from(bad);
                 r.injected_spans += injected;
             }
@@ -163,13 +177,23 @@ pub fn render(r: &FaultReport) -> String {
     for w in &r.windows {
         let _ = writeln!(
             s,
-            "  {} {} {}–{}: {} traces began in it, {} failed, {} incomplete{}",
+            "  {} {} {}–{}: {} traces began in it, {} failed{}, {} incomplete{}",
             w.window.kind,
             w.window.target,
             clock(w.window.start_ns),
             clock(w.window.end_ns),
             w.traces,
             w.failed,
+            if w.failed_with.is_empty() {
+                String::new()
+            } else {
+                let by: Vec<String> = w
+                    .failed_with
+                    .iter()
+                    .map(|(k, v)| format!("{k}×{v}"))
+                    .collect();
+                format!(" ({})", by.join(", "))
+            },
             w.incomplete,
             if w.injected_spans > 0 {
                 format!(", {} spans marked chaos.injected", w.injected_spans)
@@ -177,6 +201,12 @@ pub fn render(r: &FaultReport) -> String {
                 String::new()
             }
         );
+        if w.failed > 0 {
+            let _ = writeln!(
+                s,
+                "    expected while the fault acts: these traces end where the call could not go on; they are not counted in the completeness above"
+            );
+        }
     }
     let _ = writeln!(
         s,

@@ -207,6 +207,12 @@ fn print_summary(state: &StackState, stack: &Stack, changed: usize, elapsed: std
     let a = &state.addresses;
     println!();
     if has("gateway") {
+        if has("web") {
+            println!(
+                "  web          {}/  (sign in or register in a browser)",
+                a.gateway
+            );
+        }
         println!("  gateway      {}/api/", a.gateway);
     }
     if has("sink") {

@@ -139,6 +139,15 @@ impl Device {
             kv("os.name", model.os.name()),
             kv("os.version", model.os_version.clone()),
             kv("os.type", model.os.os_type()),
+            kv(
+                "os.description",
+                format!(
+                    "{} {} ({})",
+                    model.os.name(),
+                    model.os_version,
+                    model.identifier
+                ),
+            ),
             kv("telemetry.sdk.name", "socialctl-sim"),
             kv("telemetry.sdk.language", "rust"),
             kv("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),

@@ -2,7 +2,7 @@
 //! (a server line per replica) and one location for every entry with a route, inside
 //! the fixed parts kept in `compose/nginx/`.
 
-use super::{Net, Stack, recipe::bind};
+use super::{Net, Role, Stack, recipe::bind};
 
 /// NGINX's main configuration: `compose/nginx/nginx.conf`, its `http {}` body from
 /// `compose/nginx/gateway.conf`.
@@ -17,6 +17,12 @@ const HTTP: &str = include_str!("../../../compose/nginx/gateway.conf");
 const CACHED: &str = "proxy_cache socialnet_files; proxy_cache_valid 200 7d; proxy_cache_lock on; \
 add_header X-Cache-Status $upstream_cache_status always; add_header X-Request-Id $socialnet_request_id always; \
 access_log /dev/stdout socialnet_cache; ";
+
+/// Every path no route takes, when no frontend takes `/`.
+const NOT_FOUND: &str = "    location / {
+        default_type application/json;
+        return 404 '{\"error\":\"not_found\",\"message\":\"no such endpoint; the API lives under /api/\",\"trace_id\":\"$socialnet_trace_id\"}';
+    }";
 
 impl Stack {
     /// The whole `nginx.conf` of the gateway on `net`, with its files under `run`.
@@ -53,11 +59,17 @@ impl Stack {
                     format!("client_max_body_size {b}; {stream}")
                 })
                 .unwrap_or_default();
+            // The sink's public endpoint takes browsers' spans: POST only, rate-limited.
+            let guard = if c.role == Role::Sink {
+                "limit_except POST { deny all; } limit_req zone=socialnet_telemetry burst=40 nodelay; "
+            } else {
+                ""
+            };
             for route in c.routes {
                 let path = route.path;
                 let cache = if route.cached { CACHED } else { "" };
                 routes.push(format!(
-                    "    location {path} {{ {limit}{cache}proxy_pass http://{upstream}; }}"
+                    "    location {path} {{ {limit}{guard}{cache}proxy_pass http://{upstream}; }}"
                 ));
             }
         }
@@ -66,9 +78,19 @@ impl Stack {
             Net::Local => self.host_port(gateway, 0, 0),
             Net::Docker => gateway.ports[0].inner,
         };
+        // Without a frontend at `/`, every other path is an unknown endpoint.
+        let fallback = if self
+            .components()
+            .any(|c| c.routes.iter().any(|r| r.path == "/"))
+        {
+            String::new()
+        } else {
+            NOT_FOUND.to_owned()
+        };
         HTTP.replace("{listen}", &format!("{}:{port}", bind(net)))
             .replace("{upstreams}", &upstreams.join("\n\n"))
             .replace("{routes}", &routes.join("\n"))
+            .replace("{fallback}", &fallback)
     }
 }
 
@@ -105,7 +127,24 @@ mod tests {
         assert!(conf.contains("proxy_cache_path /tmp/gw/cache "), "{conf}");
         let docker = s.gateway_http(Net::Docker);
         assert!(docker.contains("server feed-2:8083 ") && docker.contains("listen 0.0.0.0:8080;"));
-        for placeholder in ["{listen}", "{upstreams}", "{routes}", "{run}", "{http}"] {
+        // The frontend takes `/`; unknown API paths still answer JSON; the sink's
+        // browser endpoint is POST-only and rate-limited.
+        assert!(
+            conf.contains(
+                "location / { client_max_body_size 65536; proxy_pass http://socialnet_web; }"
+            ),
+            "{conf}"
+        );
+        assert!(conf.contains("location /api/ {"), "{conf}");
+        assert!(conf.contains("location /v1/traces { client_max_body_size 262144; limit_except POST { deny all; } limit_req zone=socialnet_telemetry"), "{conf}");
+        for placeholder in [
+            "{listen}",
+            "{upstreams}",
+            "{routes}",
+            "{run}",
+            "{http}",
+            "{fallback}",
+        ] {
             assert!(!conf.contains(placeholder) && !docker.contains(placeholder));
         }
     }

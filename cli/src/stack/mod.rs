@@ -29,6 +29,9 @@ pub enum Role {
     Sink,
     /// A Rust service from `services/`, run as `socialnet <name>`.
     Service,
+    /// A Rust service whose interface is pages, not a JSON API (the web frontend): run
+    /// like a service, but not fuzzed against an OpenAPI document.
+    Frontend,
     /// NGINX in front of the services.
     Gateway,
     /// The S3-compatible object store (`socialnet objects`: s3s-fs), media's storage.
@@ -163,6 +166,9 @@ pub const SERVICE_BODY_LIMIT: u32 = 64 * 1024;
 /// 10 MiB by the service itself, which knows the kind from the first bytes).
 pub const MEDIA_BODY_LIMIT: u32 = 100 * 1024 * 1024;
 
+/// The largest batch of spans a browser may send through the gateway: 256 KiB.
+pub const BROWSER_TELEMETRY_LIMIT: u32 = 256 * 1024;
+
 /// Bodies past this size are streamed by the gateway to the service as they arrive
 /// instead of being buffered first.
 pub const STREAMED_BODY: u32 = 1024 * 1024;
@@ -241,6 +247,8 @@ pub const COMPONENTS: &[Component] = &[
         launch: Launch::Recipe,
         stop_signal: Signal::Term,
     },
+    // Its OTLP/HTTP endpoint is also the browsers' (`/v1/traces` through the gateway,
+    // POST only, rate-limited: browsers are untrusted).
     Component {
         name: "sink",
         role: Role::Sink,
@@ -248,8 +256,8 @@ pub const COMPONENTS: &[Component] = &[
         scalable: false,
         depends_on: &[],
         calls: &[],
-        routes: &[],
-        body_limit: None,
+        routes: &[route("/v1/traces")],
+        body_limit: Some(BROWSER_TELEMETRY_LIMIT),
         env: &[],
         probe: Probe::Http("/healthz"),
         data: None,
@@ -388,12 +396,30 @@ pub const COMPONENTS: &[Component] = &[
             ],
         )
     },
+    // The pages, at the gateway's root; they call the APIs through the gateway.
+    Component {
+        role: Role::Frontend,
+        ..service(
+            "web",
+            &[port("http", 8086, 8086)],
+            &[route("/")],
+            &[("WEB_API_URL", "http://{gateway}")],
+        )
+    },
     Component {
         name: "gateway",
         role: Role::Gateway,
         ports: &[port("http", 8080, 8080)],
         scalable: false,
-        depends_on: &["auth", "profile", "feed", "messaging", "media"],
+        depends_on: &[
+            "auth",
+            "profile",
+            "feed",
+            "messaging",
+            "media",
+            "web",
+            "sink",
+        ],
         calls: &[],
         routes: &[],
         body_limit: None,

@@ -105,7 +105,8 @@ impl Stack {
                 }
             })
             .collect();
-        if matches!(c.role, Role::Service | Role::Gateway) && self.component(FAULT_PROXY).is_some()
+        if matches!(c.role, Role::Service | Role::Frontend | Role::Gateway)
+            && self.component(FAULT_PROXY).is_some()
         {
             deps.push(FAULT_PROXY);
         }
@@ -137,7 +138,10 @@ impl Stack {
                 index,
             });
         };
-        for c in self.components().filter(|c| c.role == Role::Service) {
+        for c in self
+            .components()
+            .filter(|c| matches!(c.role, Role::Service | Role::Frontend))
+        {
             for d in c.depends_on {
                 if let Some(dep) = self.component(d)
                     && matches!(dep.role, Role::Postgres | Role::Redis | Role::ObjectStore)
@@ -221,7 +225,7 @@ impl Stack {
             format!("{}.{}", c.name, p.name)
         };
         let base = self.cfg.ports.get(&key).copied().unwrap_or_else(|| {
-            if matches!(c.role, Role::Service | Role::ObjectStore) {
+            if matches!(c.role, Role::Service | Role::Frontend | Role::ObjectStore) {
                 // Services (and media's object store beside them) move together with
                 // --service-base-port.
                 (i32::from(p.host) + i32::from(self.cfg.service_base_port)
@@ -368,6 +372,7 @@ mod tests {
                 "messaging",
                 "objects",
                 "media",
+                "web",
                 "gateway"
             ]
         );

@@ -376,7 +376,7 @@ impl Stack {
                     &format!("{bind}:{port}"),
                 ]);
             }
-            (Role::Service, _) => {
+            (Role::Service | Role::Frontend, _) => {
                 e.program = Some("socialnet".into());
                 e.args = vec![c.name.to_owned()];
                 e.env = self.service_env(net, inst);
@@ -477,7 +477,7 @@ impl Stack {
         for (k, v) in c.env {
             e.env.insert((*k).to_owned(), self.fill(net, inst, v));
         }
-        if c.role == Role::Service {
+        if matches!(c.role, Role::Service | Role::Frontend) {
             for (k, v) in &self.cfg.env {
                 e.env.insert(k.clone(), v.clone());
             }

@@ -508,6 +508,7 @@ async fn phones_report_and_every_trace_is_accounted_for(state: &Path, dir: &Path
         "os.name",
         "os.version",
         "os.type",
+        "os.description",
         "app.installation.id",
         "service.version",
     ] {

@@ -272,6 +272,7 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
     }
 
     presence_goes_offline_when_a_replica_is_killed(&client, &token, &state_dir).await;
+    web_pages_sign_in_post_follow_and_sign_out(&client).await;
     chaos_breaks_and_heals(&client, &token, &state_dir).await;
 
     let down = socialctl(&state_dir, &["down"]);
@@ -1063,6 +1064,227 @@ async fn network_faults(client: &reqwest::Client, token: &str, state: &Path) {
         err.contains("messaging reaches:") && err.contains("postgres"),
         "{err}"
     );
+}
+
+/// A browser's visit without a browser: the web frontend's pages through the gateway,
+/// cookies carried by hand. Register (CSRF checked), post, follow, sign out; the page
+/// view is one trace from web down to feed, and the browser's span sent to the
+/// gateway's /v1/traces joins it.
+async fn web_pages_sign_in_post_follow_and_sign_out(client: &reqwest::Client) {
+    let base = format!("http://127.0.0.1:{GATEWAY}");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookie_of = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    };
+    let value = |set: &str| set.split(';').next().unwrap_or("").to_owned();
+    let r = no_redirects
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .expect("home");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/signin");
+    let r = no_redirects
+        .get(format!("{base}/register"))
+        .send()
+        .await
+        .expect("register form");
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let pre = cookie_of(&r, "pre").expect("the form's double-submit cookie");
+    assert!(
+        pre.contains("HttpOnly") && pre.contains("SameSite=Lax"),
+        "{pre}"
+    );
+    let pre = value(&pre);
+    let token = pre.trim_start_matches("pre=").to_owned();
+    let form = |csrf: &str| {
+        [
+            ("csrf", csrf.to_owned()),
+            ("username", "web_visitor".to_owned()),
+            ("password", "correct horse battery".to_owned()),
+        ]
+    };
+    let r = no_redirects
+        .post(format!("{base}/register"))
+        .header("cookie", &pre)
+        .form(&form("forged"))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(r.status(), 403, "a forged form is refused");
+    let r = no_redirects
+        .post(format!("{base}/register"))
+        .header("cookie", &pre)
+        .form(&form(&token))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(r.status(), 303);
+    let sid = cookie_of(&r, "sid").expect("a session cookie");
+    assert!(
+        sid.contains("HttpOnly") && sid.contains("SameSite=Lax"),
+        "{sid}"
+    );
+    let sid = value(&sid);
+    let page = |path: &str| {
+        let (c, sid, url) = (no_redirects.clone(), sid.clone(), format!("{base}{path}"));
+        async move {
+            let r = c.get(url).header("cookie", sid).send().await.expect("page");
+            let status = r.status().as_u16();
+            (status, r.text().await.expect("HTML"))
+        }
+    };
+    let (s, home) = page("/").await;
+    assert_eq!(s, 200, "{home}");
+    assert!(!home.contains("eyJ"), "no token reaches the page");
+    let grab = |html: &str, before: &str| {
+        html.split(before)
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(str::to_owned)
+            .expect(before)
+    };
+    let csrf = grab(&home, r#"name="csrf" value=""#);
+    let traceparent = grab(&home, r#"<meta name="traceparent" content=""#);
+    let script = grab(&home, r#"<script src=""#);
+    let post = |path: &str, fields: Vec<(&'static str, String)>| {
+        let (c, sid, url) = (no_redirects.clone(), sid.clone(), format!("{base}{path}"));
+        async move {
+            let r = c
+                .post(url)
+                .header("cookie", sid)
+                .form(&fields)
+                .send()
+                .await
+                .expect("form post");
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("location")
+                    .map(|l| l.to_str().unwrap().to_owned()),
+            )
+        }
+    };
+    assert_eq!(
+        post(
+            "/posts",
+            vec![("csrf", "forged".into()), ("body", "x".into())]
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        post(
+            "/posts",
+            vec![
+                ("csrf", csrf.clone()),
+                ("body", "hello from a browser".into())
+            ]
+        )
+        .await,
+        (303, Some("/".to_owned()))
+    );
+    assert!(page("/").await.1.contains("hello from a browser"));
+    // Follow someone from their profile page.
+    assert!(page("/u/e2e_user").await.1.contains(">Follow<"));
+    assert_eq!(
+        post("/u/e2e_user/follow", vec![("csrf", csrf.clone())]).await,
+        (303, Some("/u/e2e_user".to_owned()))
+    );
+    assert!(page("/u/e2e_user").await.1.contains(">Unfollow<"));
+    // The script is the site's own, cached for a year under its content's name.
+    let r = client
+        .get(format!("{base}{script}"))
+        .send()
+        .await
+        .expect("script");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    // The page view is one trace: web's SERVER span, its call, feed's SERVER span; the
+    // browser's documentLoad, sent as OTLP/JSON to the gateway, joins it.
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    let (trace, parent) = (parts[1], parts[2]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let doc = json!({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "socialnet-web"}},
+            {"key": "telemetry.sdk.language", "value": {"stringValue": "webjs"}}]},
+        "scopeSpans": [{"spans": [{"traceId": trace, "spanId": "00000000000000b1", "parentSpanId": parent,
+            "name": "documentLoad", "kind": 1,
+            "startTimeUnixNano": (now - 5_000_000).to_string(), "endTimeUnixNano": now.to_string()}]}]}]});
+    let r = client
+        .post(format!("{base}/v1/traces"))
+        .json(&doc)
+        .send()
+        .await
+        .expect("browser spans");
+    assert_eq!(r.status(), 200);
+    let r = client
+        .post(format!("{base}/v1/traces"))
+        .header("content-type", "application/json")
+        .body("{\"resourceSpans\": 5}")
+        .send()
+        .await
+        .expect("bad spans");
+    assert_eq!(r.status(), 400, "the public endpoint validates");
+    assert_eq!(
+        client
+            .get(format!("{base}/v1/traces"))
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        403
+    );
+    eventually(Duration::from_secs(10), || async {
+        let spans = spans_of(client, trace, 1).await;
+        let has = |svc: &str, name: &str| {
+            spans
+                .iter()
+                .any(|s| s["service"] == svc && s["name"] == name)
+        };
+        (has("web", "GET /")
+            && has("feed", "GET /api/feed/timeline")
+            && has("socialnet-web", "documentLoad"))
+        .then_some(())
+        .ok_or_else(|| format!("the page's trace is not whole: {spans:?}"))
+    })
+    .await;
+    // Sign out: the cookie goes, the pages ask to sign in again.
+    let r = no_redirects
+        .post(format!("{base}/signout"))
+        .header("cookie", &sid)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("sign out");
+    assert_eq!(r.status(), 303);
+    assert!(cookie_of(&r, "sid").is_some_and(|c| c.contains("Max-Age=0")));
+    assert_eq!(page("/").await.0, 303, "the session is gone");
 }
 
 /// Every kind of acknowledged write, kept for reading back.

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             "media" => media::main(argv).await,
             "objects" => objects::main(argv).await,
             "chaosproxy" => chaosproxy::main(argv).await,
+            "web" => web::main(argv).await,
             other => {
                 eprintln!(
                     "socialnet: no service named {other:?}; services: {}",

@@ -98,7 +98,8 @@ async fn the_gateway_answers_json_for_unknown_paths_and_dead_upstreams() {
     let base = format!("http://127.0.0.1:{}", gw.port);
     let client = reqwest::Client::new();
     let tp = Traceparent::random();
-    let r = Req::get("/nope")
+    // (Paths outside /api/ are the web frontend's, not running here.)
+    let r = Req::get("/api/nope")
         .traceparent(&tp)
         .send_http(&client, &base)
         .await
