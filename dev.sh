@@ -46,6 +46,9 @@ ensure_packages() {
     command -v ffprobe >/dev/null || missing+=(ffmpeg)
     # The component-table test starts a tiny HTTP server with Python.
     command -v python3 >/dev/null || missing+=(python3)
+    # The web frontend is tested in a real headless Chromium over WebDriver.
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
     # The API fuzzer (schemathesis, from PyPI) lives in a virtual environment.
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then

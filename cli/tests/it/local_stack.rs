@@ -1285,6 +1285,179 @@ async fn web_pages_sign_in_post_follow_and_sign_out(client: &reqwest::Client) {
     assert_eq!(r.status(), 303);
     assert!(cookie_of(&r, "sid").is_some_and(|c| c.contains("Max-Age=0")));
     assert_eq!(page("/").await.0, 303, "the session is gone");
+
+    a_real_browser_registers_posts_follows_and_signs_out(client, &base).await;
+}
+
+/// The same visit in a real headless Chromium (Debian's chromium and chromium-driver,
+/// over WebDriver): the pages work, and the site's own tracer runs in the browser: its
+/// `documentLoad` arrives in the sink inside the trace of the page's server span.
+async fn a_real_browser_registers_posts_follows_and_signs_out(
+    client: &reqwest::Client,
+    base: &str,
+) {
+    use fantoccini::{ClientBuilder, Locator};
+    const DRIVER: u16 = 19515;
+    let profile = tempfile::tempdir().expect("browser profile dir");
+    let _driver = Bystander(
+        Command::new("chromedriver")
+            .arg(format!("--port={DRIVER}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; ./dev.sh installs it)"),
+    );
+    eventually(Duration::from_secs(20), || async {
+        client
+            .get(format!("http://127.0.0.1:{DRIVER}/status"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("chromedriver does not answer: {e}"))
+    })
+    .await;
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     format!("--user-data-dir={}", profile.path().display())]
+        }),
+    );
+    let b = ClientBuilder::rustls()
+        .expect("a WebDriver client")
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{DRIVER}"))
+        .await
+        .expect("a Chromium session");
+    let at = |path: &str| format!("{base}{path}");
+    // An element of the page the browser shows, waited for (a click loads a new page);
+    // when it never comes, the page it shows instead.
+    let find = |locator: Locator<'static>, what: &'static str| {
+        let b = b.clone();
+        async move {
+            match b
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(locator)
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    let url = b
+                        .current_url()
+                        .await
+                        .map(|u| u.to_string())
+                        .unwrap_or_default();
+                    let src = b.source().await.unwrap_or_default();
+                    panic!("{what}: {e} at {url}:\n{src}");
+                }
+            }
+        }
+    };
+    b.goto(&at("/register")).await.expect("register page");
+    find(Locator::Css("input[name=username]"), "the username field")
+        .await
+        .send_keys("in_a_browser")
+        .await
+        .expect("type");
+    find(Locator::Css("input[name=password]"), "the password field")
+        .await
+        .send_keys("correct horse battery")
+        .await
+        .expect("type");
+    find(
+        Locator::Css("main form button[type=submit]"),
+        "the register button",
+    )
+    .await
+    .click()
+    .await
+    .expect("click");
+    find(
+        Locator::Css("form.compose textarea[name=body]"),
+        "signed in: the home page's composer",
+    )
+    .await
+    .send_keys("posted from a real browser")
+    .await
+    .expect("type");
+    find(Locator::Css("form.compose button"), "the post button")
+        .await
+        .click()
+        .await
+        .expect("click");
+    find(
+        Locator::XPath("//article[contains(@class,'post')]/p[text()='posted from a real browser']"),
+        "the post on the timeline",
+    )
+    .await;
+    b.goto(&at("/u/e2e_user")).await.expect("profile page");
+    find(
+        Locator::XPath("//button[text()='Follow']"),
+        "a follow button",
+    )
+    .await
+    .click()
+    .await
+    .expect("click");
+    find(
+        Locator::XPath("//button[text()='Unfollow']"),
+        "followed: the button turned to Unfollow",
+    )
+    .await;
+    // The browser's own spans: documentLoad inside the page's server trace.
+    let joined = eventually(Duration::from_secs(30), || async {
+        let list: Value = client
+            .get(format!(
+                "http://127.0.0.1:{SINK_HTTP}/api/traces?service=socialnet-web&limit=50"
+            ))
+            .send()
+            .await
+            .expect("sink")
+            .json()
+            .await
+            .expect("JSON");
+        for t in list.as_array().into_iter().flatten() {
+            let id = t["trace_id"].as_str().unwrap_or_default();
+            let spans = spans_of(client, id, 1).await;
+            let load = spans
+                .iter()
+                .find(|s| s["service"] == "socialnet-web" && s["name"] == "documentLoad");
+            let server = spans
+                .iter()
+                .find(|s| s["service"] == "web" && s["kind"] == "server");
+            if let (Some(l), Some(sv)) = (load, server)
+                && l["parent_span_id"] == sv["span_id"]
+            {
+                return Ok(l.clone());
+            }
+        }
+        Err(format!(
+            "no documentLoad joined a page's server trace yet: {list}"
+        ))
+    })
+    .await;
+    let resource = joined["resource"].to_string();
+    assert!(
+        resource.contains("webjs") && resource.contains("user_agent.original"),
+        "{resource}"
+    );
+    find(
+        Locator::XPath("//button[text()='Sign out']"),
+        "a sign-out button",
+    )
+    .await
+    .click()
+    .await
+    .expect("click");
+    find(
+        Locator::Css("form[action='/signin']"),
+        "signed out: the sign-in form",
+    )
+    .await;
+    b.close().await.expect("close the browser");
 }
 
 /// Every kind of acknowledged write, kept for reading back.
