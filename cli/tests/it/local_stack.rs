@@ -2,6 +2,7 @@
 //! private ports, serves, verifies, takes a teaching fault, scales and stops, leaving
 //! processes it did not start alone.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -50,6 +51,18 @@ struct Bystander(std::process::Child);
 impl Drop for Bystander {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process group the test started, killed whole when the test ends.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -1299,9 +1312,12 @@ async fn a_real_browser_registers_posts_follows_and_signs_out(
     use fantoccini::{ClientBuilder, Locator};
     const DRIVER: u16 = 19515;
     let profile = tempfile::tempdir().expect("browser profile dir");
-    let _driver = Bystander(
+    // chromedriver and the browsers it starts, in a process group of their own that
+    // goes whole when the test ends, however it ends.
+    let _driver = Group(
         Command::new("chromedriver")
             .arg(format!("--port={DRIVER}"))
+            .process_group(0)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
