@@ -1222,6 +1222,12 @@ async fn web_pages_sign_in_post_follow_and_sign_out(client: &reqwest::Client) {
         (303, Some("/u/e2e_user".to_owned()))
     );
     assert!(page("/u/e2e_user").await.1.contains(">Unfollow<"));
+    // Find people: profile's search, as a page.
+    let (s, found) = page("/search?q=e2e").await;
+    assert_eq!(s, 200);
+    assert!(found.contains(r#"href="/u/e2e_user""#), "{found}");
+    let (s, refused) = page(&format!("/search?q={}", "x".repeat(65))).await;
+    assert_eq!(s, 422, "the API's refusal, as a page: {refused}");
     // The script is the site's own, cached for a year under its content's name.
     let r = client
         .get(format!("{base}{script}"))
@@ -1613,8 +1619,18 @@ async fn nothing_acknowledged_is_lost(client: &reqwest::Client, state: &Path) {
         acked.accounts.len(),
         acked.follows.len()
     );
-    let get =
-        |path: String| async move { api(client, reqwest::Method::GET, &path, None, None).await };
+    // Read back once the network answers again: a 5xx right after the last kill is
+    // "unavailable, retry" (the gateway rests a replica that failed for 5 s), not lost.
+    let get = |path: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (s, v) = api(client, reqwest::Method::GET, &path, None, None).await;
+            if s < 500 || Instant::now() > deadline {
+                return (s, v);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
     let mut lost = Vec::new();
     for id in &acked.posts {
         let (s, _) = get(format!("/api/feed/posts/{id}")).await;
@@ -1632,14 +1648,21 @@ async fn nothing_acknowledged_is_lost(client: &reqwest::Client, state: &Path) {
         }
     }
     for name in &acked.accounts {
-        let (s, _) = api(
-            client,
-            reqwest::Method::POST,
-            "/api/auth/login",
-            None,
-            Some(json!({"username": name, "password": "correct horse battery"})),
-        )
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let s = loop {
+            let (s, _) = api(
+                client,
+                reqwest::Method::POST,
+                "/api/auth/login",
+                None,
+                Some(json!({"username": name, "password": "correct horse battery"})),
+            )
+            .await;
+            if s < 500 || Instant::now() > deadline {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         if s != 200 {
             lost.push(format!("account {name} (login {s})"));
         }

@@ -677,6 +677,63 @@ pub async fn following(
     people_as(state, headers, name, "following").await
 }
 
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    pub q: String,
+}
+
+/// `GET /search?q=`: people whose name matches (profile's search).
+pub async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    let mut s = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let text = q.q.trim().to_owned();
+    if text.is_empty() {
+        return page(
+            StatusCode::OK,
+            "Search",
+            Some(&s),
+            pages::search("", &[], None),
+        );
+    }
+    let query =
+        serde_urlencoded::to_string([("q", text.as_str()), ("limit", "20")]).unwrap_or_default();
+    match api::as_user(
+        &state,
+        &mut s,
+        Method::GET,
+        &format!("/api/profiles/search?{query}"),
+        None,
+    )
+    .await
+    {
+        Ok(a) if a.ok() => {
+            let items = a.body.as_array().cloned().unwrap_or_default();
+            page(
+                StatusCode::OK,
+                "Search",
+                Some(&s),
+                pages::search(&text, &items, None),
+            )
+        }
+        // The API's own word on a query it refuses (too long, …).
+        Ok(a) if (400..500).contains(&a.status) => page(
+            StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_REQUEST),
+            "Search",
+            Some(&s),
+            pages::search(&text, &[], Some(&a.message())),
+        ),
+        Ok(a) => problem(StatusCode::BAD_GATEWAY, &a.message(), Some(&s)),
+        Err(f) => failed(&state, f, Some(&s)),
+    }
+}
+
 /// Any other path: a page that says so.
 pub async fn not_found(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let s = session::load(&state, &headers).await.ok().flatten();

@@ -43,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route("/posts/{id}", get(h::post_page))
         .route("/posts/{id}/comments", post(h::comment))
         .route("/posts/{id}/like", post(h::like))
+        .route("/search", get(h::search))
         .route("/u/{username}", get(h::profile_page))
         .route("/u/{username}/follow", post(h::follow))
         .route("/u/{username}/unfollow", post(h::unfollow))

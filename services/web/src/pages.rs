@@ -36,6 +36,9 @@ pub fn layout(
                     a.brand href="/" { "socialnet" }
                     @if let Some(v) = viewer {
                         nav {
+                            form.inline.search method="get" action="/search" role="search" {
+                                input type="search" name="q" placeholder="Find people" aria-label="Find people" maxlength="64";
+                            }
                             a href={ "/u/" (v.username) } { "@" (v.username) }
                             form.inline method="post" action="/signout" {
                                 input type="hidden" name="csrf" value=(v.csrf);
@@ -204,6 +207,22 @@ pub fn people(title: &str, items: &[Value]) -> Markup {
                 li { a href={ "/u/" (p["username"].as_str().unwrap_or("?")) } { "@" (p["username"].as_str().unwrap_or("?")) } }
             }
             @if items.is_empty() { li.empty { "Nobody yet." } }
+        }
+    }
+}
+
+/// People search: the form, and what it found.
+pub fn search(q: &str, items: &[Value], error: Option<&str>) -> Markup {
+    html! {
+        section.card {
+            form method="get" action="/search" role="search" {
+                label { "Find people" input type="search" name="q" value=(q) maxlength="64"; }
+                button type="submit" { "Search" }
+            }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+        }
+        @if !q.is_empty() && error.is_none() {
+            (people(&format!("People matching “{q}”"), items))
         }
     }
 }
