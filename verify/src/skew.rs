@@ -26,15 +26,22 @@ type Resource = Arc<[(String, String)]>;
 
 /// Adds the arrival time to every resource of `spans` that carries a send time.
 pub fn stamp(spans: &mut [Span], now_ns: u64) {
-    // Each resource stamped once: (the original, its stamped copy).
+    // Each resource stamped once: (the original, its stamped copy). This runs on every
+    // export the sink takes, so a resource without a send time (every service's) is
+    // looked at once, not once per span: the spans of one export share it.
     let mut done: Vec<(*const [(String, String)], Resource)> = Vec::new();
+    let mut plain: Option<*const [(String, String)]> = None;
     for s in spans.iter_mut() {
+        let key = Arc::as_ptr(&s.resource);
+        if plain.is_some_and(|p| std::ptr::addr_eq(p, key)) {
+            continue;
+        }
         if !s.resource.iter().any(|(k, _)| k == SENT_AT)
             || s.resource.iter().any(|(k, _)| k == RECEIVED_AT)
         {
+            plain = Some(key);
             continue;
         }
-        let key = Arc::as_ptr(&s.resource);
         let stamped = match done.iter().find(|(k, _)| std::ptr::addr_eq(*k, key)) {
             Some((_, r)) => r.clone(),
             None => {

@@ -322,7 +322,9 @@ async fn run_step(a: &super::StackArgs, s: &Step, started: DateTime<Utc>) -> Ran
     }
 }
 
-fn say_phase(p: &Phase) {
+/// Prints a phase's verdicts and adds each probe that failed to `deviations` (`when`:
+/// `before the method`, …); whether every probe held.
+fn judge(p: &Phase, when: &str, deviations: &mut Vec<String>) -> bool {
     println!(
         "  {}: {} requests, {} failed",
         p.name, p.requests, p.failures
@@ -334,7 +336,11 @@ fn say_phase(p: &Phase) {
             v.probe,
             v.actual
         );
+        if !v.held {
+            deviations.push(format!("{when}: {} was {}", v.probe, v.actual));
+        }
     }
+    p.verdicts.iter().all(|v| v.held)
 }
 
 pub async fn run(r: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -395,11 +401,7 @@ pub async fn run(r: &RunArgs) -> anyhow::Result<ExitCode> {
         &base,
     )
     .await?;
-    say_phase(&before);
-    let before_held = before.verdicts.iter().all(|v| v.held);
-    for v in before.verdicts.iter().filter(|v| !v.held) {
-        deviations.push(format!("before the method: {} was {}", v.probe, v.actual));
-    }
+    let before_held = judge(&before, "before the method", &mut deviations);
     phases.push(before);
 
     let mut method = Vec::new();
@@ -460,10 +462,7 @@ pub async fn run(r: &RunArgs) -> anyhow::Result<ExitCode> {
             rollbacks.push(ran);
         }
         let during = during?;
-        say_phase(&during);
-        for v in during.verdicts.iter().filter(|v| !v.held) {
-            deviations.push(format!("during the method: {} was {}", v.probe, v.actual));
-        }
+        judge(&during, "during the method", &mut deviations);
         phases.push(during);
         println!(
             "4/4 steady state after: {} users for {} s",
@@ -480,10 +479,7 @@ pub async fn run(r: &RunArgs) -> anyhow::Result<ExitCode> {
             &base,
         )
         .await?;
-        say_phase(&after);
-        for v in after.verdicts.iter().filter(|v| !v.held) {
-            deviations.push(format!("after the method: {} was {}", v.probe, v.actual));
-        }
+        judge(&after, "after the method", &mut deviations);
         phases.push(after);
     } else {
         println!("the steady state does not hold before the method: the faults are not run");

@@ -200,11 +200,7 @@ pub async fn run(a: &SimArgs) -> anyhow::Result<ExitCode> {
 
     // Requests whose phone dropped one of their spans from a full buffer cannot have a
     // whole trace: they are reported with the phone's drop count, not checked.
-    let lost: std::collections::HashSet<String> = phones
-        .iter()
-        .flat_map(|d| d.buffer.dropped_traces.iter())
-        .map(|t| t.iter().map(|b| format!("{b:02x}")).collect())
-        .collect();
+    let lost = shared.dropped_traces();
     let record = a.record.clone().unwrap_or_else(|| {
         a.stack.dir().join("runs").join(format!(
             "sim-{}.jsonl",

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::bad;
 use super::session::Session;
 use super::spans::{Buffer, DeviceSpan, export_body, kv};
-use super::{Sent, Shared};
+use super::{Sent, Shared, hex};
 
 /// How many times an idempotent call is tried in all.
 const ATTEMPTS: u32 = 3;
@@ -105,10 +105,6 @@ fn now_unix_ns() -> i128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
         .unwrap_or_default()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Device {
@@ -996,10 +992,6 @@ impl Device {
                 shared.nap((Instant::now() + think).min(until)).await;
             }
         }
-        shared
-            .counters
-            .online_at_end
-            .fetch_add(u64::from(self.online(&shared)), Relaxed);
         self
     }
 

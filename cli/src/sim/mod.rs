@@ -37,7 +37,11 @@ pub struct Counters {
     pub offline_periods: AtomicU64,
     /// Phones without a network right now.
     pub offline_now: std::sync::atomic::AtomicI64,
-    pub online_at_end: AtomicU64,
+}
+
+/// A trace or span id as lowercase hex, as OTLP/JSON and `traceparent` write it.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One request that reached the network: what `verify-traces --sent` accounts for.
@@ -257,13 +261,7 @@ impl Shared {
         let pending: std::collections::HashSet<String> =
             self.pending_traces().into_iter().collect();
         write_ids(&pending_file(state_dir), &pending);
-        let mine: Vec<String> = self
-            .dropped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|t| t.iter().map(|b| format!("{b:02x}")).collect())
-            .collect();
+        let mine = self.dropped_traces();
         if !mine.is_empty() {
             let mut all = read_dropped(state_dir);
             let before = all.len();
@@ -280,7 +278,17 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .keys()
-            .map(|t| t.iter().map(|b| format!("{b:02x}")).collect())
+            .map(|t| hex(t))
+            .collect()
+    }
+
+    /// The traces that lost a span in a full phone buffer, as hex ids.
+    pub fn dropped_traces(&self) -> std::collections::HashSet<String> {
+        self.dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|t| hex(t))
             .collect()
     }
 

@@ -230,17 +230,10 @@ impl Conn {
                 reset(&client);
                 return;
             }
-            let held = acting
-                .iter()
-                .find(|t| matches!(t.effect, Effect::Partition | Effect::Timeout { .. }));
-            let Some(t) = held else { break };
-            self.mark(t);
-            let limit = match t.effect {
-                Effect::Timeout { timeout_ms } if timeout_ms > 0 => {
-                    Some(Duration::from_millis(timeout_ms))
-                }
-                _ => None,
+            let Some((t, limit)) = acting.iter().find_map(|t| t.hold().map(|l| (*t, l))) else {
+                break;
             };
+            self.mark(t);
             tokio::select! {
                 r = toxics.changed() => if r.is_err() { return },
                 _ = sleep_or_never(limit) => return,
@@ -385,17 +378,8 @@ async fn pump(
                 conn.mark(t);
                 break 'copy End::Reset;
             }
-            let held = acting
-                .iter()
-                .find(|t| matches!(t.effect, Effect::Partition | Effect::Timeout { .. }));
-            if let Some(t) = held {
+            if let Some((t, limit)) = acting.iter().find_map(|t| t.hold().map(|l| (*t, l))) {
                 conn.mark(t);
-                let limit = match t.effect {
-                    Effect::Timeout { timeout_ms } if timeout_ms > 0 => {
-                        Some(Duration::from_millis(timeout_ms))
-                    }
-                    _ => None,
-                };
                 tokio::select! {
                     r = toxics.changed() => if r.is_err() { break 'copy End::Close },
                     _ = sleep_or_never(limit) => break 'copy End::Close,

@@ -121,6 +121,16 @@ impl Toxic {
         }
     }
 
+    /// Whether it holds data back (partition, timeout), and for how long before the
+    /// connection is closed (`None`: until the toxic goes).
+    pub fn hold(&self) -> Option<Option<Duration>> {
+        match self.effect {
+            Effect::Partition | Effect::Timeout { timeout_ms: 0 } => Some(None),
+            Effect::Timeout { timeout_ms } => Some(Some(Duration::from_millis(timeout_ms))),
+            _ => None,
+        }
+    }
+
     /// How long one chunk of `len` bytes waits under this toxic (latency, bandwidth).
     pub fn delay(&self, len: usize, roll: f64) -> Duration {
         match self.effect {
@@ -213,6 +223,13 @@ mod tests {
             ..t
         };
         assert_eq!(bw.delay(64 * 1024, 0.0), Duration::from_secs(1));
+        assert_eq!(bw.hold(), None);
+        let timeout = |ms| Toxic {
+            effect: Effect::Timeout { timeout_ms: ms },
+            ..bw.clone()
+        };
+        assert_eq!(timeout(0).hold(), Some(None), "held until the toxic goes");
+        assert_eq!(timeout(500).hold(), Some(Some(Duration::from_millis(500))));
         let spec = LinkSpec::parse("feed:postgres@0.0.0.0:8475>postgres:5432").unwrap();
         assert_eq!(spec.upstream, "postgres:5432");
         assert_eq!(LinkSpec::parse(&spec.render()).unwrap(), spec);

@@ -367,6 +367,22 @@ impl HasCsrf for Text {
     }
 }
 
+/// A read as the session's account: its body, or the page that says why not
+/// (`missing`: what a 404 means here).
+async fn read(
+    state: &AppState,
+    s: &mut Session,
+    path: &str,
+    missing: &str,
+) -> Result<Value, Response> {
+    match api::as_user(state, s, Method::GET, path, None).await {
+        Ok(a) if a.ok() => Ok(a.body),
+        Ok(a) if a.status == 404 => Err(problem(StatusCode::NOT_FOUND, missing, Some(s))),
+        Ok(a) => Err(problem(StatusCode::BAD_GATEWAY, &a.message(), Some(s))),
+        Err(f) => Err(failed(state, f, Some(s))),
+    }
+}
+
 /// After a write: back to `to`, or the API's refusal shown.
 fn after(state: &AppState, s: &Session, a: Result<api::Answer, Failure>, to: &str) -> Response {
     match a {
@@ -430,21 +446,16 @@ pub async fn post_page(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let post = match api::as_user(
+    let post = match read(
         &state,
         &mut s,
-        Method::GET,
         &format!("/api/feed/posts/{id}"),
-        None,
+        "No such post.",
     )
     .await
     {
-        Ok(a) if a.ok() => a.body,
-        Ok(a) if a.status == 404 => {
-            return problem(StatusCode::NOT_FOUND, "No such post.", Some(&s));
-        }
-        Ok(a) => return problem(StatusCode::BAD_GATEWAY, &a.message(), Some(&s)),
-        Err(f) => return failed(&state, f, Some(&s)),
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let comments = match api::as_user(
         &state,
@@ -533,21 +544,16 @@ pub async fn profile_page(
     if !plain_name(&name) {
         return problem(StatusCode::NOT_FOUND, "No such person.", Some(&s));
     }
-    let profile = match api::as_user(
+    let profile = match read(
         &state,
         &mut s,
-        Method::GET,
         &format!("/api/profiles/{name}"),
-        None,
+        "No such person.",
     )
     .await
     {
-        Ok(a) if a.ok() => a.body,
-        Ok(a) if a.status == 404 => {
-            return problem(StatusCode::NOT_FOUND, "No such person.", Some(&s));
-        }
-        Ok(a) => return problem(StatusCode::BAD_GATEWAY, &a.message(), Some(&s)),
-        Err(f) => return failed(&state, f, Some(&s)),
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let posts = match api::as_user(
         &state,
@@ -634,17 +640,10 @@ async fn people_as(state: AppState, headers: HeaderMap, name: String, which: &st
     if !plain_name(&name) {
         return problem(StatusCode::NOT_FOUND, "No such person.", Some(&s));
     }
-    match api::as_user(
-        &state,
-        &mut s,
-        Method::GET,
-        &format!("/api/profiles/{name}/{which}?limit=100"),
-        None,
-    )
-    .await
-    {
-        Ok(a) if a.ok() => {
-            let items = a.body["items"].as_array().cloned().unwrap_or_default();
+    let path = format!("/api/profiles/{name}/{which}?limit=100");
+    match read(&state, &mut s, &path, "No such person.").await {
+        Ok(body) => {
+            let items = body["items"].as_array().cloned().unwrap_or_default();
             let title = format!("@{name}: {which}");
             page(
                 StatusCode::OK,
@@ -653,9 +652,7 @@ async fn people_as(state: AppState, headers: HeaderMap, name: String, which: &st
                 pages::people(&title, &items),
             )
         }
-        Ok(a) if a.status == 404 => problem(StatusCode::NOT_FOUND, "No such person.", Some(&s)),
-        Ok(a) => problem(StatusCode::BAD_GATEWAY, &a.message(), Some(&s)),
-        Err(f) => failed(&state, f, Some(&s)),
+        Err(r) => r,
     }
 }
 
