@@ -132,6 +132,13 @@ impl Link {
     }
 }
 
+/// How long the proxy waits to reach an upstream. Links are local paths (loopback, the
+/// project's Docker network): a live upstream answers in well under a millisecond. A
+/// dead one (a killed container's address answers nothing) is reported to the client
+/// with a reset after this, instead of holding it: a proxy must not turn a dead
+/// dependency into a slow one (the gateway's own connect timeout is 2 s).
+const DIAL: Duration = Duration::from_secs(1);
+
 /// How a connection is ended by a toxic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -240,11 +247,8 @@ impl Conn {
             }
             self.forget_removed(&toxics.borrow());
         }
-        let server = match tokio::time::timeout(
-            Duration::from_secs(10),
-            TcpStream::connect(&self.link.spec.upstream),
-        )
-        .await
+        let server = match tokio::time::timeout(DIAL, TcpStream::connect(&self.link.spec.upstream))
+            .await
         {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -253,7 +257,7 @@ impl Conn {
                 return;
             }
             Err(_) => {
-                tracing::warn!(link = %self.link.spec.name, "upstream did not answer in 10 s; resetting the client");
+                tracing::warn!(link = %self.link.spec.name, "upstream did not answer within a second; resetting the client");
                 reset(&client);
                 return;
             }
