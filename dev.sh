@@ -8,7 +8,8 @@
 #   ./dev.sh bench-load  `socialctl load --users 500 --duration 60s` with its CPU cost and
 #                   trace completeness, then requests per CPU-second vs Locust (from PyPI)
 #                   and wrk
-#   ./dev.sh bench-all   every benchmark on a stack of its own, written as one Markdown
+#   ./dev.sh bench-all   every benchmark (timeline, load, generators, web, messaging, sink,
+#                   warm up, memory) on a stack of its own, written as one Markdown
 #                   table and one JSON file with the machine's description
 #
 # Each command installs the Debian packages it needs (apt-get, as root) and says so.
@@ -102,6 +103,8 @@ cmd_test() {
     TEST_REDIS_URL=$(json_field "$infra.json" redis)
     export TEST_DATABASE_URL TEST_REDIS_URL
     export SOCIALCTL="$ctl"
+    # Where tests keep what a person may want to look at (the browser test's screenshots).
+    export SOCIALNET_RUN_DIR="$RUN_DIR"
     say "running every test (PostgreSQL, Redis, NGINX and Docker are real)"
     local out="$RUN_DIR/test-output.log" rc=0
     export FUZZ_REPORT="$RUN_DIR/fuzz-totals.txt"
@@ -221,6 +224,8 @@ bench_all() {
     /usr/bin/time -v -o "$out/locust.time" "$RUN_DIR/locust/bin/locust" -f scenarios/load/locustfile.py --headless \
         -u 50 -r 50 -t 30s --host "$aim" --only-summary --csv "$out/locust" > "$out/locust.txt" 2>&1 || true
     /usr/bin/time -v -o "$out/wrk.time" wrk -t1 -c50 -d30s "$aim/api/profiles/user00001" > "$out/wrk.txt" 2>&1 || true
+    say "socialctl bench-web: the home page at 100 req/s for 20 s, its weight, 5 loads in Chromium"
+    "$ctl" bench-web "${stack[@]}" --rate 100 --duration 20s --json > "$out/web.json" || true
     say "socialctl bench-messaging: two messaging replicas, 1,000 sockets, 2,000 messages/s"
     "$ctl" up "${stack[@]}" "${ports[@]}" --scale messaging=2 > /dev/null
     "$ctl" bench-messaging "${stack[@]}" --sockets 1000 --rate 2000 --duration 20s --json > "$out/messaging.json" || true
@@ -292,6 +297,12 @@ if m:
         "", f"socialctl bench-messaging --sockets 1000 --rate 2000 ({round(m['achieved_rate'])}/s sent)")
     add("messaging delivery p99", round(m["delivery_p99_ms"], 2), "ms", "≤ 25", "")
     add("messaging memory per idle socket", round(m["memory_per_idle_socket_bytes"] / 1024, 1), "KiB", "≤ 20", "")
+w = load("web.json")
+if w:
+    add("web home page p50 at 100 req/s", round(w["p50_ms"], 1), "ms", "", "socialctl bench-web --rate 100 --duration 20s")
+    add("web home page p99 at 100 req/s", round(w["p99_ms"], 1), "ms", "≤ 50", "")
+    add("web page weight: HTML / script / style", f'{w["html_bytes"]} / {w["js_bytes"]} / {w["css_bytes"]}', "B", "script ≤ 40 KB, style ≤ 30 KB", "")
+    add("web home page load in Chromium (median)", round(w["browser_load_median_ms"], 1) if w["browser_load_median_ms"] is not None else w["browser_note"], "ms", "", "")
 sk = load("sink.json")
 if sk:
     add("sink ingest, OTLP/HTTP", round(sk["http_spans_per_s"]), "spans/s", "≥ 200000", "socialctl bench-sink")
@@ -329,5 +340,5 @@ case "${1:-help}" in
         exec "$TARGET/release/socialctl" bench "$@" ;;
     bench-load) shift; bench_load "$@" ;;
     bench-all) shift; bench_all "$@" ;;
-    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -71,6 +71,9 @@ pub enum Command {
     /// Benchmark a large video upload through the gateway: throughput, media's memory
     /// during it (streamed: goal under 64 MiB), time until its poster is ready.
     BenchMedia(cmd::bench_media::BenchMediaArgs),
+    /// Benchmark the web frontend's home page: server time at a fixed rate (p50/p99),
+    /// the page's weight, and its load time in a headless Chromium.
+    BenchWeb(cmd::bench_web::BenchWebArgs),
     /// Break a component on purpose (kill, stop, pause, restart; network faults through
     /// the fault proxy; application faults) and heal it by itself after --duration;
     /// Ctrl-C or `chaos heal` heals at once. Fault windows go to the sink. `chaos run`
@@ -166,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchSink(a) => cmd::bench_sink::run(&a).await,
         Command::BenchMessaging(a) => done(cmd::bench_messaging::run(&a).await),
         Command::BenchMedia(a) => done(cmd::bench_media::run(&a).await),
+        Command::BenchWeb(a) => done(cmd::bench_web::run(&a).await),
         Command::Chaos(a) => cmd::chaos::run(&a).await,
         Command::VerifyTraces(a) => cmd::verify::verify_traces(&a).await,
         Command::Traces(a) => done(cmd::verify::traces(&a).await),

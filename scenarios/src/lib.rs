@@ -63,6 +63,10 @@ pub const TRACE_SPECS: &[(&str, &str)] = &[
         include_str!("../traces/profile-get.spec"),
     ),
     ("web-home.spec", include_str!("../traces/web-home.spec")),
+    (
+        "web-profile.spec",
+        include_str!("../traces/web-profile.spec"),
+    ),
 ];
 
 #[cfg(test)]

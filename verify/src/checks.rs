@@ -411,7 +411,12 @@ pub fn check_trace_linked(
                 ),
             );
         }
-        if s.start_ns + opts.clock_skew_ns < parent.start_ns {
+        // A browser continues the trace of the page the server rendered (`<meta
+        // name="traceparent">`): its page load began before that server span and its
+        // later fetches come after it ended, so time does not nest there; the parentage
+        // still must hold (an unknown parent is an orphan above).
+        let continues_page = s.from_browser() && !parent.from_browser();
+        if !continues_page && s.start_ns + opts.clock_skew_ns < parent.start_ns {
             push(
                 DefectKind::StartsBeforeParent,
                 s,
@@ -428,7 +433,11 @@ pub fn check_trace_linked(
         let caller_gave_up = parent.kind == SpanKind::Client
             && status_code(parent).is_none()
             && parent.attr("error.type").is_some();
-        if parent.end_ns != 0 && s.end_ns > parent.end_ns + opts.clock_skew_ns && !caller_gave_up {
+        if parent.end_ns != 0
+            && s.end_ns > parent.end_ns + opts.clock_skew_ns
+            && !caller_gave_up
+            && !continues_page
+        {
             push(
                 DefectKind::EndsAfterParent,
                 s,

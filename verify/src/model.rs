@@ -118,4 +118,12 @@ impl Span {
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
     }
+
+    /// Made in a browser: its resource says `telemetry.sdk.language=webjs`, as the
+    /// OpenTelemetry JS web SDK's and the site's own tracer's do.
+    pub fn from_browser(&self) -> bool {
+        self.resource
+            .iter()
+            .any(|(k, v)| k == "telemetry.sdk.language" && v == "webjs")
+    }
 }

@@ -131,7 +131,7 @@ mod tests {
         // browser endpoint is POST-only and rate-limited.
         assert!(
             conf.contains(
-                "location / { client_max_body_size 65536; proxy_pass http://socialnet_web; }"
+                "location / { client_max_body_size 11534336; proxy_request_buffering off; proxy_pass http://socialnet_web; }"
             ),
             "{conf}"
         );

@@ -172,6 +172,8 @@ pub const BROWSER_TELEMETRY_LIMIT: u32 = 256 * 1024;
 /// Bodies past this size are streamed by the gateway to the service as they arrive
 /// instead of being buffered first.
 pub const STREAMED_BODY: u32 = 1024 * 1024;
+/// The pages' largest form: a post with a 10 MiB image, and its text.
+pub const WEB_BODY_LIMIT: u32 = 11 * 1024 * 1024;
 
 /// The fault proxy's component name.
 pub const FAULT_PROXY: &str = "chaosproxy";
@@ -399,6 +401,7 @@ pub const COMPONENTS: &[Component] = &[
     // The pages, at the gateway's root; they call the APIs through the gateway.
     Component {
         role: Role::Frontend,
+        body_limit: Some(WEB_BODY_LIMIT),
         ..service(
             "web",
             &[port("http", 8086, 8086)],

@@ -2,12 +2,13 @@
 //! private ports, serves, verifies, takes a teaching fault, scales and stops, leaving
 //! processes it did not start alone.
 
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod browser;
 
 const BIN: &str = env!("CARGO_BIN_EXE_socialctl");
 const GATEWAY: u16 = 18080;
@@ -25,7 +26,9 @@ fn ports() -> Vec<String> {
     ]
     .iter()
     .flat_map(|(k, v)| [k.to_string(), v.to_string()])
-    .chain(["--fault-proxy".to_owned()])
+    // A workshop stack: the fault proxy, and auth's built-in identity provider for
+    // the browser's sign-in.
+    .chain(["--workshop".to_owned()])
     .collect()
 }
 
@@ -285,7 +288,7 @@ async fn the_local_runtime_boots_serves_verifies_scales_and_stops() {
     }
 
     presence_goes_offline_when_a_replica_is_killed(&client, &token, &state_dir).await;
-    web_pages_sign_in_post_follow_and_sign_out(&client).await;
+    web_pages_sign_in_post_follow_and_sign_out(&client, &token).await;
     chaos_breaks_and_heals(&client, &token, &state_dir).await;
 
     let down = socialctl(&state_dir, &["down"]);
@@ -388,6 +391,22 @@ async fn presence_goes_offline_when_a_replica_is_killed(
         "presence went offline {:.1} s after the replica was killed",
         killed_at.elapsed().as_secs_f64()
     );
+    // `up` again with the same settings starts the dead replica and changes nothing else.
+    let again = socialctl(
+        state_dir,
+        &[
+            "up",
+            "--scale",
+            "feed=2",
+            "--scale",
+            "messaging=2",
+            "--env",
+            "MESSAGING_PRESENCE_TTL=3",
+        ],
+    );
+    assert!(again.status.success(), "up after the kill failed");
+    let said = stdout(&again);
+    assert!(said.contains("messaging-2"), "{said}");
 }
 
 /// Media on the stack: an upload through the gateway lands in the object store, the
@@ -1083,7 +1102,7 @@ async fn network_faults(client: &reqwest::Client, token: &str, state: &Path) {
 /// cookies carried by hand. Register (CSRF checked), post, follow, sign out; the page
 /// view is one trace from web down to feed, and the browser's span sent to the
 /// gateway's /v1/traces joins it.
-async fn web_pages_sign_in_post_follow_and_sign_out(client: &reqwest::Client) {
+async fn web_pages_sign_in_post_follow_and_sign_out(client: &reqwest::Client, e2e_token: &str) {
     let base = format!("http://127.0.0.1:{GATEWAY}");
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -1215,6 +1234,71 @@ async fn web_pages_sign_in_post_follow_and_sign_out(client: &reqwest::Client) {
         (303, Some("/".to_owned()))
     );
     assert!(page("/").await.1.contains("hello from a browser"));
+    // A form that is not one, and a socket ticket asked without the page's CSRF token.
+    let r = no_redirects
+        .post(format!("{base}/posts"))
+        .header("cookie", &sid)
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x\r\nnot a part")
+        .send()
+        .await
+        .expect("bad form");
+    assert_eq!(r.status(), 400);
+    let r = no_redirects
+        .post(format!("{base}/fragments/ws-ticket"))
+        .header("cookie", &sid)
+        .header("x-csrf-token", "forged")
+        .send()
+        .await
+        .expect("ticket");
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.expect("a JSON error");
+    assert_eq!(body["error"], "csrf", "{body}");
+    assert!(body["trace_id"].as_str().is_some_and(|t| t.len() == 32));
+    let r = no_redirects
+        .post(format!("{base}/fragments/ws-ticket"))
+        .header("cookie", &sid)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("ticket");
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.expect("JSON")["ticket"].is_string());
+    // The sign-in page offers the workshop's identity provider; its start goes to auth
+    // with web's callback and a PKCE challenge.
+    let signin = no_redirects
+        .get(format!("{base}/signin"))
+        .send()
+        .await
+        .expect("sign-in page")
+        .text()
+        .await
+        .expect("HTML");
+    assert!(signin.contains(r#"href="/oauth/dev""#), "{signin}");
+    let r = no_redirects
+        .get(format!("{base}/oauth/dev"))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.starts_with("/api/auth/oauth/dev/start?")
+            && to.contains("code_challenge_method=S256")
+            && to.contains(&format!(
+                "redirect_uri=http%3A%2F%2F127.0.0.1%3A{GATEWAY}%2Foauth%2Fcallback"
+            )),
+        "{to}"
+    );
+    assert!(cookie_of(&r, "oauth").is_some_and(|c| c.contains("HttpOnly")));
+    // A callback whose state is not this browser's is refused.
+    let r = no_redirects
+        .get(format!("{base}/oauth/callback?code=x&state=forged"))
+        .header("cookie", "oauth=dev.expected.verifier")
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), 400);
     // Follow someone from their profile page.
     assert!(page("/u/e2e_user").await.1.contains(">Follow<"));
     assert_eq!(
@@ -1305,181 +1389,7 @@ async fn web_pages_sign_in_post_follow_and_sign_out(client: &reqwest::Client) {
     assert!(cookie_of(&r, "sid").is_some_and(|c| c.contains("Max-Age=0")));
     assert_eq!(page("/").await.0, 303, "the session is gone");
 
-    a_real_browser_registers_posts_follows_and_signs_out(client, &base).await;
-}
-
-/// The same visit in a real headless Chromium (Debian's chromium and chromium-driver,
-/// over WebDriver): the pages work, and the site's own tracer runs in the browser: its
-/// `documentLoad` arrives in the sink inside the trace of the page's server span.
-async fn a_real_browser_registers_posts_follows_and_signs_out(
-    client: &reqwest::Client,
-    base: &str,
-) {
-    use fantoccini::{ClientBuilder, Locator};
-    const DRIVER: u16 = 19515;
-    let profile = tempfile::tempdir().expect("browser profile dir");
-    // chromedriver and the browsers it starts, in a process group of their own that
-    // goes whole when the test ends, however it ends.
-    let _driver = Group(
-        Command::new("chromedriver")
-            .arg(format!("--port={DRIVER}"))
-            .process_group(0)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian's chromium-driver; ./dev.sh installs it)"),
-    );
-    eventually(Duration::from_secs(20), || async {
-        client
-            .get(format!("http://127.0.0.1:{DRIVER}/status"))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("chromedriver does not answer: {e}"))
-    })
-    .await;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     format!("--user-data-dir={}", profile.path().display())]
-        }),
-    );
-    let b = ClientBuilder::rustls()
-        .expect("a WebDriver client")
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{DRIVER}"))
-        .await
-        .expect("a Chromium session");
-    let at = |path: &str| format!("{base}{path}");
-    // An element of the page the browser shows, waited for (a click loads a new page);
-    // when it never comes, the page it shows instead.
-    let find = |locator: Locator<'static>, what: &'static str| {
-        let b = b.clone();
-        async move {
-            match b
-                .wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(locator)
-                .await
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    let url = b
-                        .current_url()
-                        .await
-                        .map(|u| u.to_string())
-                        .unwrap_or_default();
-                    let src = b.source().await.unwrap_or_default();
-                    panic!("{what}: {e} at {url}:\n{src}");
-                }
-            }
-        }
-    };
-    b.goto(&at("/register")).await.expect("register page");
-    find(Locator::Css("input[name=username]"), "the username field")
-        .await
-        .send_keys("in_a_browser")
-        .await
-        .expect("type");
-    find(Locator::Css("input[name=password]"), "the password field")
-        .await
-        .send_keys("correct horse battery")
-        .await
-        .expect("type");
-    find(
-        Locator::Css("main form button[type=submit]"),
-        "the register button",
-    )
-    .await
-    .click()
-    .await
-    .expect("click");
-    find(
-        Locator::Css("form.compose textarea[name=body]"),
-        "signed in: the home page's composer",
-    )
-    .await
-    .send_keys("posted from a real browser")
-    .await
-    .expect("type");
-    find(Locator::Css("form.compose button"), "the post button")
-        .await
-        .click()
-        .await
-        .expect("click");
-    find(
-        Locator::XPath("//article[contains(@class,'post')]/p[text()='posted from a real browser']"),
-        "the post on the timeline",
-    )
-    .await;
-    b.goto(&at("/u/e2e_user")).await.expect("profile page");
-    find(
-        Locator::XPath("//button[text()='Follow']"),
-        "a follow button",
-    )
-    .await
-    .click()
-    .await
-    .expect("click");
-    find(
-        Locator::XPath("//button[text()='Unfollow']"),
-        "followed: the button turned to Unfollow",
-    )
-    .await;
-    // The browser's own spans: documentLoad inside the page's server trace.
-    let joined = eventually(Duration::from_secs(30), || async {
-        let list: Value = client
-            .get(format!(
-                "http://127.0.0.1:{SINK_HTTP}/api/traces?service=socialnet-web&limit=50"
-            ))
-            .send()
-            .await
-            .expect("sink")
-            .json()
-            .await
-            .expect("JSON");
-        for t in list.as_array().into_iter().flatten() {
-            let id = t["trace_id"].as_str().unwrap_or_default();
-            let spans = spans_of(client, id, 1).await;
-            let load = spans
-                .iter()
-                .find(|s| s["service"] == "socialnet-web" && s["name"] == "documentLoad");
-            let server = spans
-                .iter()
-                .find(|s| s["service"] == "web" && s["kind"] == "server");
-            if let (Some(l), Some(sv)) = (load, server)
-                && l["parent_span_id"] == sv["span_id"]
-            {
-                return Ok(l.clone());
-            }
-        }
-        Err(format!(
-            "no documentLoad joined a page's server trace yet: {list}"
-        ))
-    })
-    .await;
-    let resource = joined["resource"].to_string();
-    assert!(
-        resource.contains("webjs") && resource.contains("user_agent.original"),
-        "{resource}"
-    );
-    find(
-        Locator::XPath("//button[text()='Sign out']"),
-        "a sign-out button",
-    )
-    .await
-    .click()
-    .await
-    .expect("click");
-    find(
-        Locator::Css("form[action='/signin']"),
-        "signed out: the sign-in form",
-    )
-    .await;
-    b.close().await.expect("close the browser");
+    browser::a_real_browser_uses_the_site(client, e2e_token).await;
 }
 
 /// Every kind of acknowledged write, kept for reading back.

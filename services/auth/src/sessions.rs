@@ -118,6 +118,21 @@ async fn issue(state: &AppState, rec: RefreshRecord) -> Result<TokenResponse> {
     })
 }
 
+/// A one-minute access token of no session, for auth's own call as a new account made
+/// before any session exists (asking profile to create its profile at an OAuth client's
+/// callback, where the session starts only when the client exchanges its code).
+pub fn account_setup_token(state: &AppState, user_id: Uuid, username: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    state.signer.sign(&Claims {
+        sub: user_id,
+        username: username.to_owned(),
+        sid: Uuid::new_v4(),
+        iss: ISSUER.into(),
+        iat: now,
+        exp: now + 60,
+    })
+}
+
 /// Spends `refresh` and issues the next token of its family.
 pub async fn rotate(state: &AppState, refresh: &str) -> Result<TokenResponse> {
     let key = token_key(refresh);

@@ -48,6 +48,21 @@ impl From<sqlx::Error> for Failure {
     }
 }
 
+/// What a call sends.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    Nothing,
+    Json(&'a Value),
+    /// Raw bytes (an upload), whose kind the service reads from them.
+    Bytes(&'a [u8]),
+}
+
+impl<'a> From<Option<&'a Value>> for Payload<'a> {
+    fn from(v: Option<&'a Value>) -> Self {
+        v.map_or(Payload::Nothing, Payload::Json)
+    }
+}
+
 /// One call, as `token`'s holder (or anonymously).
 pub async fn call(
     state: &AppState,
@@ -56,6 +71,16 @@ pub async fn call(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> Result<Answer, Failure> {
+    send(state, method, path, token, body.into()).await
+}
+
+async fn send(
+    state: &AppState,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Payload<'_>,
+) -> Result<Answer, Failure> {
     let mut rb = state
         .http
         .reqwest()
@@ -63,8 +88,14 @@ pub async fn call(
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
     }
-    if let Some(b) = body {
-        rb = rb.json(b);
+    match body {
+        Payload::Nothing => {}
+        Payload::Json(b) => rb = rb.json(b),
+        Payload::Bytes(b) => {
+            rb = rb
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(b.to_vec())
+        }
     }
     let r = state
         .http
@@ -84,7 +115,18 @@ pub async fn as_user(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Answer, Failure> {
-    let a = call(state, method.clone(), path, Some(&s.access), body).await?;
+    as_user_with(state, s, method, path, body.into()).await
+}
+
+/// [`as_user`] with any payload (an upload's bytes).
+pub async fn as_user_with(
+    state: &AppState,
+    s: &mut Session,
+    method: Method,
+    path: &str,
+    body: Payload<'_>,
+) -> Result<Answer, Failure> {
+    let a = send(state, method.clone(), path, Some(&s.access), body).await?;
     if a.status != 401 {
         return Ok(a);
     }
@@ -105,7 +147,7 @@ pub async fn as_user(
             s.access = access.to_owned();
             s.refresh = refresh.to_owned();
             session::update_tokens(state, s).await?;
-            call(state, method, path, Some(&s.access), body).await
+            send(state, method, path, Some(&s.access), body).await
         }
         _ => Err(Failure::SignedOut),
     }

@@ -18,6 +18,10 @@ pub struct Config {
     /// The gateway, through which the pages call the APIs (with the page's trace).
     #[arg(long, env = "WEB_API_URL", default_value = "http://127.0.0.1:8080")]
     pub api_url: String,
+    /// The gateway as browsers reach it: the OAuth callback auth sends them back to is
+    /// `{public}/oauth/callback`.
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
     /// Database connections in the pool.
     #[arg(long, env = "WEB_DB_POOL", default_value_t = 8)]
     pub db_pool: u32,

@@ -33,7 +33,7 @@ fn traceparent() -> String {
 }
 
 /// An HTML answer with the pages' security headers.
-fn html(status: StatusCode, body: Markup) -> Response {
+pub(crate) fn html(status: StatusCode, body: Markup) -> Response {
     (
         status,
         [
@@ -48,7 +48,12 @@ fn html(status: StatusCode, body: Markup) -> Response {
         .into_response()
 }
 
-fn page(status: StatusCode, title: &str, viewer: Option<&Session>, content: Markup) -> Response {
+pub(crate) fn page(
+    status: StatusCode,
+    title: &str,
+    viewer: Option<&Session>,
+    content: Markup,
+) -> Response {
     let v = viewer.map(|s| Viewer {
         username: &s.username,
         csrf: &s.csrf,
@@ -59,7 +64,7 @@ fn page(status: StatusCode, title: &str, viewer: Option<&Session>, content: Mark
     )
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 
@@ -73,7 +78,7 @@ fn signed_out(state: &AppState) -> Response {
     r
 }
 
-fn problem(status: StatusCode, message: &str, viewer: Option<&Session>) -> Response {
+pub(crate) fn problem(status: StatusCode, message: &str, viewer: Option<&Session>) -> Response {
     let trace = telemetry::current_trace_id();
     page(
         status,
@@ -83,7 +88,7 @@ fn problem(status: StatusCode, message: &str, viewer: Option<&Session>) -> Respo
     )
 }
 
-fn failed(state: &AppState, f: Failure, viewer: Option<&Session>) -> Response {
+pub(crate) fn failed(state: &AppState, f: Failure, viewer: Option<&Session>) -> Response {
     match f {
         Failure::SignedOut => signed_out(state),
         Failure::Unreachable(e) => {
@@ -106,7 +111,7 @@ fn failed(state: &AppState, f: Failure, viewer: Option<&Session>) -> Response {
 }
 
 /// The signed-in session, or the response that sends the browser to sign in.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+pub(crate) async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
     match session::load(state, headers).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(see_other("/signin")),
@@ -115,7 +120,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Res
 }
 
 /// The form's CSRF token against the session's: a mismatch is refused with 403.
-fn check_csrf(s: &Session, given: &str) -> Result<(), Response> {
+pub(crate) fn check_csrf(s: &Session, given: &str) -> Result<(), Response> {
     if session::same(&s.csrf, given) {
         Ok(())
     } else {
@@ -140,21 +145,41 @@ pub struct Cursor {
     pub cursor: Option<i64>,
 }
 
+/// One page of posts from `api_path` (which takes `limit` and `cursor`), and where the
+/// next page is: `page_path` and `fragment_path` with `?cursor=`.
+async fn posts_page(
+    state: &AppState,
+    s: &mut Session,
+    api_path: &str,
+    cursor: Option<i64>,
+    (page_path, fragment_path): (&str, &str),
+) -> Result<(Vec<Value>, Option<pages::Next>), Failure> {
+    let path = match cursor {
+        Some(c) => format!("{api_path}?limit=20&cursor={c}"),
+        None => format!("{api_path}?limit=20"),
+    };
+    let a = api::as_user(state, s, Method::GET, &path, None).await?;
+    let items = a.body["items"].as_array().cloned().unwrap_or_default();
+    let next = a.body["next_cursor"].as_i64().map(|c| pages::Next {
+        page: format!("{page_path}?cursor={c}"),
+        fragment: format!("{fragment_path}?cursor={c}"),
+    });
+    Ok((items, next))
+}
+
 async fn timeline_page(
     state: &AppState,
     s: &mut Session,
     cursor: Option<i64>,
-) -> Result<(Vec<Value>, Option<String>), Failure> {
-    let path = match cursor {
-        Some(c) => format!("/api/feed/timeline?limit=20&cursor={c}"),
-        None => "/api/feed/timeline?limit=20".to_owned(),
-    };
-    let a = api::as_user(state, s, Method::GET, &path, None).await?;
-    let items = a.body["items"].as_array().cloned().unwrap_or_default();
-    let next = a.body["next_cursor"]
-        .as_i64()
-        .map(|c| format!("/?cursor={c}"));
-    Ok((items, next))
+) -> Result<(Vec<Value>, Option<pages::Next>), Failure> {
+    posts_page(
+        state,
+        s,
+        "/api/feed/timeline",
+        cursor,
+        ("/", "/fragments/timeline"),
+    )
+    .await
 }
 
 /// `GET /`: the composer and the home timeline.
@@ -188,10 +213,48 @@ pub async fn timeline_fragment(
         Ok(Some(s)) => s,
         _ => return (StatusCode::UNAUTHORIZED, "sign in first").into_response(),
     };
-    match timeline_page(&state, &mut s, q.cursor).await {
-        Ok((items, next)) => html(StatusCode::OK, pages::posts(&items, next)),
-        Err(_) => (StatusCode::BAD_GATEWAY, "the timeline could not be read").into_response(),
+    fragment(timeline_page(&state, &mut s, q.cursor).await)
+}
+
+/// `GET /fragments/u/{username}`: the next page of someone's posts alone.
+pub async fn user_posts_fragment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<Cursor>,
+) -> Response {
+    let mut s = match session::load(&state, &headers).await {
+        Ok(Some(s)) => s,
+        _ => return (StatusCode::UNAUTHORIZED, "sign in first").into_response(),
+    };
+    if !plain_name(&name) {
+        return (StatusCode::NOT_FOUND, "no such person").into_response();
     }
+    let got = user_posts(&state, &mut s, &name, q.cursor).await;
+    fragment(got)
+}
+
+fn fragment(got: Result<(Vec<Value>, Option<pages::Next>), Failure>) -> Response {
+    match got {
+        Ok((items, next)) => html(StatusCode::OK, pages::posts(&items, next)),
+        Err(_) => (StatusCode::BAD_GATEWAY, "the posts could not be read").into_response(),
+    }
+}
+
+async fn user_posts(
+    state: &AppState,
+    s: &mut Session,
+    name: &str,
+    cursor: Option<i64>,
+) -> Result<(Vec<Value>, Option<pages::Next>), Failure> {
+    posts_page(
+        state,
+        s,
+        &format!("/api/feed/users/{name}/posts"),
+        cursor,
+        (&format!("/u/{name}"), &format!("/fragments/u/{name}")),
+    )
+    .await
 }
 
 /// The anonymous forms' double-submit token: the `pre` cookie's, or a new one.
@@ -202,7 +265,21 @@ fn pre_token(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
-fn sign_in_page(
+/// The identity providers auth offers, as (name, button label); none when it cannot say.
+async fn providers(state: &AppState) -> Vec<(String, String)> {
+    match api::call(state, Method::GET, "/api/auth/oauth/providers", None, None).await {
+        Ok(a) if a.ok() => a.body["providers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|n| (n.to_owned(), crate::oauth::label(n)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+async fn sign_in_page(
     state: &AppState,
     headers: &HeaderMap,
     register: bool,
@@ -211,11 +288,16 @@ fn sign_in_page(
 ) -> Response {
     let (pre, new) = pre_token(headers);
     let title = if register { "Register" } else { "Sign in" };
+    let oauth = if register {
+        Vec::new()
+    } else {
+        providers(state).await
+    };
     let mut r = page(
         status,
         title,
         None,
-        pages::sign_in(&pre, register, error, &[]),
+        pages::sign_in(&pre, register, error, &oauth),
     );
     if new {
         r.headers_mut().append(
@@ -228,12 +310,12 @@ fn sign_in_page(
 
 /// `GET /signin`.
 pub async fn sign_in_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    sign_in_page(&state, &headers, false, StatusCode::OK, None)
+    sign_in_page(&state, &headers, false, StatusCode::OK, None).await
 }
 
 /// `GET /register`.
 pub async fn register_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    sign_in_page(&state, &headers, true, StatusCode::OK, None)
+    sign_in_page(&state, &headers, true, StatusCode::OK, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,7 +343,8 @@ async fn sign_in_as(
             register,
             StatusCode::FORBIDDEN,
             Some("This form has expired; please try again."),
-        );
+        )
+        .await;
     }
     let path = if register {
         "/api/auth/register"
@@ -273,21 +356,30 @@ async fn sign_in_as(
         Ok(a) => a,
         Err(f) => return failed(&state, f, None),
     };
-    let (Some(access), Some(refresh)) = (
-        a.body["access_token"].as_str().filter(|_| a.ok()),
-        a.body["refresh_token"].as_str(),
-    ) else {
+    if !a.ok() {
         let status = StatusCode::from_u16(a.status)
             .ok()
             .filter(StatusCode::is_client_error)
             .unwrap_or(StatusCode::BAD_GATEWAY);
-        return sign_in_page(&state, &headers, register, status, Some(&a.message()));
+        return sign_in_page(&state, &headers, register, status, Some(&a.message())).await;
+    }
+    start_session(&state, &a).await
+}
+
+/// A new session for auth's token answer: the cookie set, home next.
+pub(crate) async fn start_session(state: &AppState, a: &api::Answer) -> Response {
+    let (Some(access), Some(refresh), Some(username)) = (
+        a.body["access_token"].as_str(),
+        a.body["refresh_token"].as_str(),
+        a.body["user"]["username"].as_str(),
+    ) else {
+        return problem(
+            StatusCode::BAD_GATEWAY,
+            "auth answered a sign-in without its tokens.",
+            None,
+        );
     };
-    let username = a.body["user"]["username"]
-        .as_str()
-        .unwrap_or(&c.username)
-        .to_owned();
-    match session::create(&state, &username, access, refresh).await {
+    match session::create(state, username, access, refresh).await {
         Ok(id) => {
             let mut r = see_other("/");
             let h = r.headers_mut();
@@ -306,7 +398,7 @@ async fn sign_in_as(
             );
             r
         }
-        Err(e) => failed(&state, Failure::Database(e), None),
+        Err(e) => failed(state, Failure::Database(e), None),
     }
 }
 
@@ -340,7 +432,7 @@ pub struct Text {
 }
 
 /// Reads the session and the form, and checks the form's CSRF token.
-async fn posted<T: HasCsrf>(
+pub(crate) async fn posted<T: HasCsrf>(
     state: &AppState,
     headers: &HeaderMap,
     form: Result<Form<T>, FormRejection>,
@@ -351,7 +443,7 @@ async fn posted<T: HasCsrf>(
     Ok((s, f))
 }
 
-trait HasCsrf {
+pub(crate) trait HasCsrf {
     fn csrf(&self) -> &str;
 }
 
@@ -369,7 +461,7 @@ impl HasCsrf for Text {
 
 /// A read as the session's account: its body, or the page that says why not
 /// (`missing`: what a 404 means here).
-async fn read(
+pub(crate) async fn read(
     state: &AppState,
     s: &mut Session,
     path: &str,
@@ -384,19 +476,29 @@ async fn read(
 }
 
 /// After a write: back to `to`, or the API's refusal shown.
-fn after(state: &AppState, s: &Session, a: Result<api::Answer, Failure>, to: &str) -> Response {
+pub(crate) fn after(
+    state: &AppState,
+    s: &Session,
+    a: Result<api::Answer, Failure>,
+    to: &str,
+) -> Response {
     match a {
         Ok(a) if a.ok() => see_other(to),
-        Ok(a) => problem(
-            StatusCode::from_u16(a.status)
-                .ok()
-                .filter(|c| c.is_client_error())
-                .unwrap_or(StatusCode::BAD_GATEWAY),
-            &a.message(),
-            Some(s),
-        ),
+        Ok(a) => refused(&a, s),
         Err(f) => failed(state, f, Some(s)),
     }
+}
+
+/// The API's refusal shown: its 4xx and message (a 5xx is the gateway's to own: 502).
+pub(crate) fn refused(a: &api::Answer, s: &Session) -> Response {
+    problem(
+        StatusCode::from_u16(a.status)
+            .ok()
+            .filter(|c| c.is_client_error())
+            .unwrap_or(StatusCode::BAD_GATEWAY),
+        &a.message(),
+        Some(s),
+    )
 }
 
 /// `POST /signout`: the session ends here and at auth.
@@ -419,21 +521,6 @@ pub async fn sign_out(
         return failed(&state, Failure::Database(e), Some(&s));
     }
     signed_out(&state)
-}
-
-/// `POST /posts`.
-pub async fn create_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<Text>, FormRejection>,
-) -> Response {
-    let (mut s, f) = match posted(&state, &headers, form).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let body = json!({"body": f.body});
-    let a = api::as_user(&state, &mut s, Method::POST, "/api/feed/posts", Some(&body)).await;
-    after(&state, &s, a, "/")
 }
 
 /// `GET /posts/{id}`: a post, its comments, like and comment.
@@ -523,7 +610,7 @@ pub async fn like(
 }
 
 /// Usernames are the API's to judge; here only what can sit in a path.
-fn plain_name(name: &str) -> bool {
+pub(crate) fn plain_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -536,6 +623,7 @@ pub async fn profile_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(q): Query<Cursor>,
 ) -> Response {
     let mut s = match signed_in(&state, &headers).await {
         Ok(s) => s,
@@ -555,16 +643,8 @@ pub async fn profile_page(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let posts = match api::as_user(
-        &state,
-        &mut s,
-        Method::GET,
-        &format!("/api/feed/users/{name}/posts?limit=20"),
-        None,
-    )
-    .await
-    {
-        Ok(a) => a.body["items"].as_array().cloned().unwrap_or_default(),
+    let (posts, next) = match user_posts(&state, &mut s, &name, q.cursor).await {
+        Ok(x) => x,
         Err(f) => return failed(&state, f, Some(&s)),
     };
     let me = s.username == name;
@@ -583,7 +663,7 @@ pub async fn profile_page(
         StatusCode::OK,
         &format!("@{name}"),
         Some(&s),
-        pages::profile(&s.csrf, &profile, me, following, &posts),
+        pages::profile(&s.csrf, &profile, me, following, &posts, next),
     )
 }
 

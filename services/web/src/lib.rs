@@ -3,8 +3,11 @@
 
 pub mod api;
 pub mod assets;
+pub mod compose;
 pub mod config;
 pub mod handlers;
+pub mod messages;
+pub mod oauth;
 pub mod pages;
 pub mod session;
 pub mod state;
@@ -36,14 +39,23 @@ pub fn app(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(h::home))
         .route("/fragments/timeline", get(h::timeline_fragment))
+        .route("/fragments/u/{username}", get(h::user_posts_fragment))
         .route("/signin", get(h::sign_in_form).post(h::sign_in))
         .route("/register", get(h::register_form).post(h::register))
         .route("/signout", post(h::sign_out))
-        .route("/posts", post(h::create_post))
+        .route("/oauth/callback", get(oauth::callback))
+        .route("/oauth/{provider}", get(oauth::start))
+        .route("/posts", post(compose::create_post))
         .route("/posts/{id}", get(h::post_page))
         .route("/posts/{id}/comments", post(h::comment))
         .route("/posts/{id}/like", post(h::like))
         .route("/search", get(h::search))
+        .route("/messages", get(messages::list).post(messages::start))
+        .route(
+            "/messages/{id}",
+            get(messages::conversation).post(messages::send),
+        )
+        .route("/fragments/ws-ticket", post(messages::ws_ticket))
         .route("/u/{username}", get(h::profile_page))
         .route("/u/{username}/follow", post(h::follow))
         .route("/u/{username}/unfollow", post(h::unfollow))
@@ -69,6 +81,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         cache,
         http: telemetry::HttpClient::new(Duration::from_secs(10)),
         api: config.api_url.trim_end_matches('/').to_owned(),
+        public: config.public_url.trim_end_matches('/').to_owned(),
         secure_cookies: config.secure_cookies,
         session_ttl_secs: config.session_ttl_secs,
     };

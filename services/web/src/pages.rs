@@ -39,6 +39,7 @@ pub fn layout(
                             form.inline.search method="get" action="/search" role="search" {
                                 input type="search" name="q" placeholder="Find people" aria-label="Find people" maxlength="64";
                             }
+                            a href="/messages" { "Messages" }
                             a href={ "/u/" (v.username) } { "@" (v.username) }
                             form.inline method="post" action="/signout" {
                                 input type="hidden" name="csrf" value=(v.csrf);
@@ -103,7 +104,7 @@ fn post_item(p: &Value) -> Markup {
             p { (p["body"].as_str().unwrap_or("")) }
             @if let Some(media) = p["media"].as_array() {
                 @for m in media {
-                    @if let Some(src) = m["variants"]["320"].as_str().or(m["variants"]["160"].as_str()) {
+                    @if let Some(src) = m["thumbnails"]["640"].as_str().or(m["thumbnails"]["160"].as_str()) {
                         img src=(src) alt="" loading="lazy";
                     }
                 }
@@ -121,26 +122,35 @@ fn short_time(t: &str) -> String {
     t.get(..16).map(|s| s.replace('T', " ")).unwrap_or_default()
 }
 
-/// The posts of one page and the link to the next (the fragment `app.js` appends).
-pub fn posts(items: &[Value], next: Option<String>) -> Markup {
+/// The next page of a list of posts: the page's own URL (without JavaScript) and the
+/// fragment's (what `app.js` fetches and appends in place).
+pub struct Next {
+    pub page: String,
+    pub fragment: String,
+}
+
+/// The posts of one page and the link to the next. With JavaScript the next page is
+/// fetched when the link scrolls into view (or is clicked) and appended in place.
+pub fn posts(items: &[Value], next: Option<Next>) -> Markup {
     html! {
         div.posts {
             @for p in items { (post_item(p)) }
             @if items.is_empty() { p.empty { "Nothing here yet." } }
         }
         @if let Some(n) = next {
-            a.more href=(n) data-more { "Older posts" }
+            a.more href=(n.page) data-more=(n.fragment) { "Older posts" }
         }
     }
 }
 
 /// Home: the composer and the timeline.
-pub fn home(csrf: &str, items: &[Value], next: Option<String>, error: Option<&str>) -> Markup {
+pub fn home(csrf: &str, items: &[Value], next: Option<Next>, error: Option<&str>) -> Markup {
     html! {
         section.card {
-            form.compose method="post" action="/posts" {
+            form.compose method="post" action="/posts" enctype="multipart/form-data" {
                 input type="hidden" name="csrf" value=(csrf);
                 label { "What's new?" textarea name="body" required maxlength="1000" rows="3" {} }
+                label { "Photo (optional)" input type="file" name="image" accept="image/jpeg,image/png,image/webp,image/gif"; }
                 button type="submit" { "Post" }
             }
             @if let Some(e) = error { p.error role="alert" { (e) } }
@@ -175,7 +185,14 @@ pub fn post(csrf: &str, post: &Value, comments: &[Value]) -> Markup {
 }
 
 /// A profile: who they are, follow or unfollow, their posts.
-pub fn profile(csrf: &str, profile: &Value, me: bool, following: bool, items: &[Value]) -> Markup {
+pub fn profile(
+    csrf: &str,
+    profile: &Value,
+    me: bool,
+    following: bool,
+    items: &[Value],
+    next: Option<Next>,
+) -> Markup {
     let name = profile["username"].as_str().unwrap_or("?");
     html! {
         section.card.profile {
@@ -194,7 +211,7 @@ pub fn profile(csrf: &str, profile: &Value, me: bool, following: bool, items: &[
             }
         }
         h2 { "Posts" }
-        (posts(items, None))
+        (posts(items, next))
     }
 }
 
@@ -223,6 +240,100 @@ pub fn search(q: &str, items: &[Value], error: Option<&str>) -> Markup {
         }
         @if !q.is_empty() && error.is_none() {
             (people(&format!("People matching “{q}”"), items))
+        }
+    }
+}
+
+/// The other members of a conversation, as `@a, @b`.
+fn others(c: &Value, me: &str) -> String {
+    let names: Vec<String> = c["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|m| *m != me)
+        .map(|m| format!("@{m}"))
+        .collect();
+    if names.is_empty() {
+        "yourself".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Conversations, newest activity first, and a form to start one.
+pub fn conversations(csrf: &str, me: &str, items: &[Value], error: Option<&str>) -> Markup {
+    html! {
+        section.card {
+            form method="post" action="/messages" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Message someone" input name="with" placeholder="username" required maxlength="64" autocomplete="off"; }
+                button type="submit" { "Start" }
+            }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+        }
+        h1 { "Messages" }
+        ul.conversations {
+            @for c in items {
+                li {
+                    a href={ "/messages/" (c["id"].as_i64().unwrap_or_default()) } { (others(c, me)) }
+                    @if let Some(n) = c["unread"].as_i64().filter(|n| *n > 0) { " " span.unread { (n) " new" } }
+                }
+            }
+            @if items.is_empty() { li.empty { "No conversations yet." } }
+        }
+    }
+}
+
+fn message_item(m: &Value) -> Markup {
+    html! {
+        article.message data-seq=(m["seq"].as_i64().unwrap_or_default()) {
+            header {
+                a href={ "/u/" (m["sender"].as_str().unwrap_or("?")) } { "@" (m["sender"].as_str().unwrap_or("?")) }
+                " · "
+                time datetime=(m["created_at"].as_str().unwrap_or("")) { (short_time(m["created_at"].as_str().unwrap_or(""))) }
+            }
+            p { (m["body"].as_str().unwrap_or("")) }
+        }
+    }
+}
+
+/// One conversation: its messages oldest first, who is online, the composer. With
+/// JavaScript (`data-conversation`) messages, typing and presence arrive live over the
+/// socket, and sending goes over it.
+pub fn conversation(
+    csrf: &str,
+    me: &str,
+    c: &Value,
+    oldest_first: &[Value],
+    online: &[String],
+) -> Markup {
+    let id = c["id"].as_i64().unwrap_or_default();
+    let last = oldest_first
+        .last()
+        .and_then(|m| m["seq"].as_i64())
+        .unwrap_or(0);
+    html! {
+        section.conversation data-conversation=(id) data-last-seq=(last) data-me=(me) data-csrf=(csrf) {
+            h1 { "With " (others(c, me)) }
+            ul.presence {
+                @for m in c["members"].as_array().into_iter().flatten().filter_map(Value::as_str).filter(|m| *m != me) {
+                    li data-presence=(m) {
+                        "@" (m) ": "
+                        span.state { (if online.iter().any(|o| o == m) { "online" } else { "offline" }) }
+                    }
+                }
+            }
+            div.messages {
+                @for m in oldest_first { (message_item(m)) }
+                @if oldest_first.is_empty() { p.empty { "No messages yet: say hello." } }
+            }
+            p.typing aria-live="polite" {}
+            form.send method="post" action={ "/messages/" (id) } {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Message" textarea name="body" required maxlength="4000" rows="2" {} }
+                button type="submit" { "Send" }
+            }
         }
     }
 }

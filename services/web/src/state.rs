@@ -9,7 +9,11 @@ pub struct AppState {
     pub cache: Cache,
     pub http: telemetry::HttpClient,
     /// The gateway's base URL (`http://127.0.0.1:8080`).
+    #[from_ref(skip)]
     pub api: String,
+    /// The gateway as browsers reach it (`http://127.0.0.1:8080`).
+    #[from_ref(skip)]
+    pub public: String,
     pub secure_cookies: bool,
     pub session_ttl_secs: i64,
 }

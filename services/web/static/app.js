@@ -8,6 +8,8 @@
 // - every fetch: a CLIENT span that sends `traceparent`; a click that causes one is an
 //   interaction span, its parent.
 // - JavaScript errors: `exception` events (exception.type, .message, .stacktrace).
+// - every message sent over the live socket: a CLIENT span `WS send` whose context the
+//   frame carries (`traceparent` in its envelope), ended by the server's ack.
 // Spans are batched and sent as OTLP/JSON (hex ids, integer enums, nanoseconds as
 // strings) to the same-origin /v1/traces, and flushed with sendBeacon when the page is
 // hidden.
@@ -56,7 +58,10 @@
   })();
 
   function startSpan(name, kind, parent, startMs) {
+    // An interaction stays open until the requests it caused are over.
+    if (parent && parent.open !== undefined) parent.open++;
     return {
+      parent: parent,
       traceId: parent ? parent.traceId : randomHex(16),
       spanId: randomHex(8),
       parentSpanId: parent ? parent.spanId : '',
@@ -70,6 +75,13 @@
   }
 
   function endSpan(s, endMs) {
+    if (s.ended) return;
+    s.ended = true;
+    var p = s.parent;
+    if (p && p.open !== undefined) {
+      p.open--;
+      if (p.closing && p.open === 0) endSpan(p);
+    }
     var out = {
       traceId: s.traceId,
       spanId: s.spanId,
@@ -120,9 +132,16 @@
   }
 
   setInterval(function () { flush(false); }, 5000);
+  // Leaving or hiding the page: an interaction still open ends now, and everything held
+  // goes with sendBeacon, which outlives the page.
+  function leaving() {
+    endInteraction(true);
+    flush(true);
+  }
   document.addEventListener('visibilitychange', function () {
-    if (document.visibilityState === 'hidden') flush(true);
+    if (document.visibilityState === 'hidden') leaving();
   });
+  window.addEventListener('pagehide', leaving);
 
   // The page's load, once the load event is over.
   window.addEventListener('load', function () {
@@ -146,18 +165,26 @@
 
   // A click that causes requests is their parent for a moment.
   var interaction = null;
+  // No longer the parent of new requests; ends once those it caused are over (or now,
+  // when the page goes).
+  function endInteraction(now) {
+    var s = interaction;
+    interaction = null;
+    if (!s) return;
+    s.closing = true;
+    if (now || s.open === 0) endSpan(s);
+  }
   document.addEventListener('click', function (ev) {
     var el = ev.target.closest('a, button');
     if (!el) return;
+    endInteraction();
     var s = startSpan('click', KIND.INTERNAL, null);
+    s.open = 0;
     s.attributes.push(attr('event_type', 'click'));
     s.attributes.push(attr('target_element', el.tagName));
     if (el.textContent) s.attributes.push(attr('target_text', el.textContent.trim().slice(0, 64)));
     interaction = s;
-    setTimeout(function () {
-      if (interaction === s) interaction = null;
-      endSpan(s);
-    }, 1000);
+    setTimeout(function () { if (interaction === s) endInteraction(false); }, 1000);
   }, true);
 
   // Every fetch is a CLIENT span carrying its context.
@@ -205,19 +232,148 @@
   });
 
   // "Older posts" in place: the link works without JavaScript; with it, the next page
-  // is fetched as a fragment and appended.
-  document.addEventListener('click', function (ev) {
-    var a = ev.target.closest('a[data-more]');
-    if (!a) return;
-    ev.preventDefault();
-    var url = new URL(a.href);
-    fetch('/fragments/timeline' + url.search).then(function (r) {
+  // is fetched as a fragment and appended when the link scrolls into view (infinite
+  // scroll) or is clicked.
+  function more(a) {
+    if (a.dataset.loading) return;
+    a.dataset.loading = '1';
+    fetch(a.dataset.more).then(function (r) {
       if (!r.ok) throw new Error('HTTP ' + r.status);
       return r.text();
     }).then(function (html) {
       var holder = document.createElement('div');
       holder.innerHTML = html;
       a.replaceWith.apply(a, Array.from(holder.childNodes));
+      watch();
     }).catch(function () { location.href = a.href; });
+  }
+  var seen = 'IntersectionObserver' in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      if (e.isIntersecting) { seen.unobserve(e.target); more(e.target); }
+    });
+  }, { rootMargin: '200px' }) : null;
+  function watch() {
+    if (!seen) return;
+    document.querySelectorAll('a[data-more]').forEach(function (a) { seen.observe(a); });
+  }
+  watch();
+  document.addEventListener('click', function (ev) {
+    var a = ev.target.closest('a[data-more]');
+    if (!a) return;
+    ev.preventDefault();
+    more(a);
   });
+
+  // A conversation, live: messages, typing and presence over the socket (through the
+  // gateway, opened with a single-use ticket web fetches for this page), and sending
+  // over it. Without JavaScript, or while the socket is down, the form posts instead.
+  var convo = document.querySelector('section[data-conversation]');
+  if (convo) live(convo);
+
+  function live(section) {
+    var id = Number(section.dataset.conversation);
+    var me = section.dataset.me;
+    var lastSeq = Number(section.dataset.lastSeq) || 0;
+    var list = section.querySelector('.messages');
+    var typingLine = section.querySelector('.typing');
+    var form = section.querySelector('form.send');
+    var box = form.querySelector('textarea');
+    var socket = null;
+    var pending = {};
+    var retry = 500;
+    var typingSent = 0;
+    var typingTimer = null;
+
+    function show(m) {
+      if (m.conversation_id !== id || m.seq <= lastSeq) return;
+      lastSeq = m.seq;
+      var empty = list.querySelector('.empty');
+      if (empty) empty.remove();
+      var a = document.createElement('article');
+      a.className = 'message';
+      a.dataset.seq = m.seq;
+      var h = document.createElement('header');
+      var who = document.createElement('a');
+      who.href = '/u/' + encodeURIComponent(m.sender);
+      who.textContent = '@' + m.sender;
+      h.appendChild(who);
+      h.appendChild(document.createTextNode(' · ' + String(m.created_at || '').slice(0, 16).replace('T', ' ')));
+      var p = document.createElement('p');
+      p.textContent = m.body;
+      a.appendChild(h);
+      a.appendChild(p);
+      list.appendChild(a);
+      if (m.sender === me) return;
+      typingLine.textContent = '';
+    }
+
+    function connect() {
+      fetch('/fragments/ws-ticket', { method: 'POST', headers: { 'x-csrf-token': section.dataset.csrf } })
+        .then(function (r) {
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          return r.json();
+        })
+        .then(function (t) {
+          var scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+          var ws = new WebSocket(scheme + location.host + '/api/messages/ws?ticket=' +
+            encodeURIComponent(t.ticket) + '&since=' + id + ':' + lastSeq);
+          ws.onopen = function () { socket = ws; retry = 500; section.dataset.live = 'open'; };
+          ws.onmessage = function (ev) { frame(JSON.parse(ev.data)); };
+          ws.onclose = function () {
+            socket = null;
+            section.dataset.live = 'closed';
+            setTimeout(connect, retry);
+            retry = Math.min(retry * 2, 10000);
+          };
+        })
+        .catch(function () { setTimeout(connect, retry); retry = Math.min(retry * 2, 10000); });
+    }
+
+    function frame(f) {
+      if (f.type === 'message') show(f.message);
+      else if (f.type === 'ack' || f.type === 'error') {
+        var s = pending[f.id];
+        if (!s) return;
+        delete pending[f.id];
+        if (f.type === 'error') {
+          s.error = f.message || f.error;
+          s.attributes.push(attr('error.type', f.error || 'error'));
+        }
+        endSpan(s);
+      } else if (f.type === 'typing' && f.conversation_id === id && f.user !== me) {
+        typingLine.textContent = '@' + f.user + ' is typing…';
+        clearTimeout(typingTimer);
+        typingTimer = setTimeout(function () { typingLine.textContent = ''; }, 4000);
+      } else if (f.type === 'presence') {
+        var li = section.querySelector('[data-presence="' + CSS.escape(f.user) + '"] .state');
+        if (li) li.textContent = f.online ? 'online' : 'offline';
+      }
+    }
+
+    form.addEventListener('submit', function (ev) {
+      if (!socket || socket.readyState !== WebSocket.OPEN || !box.value.trim()) return;
+      ev.preventDefault();
+      var clientId = randomHex(16);
+      var s = startSpan('WS send', KIND.CLIENT, interaction || page);
+      s.attributes.push(attr('network.protocol.name', 'websocket'));
+      s.attributes.push(attr('socialnet.ws.frame.type', 'send'));
+      s.attributes.push(attr('messaging.message.conversation_id', id));
+      s.attributes.push(attr('server.address', location.hostname));
+      pending[clientId] = s;
+      socket.send(JSON.stringify({
+        type: 'send', id: clientId, conversation_id: id, body: box.value,
+        traceparent: '00-' + s.traceId + '-' + s.spanId + '-01'
+      }));
+      box.value = '';
+    });
+
+    box.addEventListener('input', function () {
+      var t = Date.now();
+      if (!socket || socket.readyState !== WebSocket.OPEN || t - typingSent < 2000) return;
+      typingSent = t;
+      socket.send(JSON.stringify({ type: 'typing', conversation_id: id }));
+    });
+
+    connect();
+  }
 })();

@@ -432,3 +432,82 @@ fn links_resolve_across_traces_and_a_missing_target_is_named() {
         alone.defects[0].detail
     );
 }
+
+/// A page's server span, the browser's load of it (begun before the server span, ended
+/// after it) and a later fetch from the page, which reaches web again: one trace with no
+/// defect. The same browser spans under a parent that never arrived are orphans, and
+/// time still nests between the browser's own spans.
+#[test]
+fn a_browser_continues_the_pages_trace_and_its_parentage_is_checked() {
+    let browser = |mut s: Span| {
+        s.service = "socialnet-web".into();
+        s.resource = vec![("telemetry.sdk.language".to_owned(), "webjs".to_owned())].into();
+        s
+    };
+    let page = span(
+        "00000000000000a1",
+        "",
+        "web",
+        SpanKind::Server,
+        "GET /",
+        100,
+        120,
+    );
+    let load = browser(span(
+        "00000000000000b1",
+        "00000000000000a1",
+        "web",
+        SpanKind::Internal,
+        "documentLoad",
+        90,
+        300,
+    ));
+    let mut fetch = browser(span(
+        "00000000000000b2",
+        "00000000000000a1",
+        "web",
+        SpanKind::Client,
+        "GET",
+        500,
+        540,
+    ));
+    fetch.attributes.retain(|(k, _)| k != "server.address");
+    fetch
+        .attributes
+        .push(("server.address".into(), "127.0.0.1".into()));
+    let fragment = span(
+        "00000000000000a2",
+        "00000000000000b2",
+        "web",
+        SpanKind::Server,
+        "GET /fragments/timeline",
+        505,
+        535,
+    );
+    let whole = vec![page.clone(), load.clone(), fetch.clone(), fragment.clone()];
+    check("a page and its browser", whole, &[]);
+
+    let mut lost = load.clone();
+    lost.parent_span_id = "00000000000000ff".into();
+    check(
+        "a browser span whose page span never arrived",
+        vec![page.clone(), lost, fetch.clone(), fragment.clone()],
+        &[DefectKind::MissingParent],
+    );
+    // Between two browser spans time must nest as anywhere else.
+    let mut late = browser(span(
+        "00000000000000b3",
+        "00000000000000b1",
+        "web",
+        SpanKind::Internal,
+        "documentFetch",
+        95,
+        400,
+    ));
+    late.kind = SpanKind::Internal;
+    check(
+        "a browser span that outlives its browser parent",
+        vec![page, load, late, fetch, fragment],
+        &[DefectKind::EndsAfterParent],
+    );
+}

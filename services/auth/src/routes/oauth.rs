@@ -8,12 +8,18 @@
 //!    token (`POST`, a CLIENT span), reads the user (`GET`), links or creates the
 //!    account, and answers with our own tokens.
 //!
+//! 3. A client of auth's own (the web frontend) may start the login with its own
+//!    `redirect_uri` (only `{public}/oauth/callback`), `state` and PKCE challenge: auth
+//!    then does not answer the callback with tokens but sends the browser back to that
+//!    client with a one-time code bound to its challenge, which the client exchanges with
+//!    its verifier at `POST /api/auth/oauth/token`. Tokens never pass through the browser.
+//!
 //! Every step is an HTTP call with a span, so the whole redirect dance is in the trace.
 
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::response::Redirect;
+use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{ApiError, Json, Path, Query};
@@ -86,8 +92,26 @@ impl Provider {
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(providers))
         .routes(routes!(start))
         .routes(routes!(callback))
+        .routes(routes!(exchange))
+}
+
+/// The login providers this server offers.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Providers {
+    /// Their names, for `/api/auth/oauth/{name}/start` (`dev`, `github`, `google`).
+    pub providers: Vec<String>,
+}
+
+/// Which login providers are configured (the built-in `dev` one only in workshop mode).
+#[utoipa::path(get, path = "/api/auth/oauth/providers", tag = "oauth",
+    responses((status = 200, description = "the configured providers, by name", body = Providers)))]
+async fn providers(State(state): State<AppState>) -> Json<Providers> {
+    let mut providers: Vec<String> = state.providers.keys().cloned().collect();
+    providers.sort();
+    Json(Providers { providers })
 }
 
 fn provider<'a>(state: &'a AppState, name: &str) -> Result<&'a Provider> {
@@ -119,13 +143,98 @@ pub fn pkce_challenge(verifier: &str) -> String {
 struct PendingLogin {
     provider: String,
     verifier: String,
+    /// The login was started by a client of auth's own (the web frontend).
+    #[serde(default)]
+    client: Option<ClientLogin>,
 }
+
+/// Where a client's login goes back to, and what binds its code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ClientLogin {
+    redirect_uri: String,
+    state: String,
+    challenge: String,
+}
+
+/// A one-time code for a client, spent at `POST /api/auth/oauth/token`.
+#[derive(Debug, Serialize, Deserialize)]
+struct ClientCode {
+    user_id: Uuid,
+    username: String,
+    redirect_uri: String,
+    challenge: String,
+}
+
+/// Seconds a client's code stays valid.
+const CODE_TTL: u64 = 120;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StartParams {
     /// Passed to the provider; the dev provider signs in as this user without a form.
     pub login_hint: Option<String>,
+    /// A client's own callback (only `{public URL}/oauth/callback`, the web frontend's):
+    /// the login ends there with a code instead of tokens. Needs `state` and a PKCE
+    /// `code_challenge` (S256).
+    pub redirect_uri: Option<String>,
+    /// The client's state, handed back to its callback unchanged.
+    pub state: Option<String>,
+    /// `BASE64URL(SHA256(code_verifier))`.
+    pub code_challenge: Option<String>,
+    /// Only `S256`.
+    pub code_challenge_method: Option<String>,
+}
+
+/// The client callbacks auth sends codes to: the web frontend's, on this system.
+fn client_callback(state: &AppState) -> String {
+    format!(
+        "{}/oauth/callback",
+        state.settings.public_url.trim_end_matches('/')
+    )
+}
+
+/// A client's login request, checked: an authorization server that redirects anywhere
+/// hands codes to whoever asks.
+fn client_login(state: &AppState, p: &StartParams) -> Result<Option<ClientLogin>> {
+    let Some(redirect_uri) = &p.redirect_uri else {
+        return Ok(None);
+    };
+    let bad = |m: String| ApiError::BadRequest("invalid_request", m);
+    if *redirect_uri != client_callback(state) {
+        return Err(bad(format!(
+            "redirect_uri must be this system's own web callback ({})",
+            client_callback(state)
+        )));
+    }
+    let client_state = p
+        .state
+        .as_deref()
+        .filter(|s| (1..=128).contains(&s.len()))
+        .ok_or_else(|| bad("a client login needs a state of 1 to 128 characters".into()))?;
+    let challenge = p
+        .code_challenge
+        .as_deref()
+        .filter(|c| {
+            (43..=128).contains(&c.len())
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .ok_or_else(|| {
+            bad(
+                "a client login needs a PKCE code_challenge (43 to 128 base64url characters)"
+                    .into(),
+            )
+        })?;
+    if p.code_challenge_method.as_deref() != Some("S256") {
+        return Err(bad(
+            "PKCE with code_challenge_method=S256 is required".into()
+        ));
+    }
+    Ok(Some(ClientLogin {
+        redirect_uri: redirect_uri.clone(),
+        state: client_state.to_owned(),
+        challenge: challenge.to_owned(),
+    }))
 }
 
 pub(crate) fn callback_url(state: &AppState, provider: &str) -> String {
@@ -154,11 +263,13 @@ async fn start(
     Query(p): Query<StartParams>,
 ) -> Result<Redirect> {
     let prov = provider(&state, &name)?;
+    let client = client_login(&state, &p)?;
     let csrf = random_token();
     let verifier = random_token();
     let pending = serde_json::to_string(&PendingLogin {
         provider: name.clone(),
         verifier: verifier.clone(),
+        client,
     })
     .expect("pending login serialises");
     state
@@ -200,6 +311,7 @@ fn upstream(what: &str, e: impl std::fmt::Display) -> ApiError {
     params(("provider" = String, Path, description = "`github`, `google` or `dev`"), CallbackParams),
     responses(
         (status = 200, description = "signed in", body = TokenResponse),
+        (status = 303, description = "a client's login: back to its callback with a one-time code and its state"),
         (status = 400, description = "malformed request (JSON, query, form or path)", body = common::ErrorBody),
         (status = 404, description = "no such provider, or it is not configured", body = common::ErrorBody),
         (status = 422, description = "a parameter holds text that cannot be stored (e.g. U+0000); the message names it", body = common::ErrorBody),
@@ -208,7 +320,7 @@ async fn callback(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(p): Query<CallbackParams>,
-) -> Result<Json<TokenResponse>> {
+) -> Result<Response> {
     let prov = provider(&state, &name)?.clone();
     if let Some(err) = p.error {
         return Err(ApiError::BadRequest(
@@ -311,11 +423,88 @@ async fn callback(
         .find_map(|k| info.get(*k).and_then(Value::as_str))
         .unwrap_or("user");
     let (id, username, created) = link_account(&state, &name, &subject, login).await?;
+    if let Some(client) = pending.client {
+        // The account's profile now: the client may never come back for its session.
+        if created {
+            create_profile(
+                &state,
+                &sessions::account_setup_token(&state, id, &username),
+            )
+            .await;
+        }
+        let code = random_token();
+        let grant = serde_json::to_string(&ClientCode {
+            user_id: id,
+            username,
+            redirect_uri: client.redirect_uri.clone(),
+            challenge: client.challenge,
+        })
+        .expect("a client code serialises");
+        state
+            .cache
+            .set_ex(&format!("oauthcode:{code}"), &grant, CODE_TTL)
+            .await
+            .map_err(store_down)?;
+        let mut to = reqwest::Url::parse(&client.redirect_uri)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("bad client callback: {e}")))?;
+        to.query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &client.state);
+        return Ok(Redirect::to(to.as_str()).into_response());
+    }
     let tokens = sessions::start(&state, id, &username).await?;
     if created {
         create_profile(&state, &tokens.access_token).await;
     }
-    Ok(Json(tokens))
+    Ok(Json(tokens).into_response())
+}
+
+/// A client's code exchange.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CodeExchange {
+    /// The code auth sent to the client's callback.
+    pub code: String,
+    /// The PKCE verifier whose S256 challenge started the login.
+    pub code_verifier: String,
+    /// The callback the code was sent to.
+    pub redirect_uri: String,
+}
+
+/// A client (the web frontend) exchanges its one-time code and PKCE verifier for tokens.
+#[utoipa::path(post, path = "/api/auth/oauth/token", tag = "oauth",
+    request_body = CodeExchange,
+    responses(
+        (status = 200, description = "signed in", body = TokenResponse),
+        (status = 400, description = "malformed request, or the code is unknown, spent, expired, or not this verifier's (`invalid_grant`)", body = common::ErrorBody),
+        (status = 422, description = "a field has the wrong type; the message names it", body = common::ErrorBody),
+        (status = 503, description = "a dependency (PostgreSQL, Redis) is unavailable; retry", body = common::ErrorBody)))]
+async fn exchange(
+    State(state): State<AppState>,
+    Json(x): Json<CodeExchange>,
+) -> Result<Json<TokenResponse>> {
+    let invalid = |m: &str| ApiError::BadRequest("invalid_grant", m.to_owned());
+    if x.code.is_empty() || x.code.len() > 128 {
+        return Err(invalid("unknown, spent or expired code; sign in again"));
+    }
+    let grant: ClientCode = state
+        .cache
+        .get_del(&format!("oauthcode:{}", x.code))
+        .await
+        .map_err(store_down)?
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .ok_or_else(|| invalid("unknown, spent or expired code; sign in again"))?;
+    if grant.redirect_uri != x.redirect_uri {
+        return Err(invalid("the code was sent to another redirect_uri"));
+    }
+    // The challenge went through the browser in the clear: comparing it is no secret.
+    if pkce_challenge(&x.code_verifier) != grant.challenge {
+        return Err(invalid(
+            "the code_verifier does not match the login's challenge",
+        ));
+    }
+    Ok(Json(
+        sessions::start(&state, grant.user_id, &grant.username).await?,
+    ))
 }
 
 const FIND_IDENTITY: &str = "SELECT u.id, u.username FROM oauth_identities i JOIN users u ON u.id = i.user_id \

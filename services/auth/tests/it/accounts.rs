@@ -348,7 +348,7 @@ async fn the_openapi_document_is_generated_from_the_router_and_matches_it() {
     assert!(doc.json["paths"]["/api/auth/login"]["post"]["requestBody"].is_object());
     assert!(doc.json["components"]["schemas"]["ErrorBody"].is_object());
     let n = common::testkit::check_openapi(&h.app, &auth::openapi()).await;
-    assert_eq!(n, 10, "every auth operation is documented and routed");
+    assert_eq!(n, 12, "every auth operation is documented and routed");
 }
 
 /// U+0000 in registration or login fields is a 422, not a 500 from PostgreSQL.

@@ -206,3 +206,84 @@ async fn the_dev_provider_is_off_by_default_and_redirects_only_to_its_own_callba
         .await
         .expect_error(400, "invalid_grant");
 }
+
+/// A client of auth's own (the web frontend) gets a one-time code at its callback, bound
+/// to its PKCE challenge, instead of tokens in the browser; the code works once, with the
+/// right verifier, at the callback it was sent to.
+#[tokio::test]
+async fn a_client_login_ends_at_its_callback_with_a_code_for_its_verifier() {
+    use base64::Engine;
+    use sha2::Digest;
+    let h = Harness::new(&["--dev-idp", "true"]).await;
+    let listed = Req::get("/api/auth/oauth/providers")
+        .send(&h.app)
+        .await
+        .expect(200);
+    assert_eq!(listed.json["providers"], serde_json::json!(["dev"]));
+    let callback = format!("http://{}/oauth/callback", h.addr);
+    let verifier = "a-web-frontends-verifier-of-at-least-43-characters";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let start = |redirect: &str| {
+        format!(
+            "/api/auth/oauth/dev/start?login_hint=webby&redirect_uri={}&state=web-state-1&code_challenge={challenge}&code_challenge_method=S256",
+            urlencode(redirect)
+        )
+    };
+    // Codes go only to this system's own web callback.
+    Req::get(&start("http://evil.example/oauth/callback"))
+        .send(&h.app)
+        .await
+        .expect_error(400, "invalid_request");
+    let login = || async {
+        let s = Req::get(&start(&callback)).send(&h.app).await.expect(303);
+        let back = Req::get(&local(&location(&s)))
+            .send(&h.app)
+            .await
+            .expect(303);
+        let done = Req::get(&local(&location(&back)))
+            .send(&h.app)
+            .await
+            .expect(303);
+        let to = location(&done);
+        assert!(
+            to.starts_with(&format!("{callback}?")) && to.contains("state=web-state-1"),
+            "{to}"
+        );
+        assert!(!to.contains("eyJ"), "no token in the browser's URL: {to}");
+        code_of(&done)
+    };
+    let exchange = |code: String, verifier: &str| {
+        Req::post("/api/auth/oauth/token").json(serde_json::json!({
+            "code": code, "code_verifier": verifier, "redirect_uri": callback}))
+    };
+    // The wrong verifier spends the code for nothing.
+    let code = login().await;
+    exchange(
+        code.clone(),
+        "not-the-verifier-not-the-verifier-not-the-verifier",
+    )
+    .send(&h.app)
+    .await
+    .expect_error(400, "invalid_grant");
+    exchange(code, verifier)
+        .send(&h.app)
+        .await
+        .expect_error(400, "invalid_grant");
+    // The right one signs in, once.
+    let code = login().await;
+    let signed_in = exchange(code.clone(), verifier)
+        .send(&h.app)
+        .await
+        .expect(200);
+    assert_eq!(signed_in.json["user"]["username"], "webby");
+    assert!(signed_in.json["access_token"].as_str().is_some());
+    exchange(code, verifier)
+        .send(&h.app)
+        .await
+        .expect_error(400, "invalid_grant");
+    Req::get("/api/profiles/webby")
+        .send(&h.profile)
+        .await
+        .expect(200);
+}
