@@ -1354,6 +1354,18 @@ async fn web_pages_sign_in_post_follow_and_sign_out(client: &reqwest::Client, e2
         .await
         .expect("bad spans");
     assert_eq!(r.status(), 400, "the public endpoint validates");
+    let r = client
+        .post(format!("{base}/v1/traces"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .await
+        .expect("oversize spans");
+    assert_eq!(r.status(), 413, "the public endpoint's body limit");
+    // A page for someone who does not exist is a 404 page, not a failure.
+    let (s, missing) = page("/u/nobody_by_that_name").await;
+    assert_eq!(s, 404, "{missing}");
+    assert!(missing.contains("No such person."), "{missing}");
     assert_eq!(
         client
             .get(format!("{base}/v1/traces"))

@@ -550,6 +550,28 @@ pub(super) async fn a_real_browser_uses_the_site(client: &reqwest::Client, e2e_t
         "the browser starts the trace: {sent:#?}"
     );
 
+    // The second browser signs out and in again with its password.
+    click(
+        b2,
+        Locator::XPath("//button[text()='Sign out']"),
+        "a sign-out button",
+    )
+    .await;
+    type_into(b2, "input[name=username]", "browser_two").await;
+    type_into(b2, "input[name=password]", "correct horse battery").await;
+    click(
+        b2,
+        Locator::Css("main form button[type=submit]"),
+        "the sign-in button",
+    )
+    .await;
+    find(
+        b2,
+        Locator::XPath("//a[text()='@browser_two']"),
+        "signed in again with the password",
+    )
+    .await;
+
     b2.clone().close().await.expect("close the second browser");
     b.clone().close().await.expect("close the browser");
 }
