@@ -20,6 +20,7 @@ const SERVICES: &[&str] = &[
     "media",
     "objects",
     "chaosproxy",
+    "web",
 ];
 
 fn main() -> ExitCode {
