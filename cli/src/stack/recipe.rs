@@ -271,10 +271,6 @@ impl Stack {
         if let Some(limit) = inst.component.body_limit {
             set("SOCIALNET_MAX_BODY".into(), limit.to_string());
         }
-        // The services allocate with mimalloc, which by default commits each 1 GiB arena
-        // it reserves as it goes and kept ~16 MiB more per process than this (measured
-        // idle on the local runtime: 57 MiB per service, 41 MiB with it off).
-        set("MIMALLOC_ARENA_EAGER_COMMIT".into(), "0".into());
         // A short batch delay, so traces are complete in the sink within a second or two.
         set("OTEL_BSP_SCHEDULE_DELAY".into(), "1000".into());
         set("RUST_LOG".into(), "info".into());
@@ -470,6 +466,13 @@ impl Stack {
             (Role::Program, Launch::Recipe) => {
                 e.program = Some(c.name.to_owned());
             }
+        }
+        // Every socialnet process allocates with mimalloc, which by default commits each
+        // arena it reserves as it goes and kept ~16 MiB more per process than this
+        // (measured idle on the local runtime: 57 MiB per service, 41 MiB with it off).
+        if e.program.as_deref() == Some("socialnet") {
+            e.env
+                .insert("MIMALLOC_ARENA_EAGER_COMMIT".into(), "0".into());
         }
         for (k, v) in c.env {
             e.env.insert((*k).to_owned(), self.fill(net, inst, v));
