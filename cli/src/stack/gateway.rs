@@ -50,12 +50,9 @@ impl Stack {
             let limit = c
                 .body_limit
                 .map(|b| {
-                    // A large upload goes on to the service as it arrives. Unbuffered, a
-                    // body the service refuses unread (a method it does not serve) is
-                    // reset mid-send and NGINX answers 503: the gateway refuses the
-                    // methods no streamed route serves (GET, HEAD and POST only) itself.
+                    // A large upload goes on to the service as it arrives.
                     let stream = if b > super::STREAMED_BODY {
-                        "proxy_request_buffering off; if ($request_method !~ ^(GET|HEAD|POST)$) { return 405; } error_page 405 = @streamed_method_not_allowed; "
+                        "proxy_request_buffering off; "
                     } else {
                         ""
                     };
@@ -134,7 +131,7 @@ mod tests {
         // browser endpoint is POST-only and rate-limited.
         assert!(
             conf.contains(
-                "location / { client_max_body_size 11534336; proxy_request_buffering off; if ($request_method !~ ^(GET|HEAD|POST)$) { return 405; } error_page 405 = @streamed_method_not_allowed; proxy_pass http://socialnet_web; }"
+                "location / { client_max_body_size 11534336; proxy_request_buffering off; proxy_pass http://socialnet_web; }"
             ),
             "{conf}"
         );
