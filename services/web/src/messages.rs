@@ -156,10 +156,9 @@ pub async fn conversation(
             tracing::warn!(error = %e, "the read marker could not be moved");
         }
     }
-    let title = "Conversation";
     h::page(
         StatusCode::OK,
-        title,
+        "Conversation",
         Some(&s),
         pages::conversation(&s.csrf, &s.username, &c, &messages, &online),
     )

@@ -14,7 +14,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -136,7 +136,7 @@ fn again(state: &AppState, why: &str) -> Response {
         header::SET_COOKIE,
         session::set_cookie(COOKIE, "", 0, state.secure_cookies),
     );
-    r.into_response()
+    r
 }
 
 #[cfg(test)]

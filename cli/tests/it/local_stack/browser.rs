@@ -108,8 +108,7 @@ fn run_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("socialnet-test-run"))
 }
 
-/// Every span of the traces in the sink that hold a span named `name` from the browser,
-/// newest first.
+/// Every span of each trace in the sink that holds a span from the browser (up to 100).
 async fn browser_traces(client: &reqwest::Client) -> Vec<Vec<Value>> {
     let list: Value = client
         .get(format!(
