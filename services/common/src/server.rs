@@ -203,3 +203,60 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads one HTTP/1.1 response (headers and a Content-Length body) off `conn`, and
+    /// returns its status code.
+    async fn read_response(conn: &mut tokio::net::TcpStream) -> u16 {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            let n = conn.read(&mut byte).await.expect("the response's headers");
+            assert_eq!(n, 1, "connection closed inside a response: {buf:?}");
+            buf.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        conn.read_exact(&mut body)
+            .await
+            .expect("the response's body");
+        head[9..12].parse().expect("a status code")
+    }
+
+    /// A refused request's body is read before the refusal, so a client (the gateway)
+    /// still sending it gets the 4xx and keeps its connection, instead of a reset.
+    #[tokio::test]
+    async fn a_refused_requests_body_is_read_and_the_connection_kept() {
+        let app = super::finish(axum::Router::new().route("/thing", super::get(|| async { "ok" })));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let body = vec![b'x'; super::MAX_BODY_BYTES];
+        for (method, path, status) in [("PATCH", "/thing", 405), ("POST", "/nothing", 404)] {
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            conn.write_all(head.as_bytes()).await.unwrap();
+            conn.write_all(&body).await.unwrap();
+            assert_eq!(read_response(&mut conn).await, status, "{method} {path}");
+        }
+        conn.write_all(b"GET /thing HTTP/1.1\r\nhost: t\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            read_response(&mut conn).await,
+            200,
+            "the same connection serves on"
+        );
+    }
+}
