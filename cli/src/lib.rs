@@ -79,6 +79,14 @@ pub enum Command {
     /// Ctrl-C or `chaos heal` heals at once. Fault windows go to the sink. `chaos run`
     /// runs an experiment file.
     Chaos(cmd::chaos::ChaosArgs),
+    /// The teaching faults: realistic bugs to find in the traces (N+1 queries, a missing
+    /// index, lost context, a retry storm, a swallowed error, a wrong sampler, a clock
+    /// offset …), listed with their symptoms and switched on or off in the running
+    /// services with no restart.
+    Fault(cmd::fault::FaultArgs),
+    /// The workshop (tutorials/): `lab check N` says whether lab N is done and what is
+    /// still missing; `lab answer`, `lab env`, `lab token` and `lab oncall` serve the labs.
+    Lab(cmd::lab::LabArgs),
     /// Benchmark the sink: OTLP ingest rate (HTTP, gRPC), verification time, memory per span.
     BenchSink(cmd::bench_sink::BenchSinkArgs),
     /// Check that every trace in the sink (or Jaeger, or a file) arrived whole.
@@ -171,6 +179,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchMedia(a) => done(cmd::bench_media::run(&a).await),
         Command::BenchWeb(a) => done(cmd::bench_web::run(&a).await),
         Command::Chaos(a) => cmd::chaos::run(&a).await,
+        Command::Fault(a) => done(cmd::fault::run(&a).await),
+        Command::Lab(a) => cmd::lab::run(&a).await,
         Command::VerifyTraces(a) => cmd::verify::verify_traces(&a).await,
         Command::Traces(a) => done(cmd::verify::traces(&a).await),
     }

@@ -4,7 +4,7 @@
 //! it, 143 failed, 0 incomplete; outside the windows 0 incomplete" and knows the break
 //! is visible, and that it broke nothing it should not have.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,10 @@ pub struct WindowRow {
     /// what the callers saw.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub failed_with: std::collections::BTreeMap<String, usize>,
+    /// The incomplete traces by the kinds of defect found in them (a trace counts once
+    /// under each kind it has).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub defects: std::collections::BTreeMap<String, usize>,
 }
 
 /// Traces outside every window.
@@ -106,8 +110,12 @@ pub fn windows(traces: &[Vec<Span>]) -> Vec<FaultWindow> {
 }
 
 /// Accounts every trace (but the windows' own) to the window it began in, or to
-/// outside; `incomplete` names the traces verification found defects in.
-pub fn report(traces: &[Vec<Span>], incomplete: &HashSet<&str>) -> Option<FaultReport> {
+/// outside; `incomplete` names the traces verification found defects in, with the
+/// kinds of those defects.
+pub fn report(
+    traces: &[Vec<Span>],
+    incomplete: &HashMap<&str, BTreeSet<&str>>,
+) -> Option<FaultReport> {
     let windows = windows(traces);
     if windows.is_empty() {
         return None;
@@ -121,13 +129,15 @@ pub fn report(traces: &[Vec<Span>], incomplete: &HashSet<&str>) -> Option<FaultR
             incomplete: 0,
             injected_spans: 0,
             failed_with: Default::default(),
+            defects: Default::default(),
         })
         .collect();
     let mut outside = Outside::default();
     for t in traces.iter().filter(|t| !t.is_empty() && !is_window(t)) {
         let start = t.iter().map(|s| s.start_ns).min().unwrap_or(0);
         let failed = t.iter().any(|s| s.status == StatusCode::Error);
-        let bad = incomplete.contains(t[0].trace_id.as_str());
+        let kinds = incomplete.get(t[0].trace_id.as_str());
+        let bad = kinds.is_some();
         let injected = t
             .iter()
             .filter(|s| s.attr("chaos.injected") == Some("true"))
@@ -149,6 +159,9 @@ pub fn report(traces: &[Vec<Span>], incomplete: &HashSet<&str>) -> Option<FaultR
                     *r.failed_with.entry(status).or_default() += 1;
                 }
                 r.incomplete += usize::from(bad);
+                for k in kinds.into_iter().flatten() {
+                    *r.defects.entry((*k).to_owned()).or_default() += 1;
+                }
                 r.injected_spans += injected;
             }
             None => {
@@ -164,6 +177,15 @@ pub fn report(traces: &[Vec<Span>], incomplete: &HashSet<&str>) -> Option<FaultR
     })
 }
 
+/// ` (a×2, b×1)`, or nothing for an empty count.
+fn by(counts: &BTreeMap<String, usize>) -> String {
+    if counts.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = counts.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+    format!(" ({})", each.join(", "))
+}
+
 /// The human-readable section.
 pub fn render(r: &FaultReport) -> String {
     use std::fmt::Write;
@@ -177,24 +199,16 @@ pub fn render(r: &FaultReport) -> String {
     for w in &r.windows {
         let _ = writeln!(
             s,
-            "  {} {} {}–{}: {} traces began in it, {} failed{}, {} incomplete{}",
+            "  {} {} {}–{}: {} traces began in it, {} failed{}, {} incomplete{}{}",
             w.window.kind,
             w.window.target,
             clock(w.window.start_ns),
             clock(w.window.end_ns),
             w.traces,
             w.failed,
-            if w.failed_with.is_empty() {
-                String::new()
-            } else {
-                let by: Vec<String> = w
-                    .failed_with
-                    .iter()
-                    .map(|(k, v)| format!("{k}×{v}"))
-                    .collect();
-                format!(" ({})", by.join(", "))
-            },
+            by(&w.failed_with),
             w.incomplete,
+            by(&w.defects),
             if w.injected_spans > 0 {
                 format!(", {} spans marked chaos.injected", w.injected_spans)
             } else {
@@ -251,7 +265,10 @@ mod tests {
             vec![span("c", "load", 300, 310, false)],
             vec![span("d", "load", 50, 60, true)],
         ];
-        let incomplete = HashSet::from(["b", "c"]);
+        let incomplete = HashMap::from([
+            ("b", BTreeSet::from(["missing_parent", "ends_after_parent"])),
+            ("c", BTreeSet::from(["missing_parent"])),
+        ]);
         let r = report(&traces, &incomplete).expect("a window");
         assert_eq!(r.windows.len(), 1);
         let row = &r.windows[0];
@@ -260,6 +277,14 @@ mod tests {
             ("kill", "feed")
         );
         assert_eq!((row.traces, row.failed, row.incomplete), (2, 1, 1));
+        // The defects of the window's incomplete trace (b), not of c, outside it.
+        assert_eq!(
+            row.defects,
+            BTreeMap::from([
+                ("ends_after_parent".to_owned(), 1),
+                ("missing_parent".to_owned(), 1)
+            ])
+        );
         assert_eq!(
             r.outside,
             Outside {
@@ -269,6 +294,11 @@ mod tests {
             }
         );
         assert!(render(&r).contains("kill feed"));
+        assert!(
+            render(&r).contains("1 incomplete (ends_after_parent×1, missing_parent×1)"),
+            "{}",
+            render(&r)
+        );
         assert!(
             report(&traces[1..], &incomplete).is_none(),
             "no window, no report"

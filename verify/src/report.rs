@@ -1,7 +1,7 @@
 //! Verification over many traces: per-endpoint completeness, every defect, and the
 //! accounting of requests a load generator says it sent.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -166,10 +166,10 @@ pub fn verify_linked(
         }
     }
 
-    let incomplete: HashSet<&str> = judged
+    let incomplete: HashMap<&str, BTreeSet<&str>> = judged
         .iter()
         .filter(|(_, _, ds, _)| !ds.is_empty())
-        .map(|(_, id, _, _)| id.as_str())
+        .map(|(_, id, ds, _)| (id.as_str(), ds.iter().map(|d| d.kind.name()).collect()))
         .collect();
     let faults = crate::faults::report(traces, &incomplete);
     // Traces that began while a fault acted are what the fault did: counted in its

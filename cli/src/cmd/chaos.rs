@@ -104,6 +104,11 @@ pub struct FaultArgs {
     /// How long the fault lasts before socialctl heals it.
     #[arg(long, default_value = "30s", value_parser = scenarios::workload::parse_duration)]
     pub duration: Duration,
+    /// A command to run while the fault is on, after `--` (e.g. `-- curl -s URL`): the
+    /// fault is put on first, heals as soon as the command exits (or at --duration),
+    /// and socialctl fails when the command does.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub during: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -162,6 +167,11 @@ pub struct NetArgs {
     /// Share of connections it acts on, 0 to 1, decided per connection.
     #[arg(long, default_value_t = 1.0)]
     pub toxicity: f64,
+    /// A command to run while the fault is on, after `--` (e.g. `-- curl -s URL`): the
+    /// fault is put on first, heals as soon as the command exits (or at --duration),
+    /// and socialctl fails when the command does.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub during: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -221,6 +231,11 @@ pub struct PartitionArgs {
     /// How long the fault lasts before socialctl heals it.
     #[arg(long, default_value = "30s", value_parser = scenarios::workload::parse_duration)]
     pub duration: Duration,
+    /// A command to run while the fault is on, after `--` (e.g. `-- curl -s URL`): the
+    /// fault is put on first, heals as soon as the command exits (or at --duration),
+    /// and socialctl fails when the command does.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub during: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -356,7 +371,7 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 /// The running stack's table and runtime, or an error that says how to start one.
-async fn open(stack: &super::StackArgs) -> anyhow::Result<(Stack, AnyRuntime, PathBuf)> {
+pub(crate) async fn open(stack: &super::StackArgs) -> anyhow::Result<(Stack, AnyRuntime, PathBuf)> {
     let state = stack.recorded().with_context(|| {
         format!(
             "no stack is up from {}; start one with `socialctl up` (or name its --state-dir)",
@@ -368,7 +383,7 @@ async fn open(stack: &super::StackArgs) -> anyhow::Result<(Stack, AnyRuntime, Pa
 }
 
 /// Each instance's operations base URL (where `/chaos/faults` is), from the runtime.
-async fn ops_urls(rt: &AnyRuntime) -> std::collections::BTreeMap<String, String> {
+pub(crate) async fn ops_urls(rt: &AnyRuntime) -> std::collections::BTreeMap<String, String> {
     rt.metrics()
         .await
         .into_iter()
@@ -518,6 +533,7 @@ async fn fault(
         app,
         toxic: None,
         stop,
+        during: a.during.clone(),
     };
     inflict(&a.target.stack, &stack, &rt, &dir, plan).await
 }
@@ -533,6 +549,8 @@ struct Plan {
     toxic: Option<chaosproxy::Toxic>,
     /// The target component's graceful stop signal.
     stop: Signal,
+    /// The command to run while the fault is on (empty: wait out the duration).
+    during: Vec<String>,
 }
 
 /// Records the fault, puts it on every instance (or link), says what it did and how to
@@ -552,6 +570,7 @@ async fn inflict(
         app,
         mut toxic,
         stop,
+        during,
     } = plan;
     let dir = dir.to_path_buf();
     let dir = &dir;
@@ -617,10 +636,46 @@ async fn inflict(
         kind.heal_plan()
     );
     println!("  see it: {}", see_it(kind));
-    let healed_by = wait(dir, &f, duration, rt, restarts_before).await;
+    let mut child = match during.split_first() {
+        Some((program, args)) => Some(
+            tokio::process::Command::new(program)
+                .args(args)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("could not run {program:?} during the fault"))?,
+        ),
+        None => None,
+    };
+    let (healed_by, exited) = match child.as_mut() {
+        Some(c) => tokio::select! {
+            h = wait(dir, &f, duration, rt, restarts_before) => (h, None),
+            s = c.wait() => ("command", Some(s)),
+        },
+        None => (wait(dir, &f, duration, rt, restarts_before).await, None),
+    };
+    if child.is_some() && exited.is_none() {
+        println!(
+            "{} the fault ends ({healed_by}) before the command: stopping {:?}",
+            hms(Utc::now()),
+            during[0]
+        );
+    }
+    drop(child);
+    let failed = match exited {
+        Some(Ok(s)) if !s.success() => Some(format!("exited with {s}")),
+        Some(Err(e)) => Some(format!("could not be waited for: {e}")),
+        _ => None,
+    };
+    let outcome = match failed {
+        Some(why) => Err(anyhow::anyhow!(
+            "the command run during the fault ({}) {why}; the fault is healed",
+            during.join(" ")
+        )),
+        None => Ok(()),
+    };
     if healed_by == "heal" {
         println!("{} healed by `socialctl chaos heal`", hms(Utc::now()));
-        return Ok(());
+        return outcome;
     }
     take(dir, &f.id)?;
     heal_one(stack, rt, &f).await?;
@@ -633,7 +688,7 @@ async fn inflict(
         hms(f.started),
         hms(ended)
     );
-    Ok(())
+    outcome
 }
 
 /// The trace query that shows what a fault did.
@@ -730,6 +785,7 @@ async fn network(n: &NetArgs, kind: Kind, effect: chaosproxy::Effect) -> anyhow:
         app: None,
         toxic: Some(toxic),
         stop: Signal::Term,
+        during: n.during.clone(),
     };
     inflict(&n.stack, &stack, &rt, &dir, plan).await
 }
@@ -756,6 +812,7 @@ async fn partition(p: &PartitionArgs) -> anyhow::Result<()> {
         target: format!("{}↮{}", p.a, p.b),
         instances: links,
         duration: p.duration,
+        during: p.during.clone(),
         app: None,
         toxic: Some(chaosproxy::Toxic {
             // Named after the fault once it has an id (in `inflict`).

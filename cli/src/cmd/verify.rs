@@ -78,6 +78,9 @@ pub struct TracesArgs {
     /// Also print each process's resource attributes (host, instance, SDK, …).
     #[arg(long)]
     pub resource: bool,
+    /// Also print each span's attributes under it (`db.query.text`, `http.route`, …).
+    #[arg(long)]
+    pub attributes: bool,
     /// Only traces that began during the latest fault window `socialctl chaos`
     /// recorded (or during the fault active now).
     #[arg(long)]
@@ -472,6 +475,19 @@ pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let sink = super::or_recorded(&a.sink, || a.stack.addresses().otlp_http);
     let sink = sink.trim_end_matches('/');
+    // Spans of a request just made may still be in the services' export queues: on the
+    // running stack, wait (briefly) until they have all been sent, so the tree is whole.
+    if a.sink.is_none() && a.stack.recorded().is_some() {
+        let metrics = metrics_of(&a.stack).await;
+        let _ = wait_drained(
+            &client,
+            sink,
+            &metrics,
+            Duration::from_secs(10),
+            Duration::from_millis(1000),
+        )
+        .await;
+    }
     let list: Vec<Vec<Span>> = match &a.trace_id {
         Some(id) => vec![
             get_json(&client, &format!("{sink}/api/traces/{id}"))
@@ -551,10 +567,10 @@ pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
         // receive time − send time, as verify-traces judges them.
         let (fixed, clocks) = verify::skew::correct(std::slice::from_ref(t));
         if clocks.is_empty() {
-            print!("{}", render_tree(t));
+            print!("{}", render_tree(t, a.attributes));
         } else {
             println!("as sent, on the clients' own clocks:");
-            print!("{}", render_tree(t));
+            print!("{}", render_tree(t, a.attributes));
             let who: Vec<String> = clocks
                 .iter()
                 .map(|c| {
@@ -570,7 +586,7 @@ pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
                 "corrected by receive time − send time ({}):",
                 who.join(", ")
             );
-            print!("{}", render_tree(&fixed[0]));
+            print!("{}", render_tree(&fixed[0], a.attributes));
         }
         if a.resource {
             print!("{}", render_resources(t));
@@ -597,26 +613,27 @@ pub fn render_resources(spans: &[Span]) -> String {
     out
 }
 
-/// A trace as an indented tree, children under parents by start time.
-pub fn render_tree(spans: &[Span]) -> String {
+/// A trace as an indented tree, children under parents by start time; with
+/// `attributes`, each span's attributes under it.
+pub fn render_tree(spans: &[Span], attributes: bool) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let Some(first) = spans.first() else { return s };
     let ids: std::collections::HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     let t0 = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
     let _ = writeln!(s, "trace {}  ({} spans)", first.trace_id, spans.len());
-    fn walk(out: &mut String, spans: &[Span], parent: &Span, depth: usize, t0: u64) {
+    fn walk(out: &mut String, spans: &[Span], parent: &Span, depth: usize, t0: u64, attrs: bool) {
         let mut kids: Vec<&Span> = spans
             .iter()
             .filter(|c| c.parent_span_id == parent.span_id)
             .collect();
         kids.sort_by_key(|k| k.start_ns);
         for k in kids {
-            line(out, k, depth, t0);
-            walk(out, spans, k, depth + 1, t0);
+            line(out, k, depth, t0, attrs);
+            walk(out, spans, k, depth + 1, t0, attrs);
         }
     }
-    fn line(out: &mut String, s: &Span, depth: usize, t0: u64) {
+    fn line(out: &mut String, s: &Span, depth: usize, t0: u64, attrs: bool) {
         use std::fmt::Write;
         let status = if s.status == verify::StatusCode::Error {
             " ERROR"
@@ -635,6 +652,11 @@ pub fn render_tree(spans: &[Span]) -> String {
             status
         );
         let pad = format!("{:24}{}", "", "  ".repeat(depth + 1));
+        if attrs {
+            for (k, v) in &s.attributes {
+                let _ = writeln!(out, "{pad}{k}={v}");
+            }
+        }
         for e in &s.events {
             let attrs: Vec<String> = e
                 .attributes
@@ -674,10 +696,47 @@ pub fn render_tree(spans: &[Span]) -> String {
                 top.parent_span_id
             );
         }
-        line(&mut s, top, 0, t0);
-        walk(&mut s, spans, top, 1, t0);
+        line(&mut s, top, 0, t0, attributes);
+        walk(&mut s, spans, top, 1, t0, attributes);
     }
     s
+}
+
+/// Waits (at most `timeout`) for the running stack's span pipeline to drain, then reads
+/// `path` from its sink's query API (`/api/export`, `/api/traces/ID`): what the
+/// workshop's checks read. `None` for a 404.
+pub(crate) async fn drained_sink_json<T: serde::de::DeserializeOwned>(
+    stack: &super::StackArgs,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<T>> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let sink = stack.addresses().otlp_http;
+    let sink = sink.trim_end_matches('/');
+    let metrics = metrics_of(stack).await;
+    wait_drained(
+        &client,
+        sink,
+        &metrics,
+        timeout,
+        Duration::from_millis(1500),
+    )
+    .await?;
+    let url = format!("{sink}{path}");
+    let res = client.get(&url).send().await.with_context(|| {
+        format!("could not reach the sink at {sink}; is the stack up? `socialctl up` starts it")
+    })?;
+    if res.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !res.status().is_success() {
+        bail!("{url} answered HTTP {}", res.status());
+    }
+    Ok(Some(res.json().await.with_context(|| {
+        format!("{url} did not answer with the expected JSON")
+    })?))
 }
 
 #[cfg(test)]
@@ -709,7 +768,7 @@ mod tests {
             resource: vec![("host.name".to_owned(), "replica-b".to_owned())].into(),
             ..Default::default()
         };
-        let tree = super::render_tree(std::slice::from_ref(&consumer));
+        let tree = super::render_tree(std::slice::from_ref(&consumer), false);
         assert!(
             tree.contains("· event delivered at 1.00 ms recipients=2"),
             "{tree}"

@@ -10,6 +10,7 @@ mod load_run;
 mod local_stack;
 mod table;
 mod tidy;
+mod workshop;
 
 /// Docker stacks are started one at a time: the first builds the images.
 pub static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -291,6 +291,45 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// The `unpipelined_fanout` teaching fault's version of [`Cache::push_to_existing`]:
+    /// the same commands, each its own round trip, one key after another.
+    ///
+    /// Symptom in the trace: under `feed.fan_out`, a ladder of `LPUSHX` and `LTRIM` CLIENT
+    /// spans, two per follower, where one `PIPELINE` span does the same work.
+    pub async fn push_one_by_one(
+        &self,
+        keys: &[String],
+        value: i64,
+        cap: isize,
+    ) -> Result<(), CacheError> {
+        for k in keys {
+            let key = self.key(k);
+            let mut c = self.conn.clone();
+            self.spans
+                .run("LPUSHX", async {
+                    redis::cmd("LPUSHX")
+                        .arg(&key)
+                        .arg(value)
+                        .query_async::<i64>(&mut c)
+                        .await
+                })
+                .await?;
+            self.spans
+                .run("LTRIM", async {
+                    redis::cmd("LTRIM")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(cap - 1)
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Milliseconds since the Unix epoch, by this host's clock.
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()

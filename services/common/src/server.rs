@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use http::StatusCode;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -68,6 +68,14 @@ where
             get(faults).put(set_faults).delete(clear_faults),
         )
         .route(
+            telemetry::http_server::TEACHING_PATH,
+            get(teaching).delete(teaching_all_off),
+        )
+        .route(
+            &format!("{}/{{name}}", telemetry::http_server::TEACHING_PATH),
+            put(teaching_on).delete(teaching_off),
+        )
+        .route(
             "/metrics",
             get(|| async { telemetry::export_stats().to_prometheus() }),
         )
@@ -105,6 +113,49 @@ async fn clear_faults() -> StatusCode {
     }
     telemetry::faults::set(None);
     StatusCode::NO_CONTENT
+}
+
+/// The teaching faults on in this process (`socialctl fault list`).
+async fn teaching() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({ "on": telemetry::teaching::active() }))
+}
+
+async fn teaching_switch(
+    name: &str,
+    on: bool,
+) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+    if !telemetry::teaching::switch(name, on) {
+        let known: Vec<&str> = telemetry::teaching::CATALOGUE
+            .iter()
+            .map(|t| t.name)
+            .collect();
+        return Err(error::ApiError::NotFound(format!(
+            "no teaching fault {name:?}; the faults are {}",
+            known.join(", ")
+        )));
+    }
+    tracing::warn!(fault = name, on, "teaching fault switched");
+    Ok(teaching().await)
+}
+
+async fn teaching_on(
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+    teaching_switch(&name, true).await
+}
+
+async fn teaching_off(
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+    teaching_switch(&name, false).await
+}
+
+async fn teaching_all_off() -> axum::Json<serde_json::Value> {
+    if !telemetry::teaching::active().is_empty() {
+        tracing::warn!("every teaching fault switched off");
+    }
+    telemetry::teaching::all_off();
+    teaching().await
 }
 
 /// Ready when PostgreSQL answers; `degraded` (still 200) when only Redis is down,

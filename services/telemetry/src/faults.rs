@@ -1,32 +1,8 @@
-//! Teaching faults that break telemetry itself, switched on at start-up with
-//! `SOCIALNET_FAULTS=name[,name…]` and off by default. Each is a single check in the
-//! code it breaks, so a learner can find it.
+//! Application faults for `socialctl chaos`, switched on at run time. Teaching faults
+//! (bugs a learner finds in the traces) are in [`crate::teaching`]; [`on`] and
+//! [`BROKEN_PROPAGATION`] are here too for the code that asks.
 
-use std::sync::OnceLock;
-
-/// Outgoing HTTP calls forward the trace id with a *made-up* parent span id, as a proxy
-/// that forgets to record its own hop would.
-///
-/// Symptom in the trace: the callee's SERVER span names a parent that never arrives —
-/// `verify-traces` reports `missing_parent` (an orphan) in the callee's service, and the
-/// caller's CLIENT span shows `client_without_server`.
-pub const BROKEN_PROPAGATION: &str = "broken_propagation";
-
-/// Whether fault `name` is switched on in this process.
-pub fn enabled(name: &str) -> bool {
-    static FAULTS: OnceLock<Vec<String>> = OnceLock::new();
-    FAULTS
-        .get_or_init(|| {
-            std::env::var("SOCIALNET_FAULTS")
-                .unwrap_or_default()
-                .split(',')
-                .map(|f| f.trim().to_owned())
-                .filter(|f| !f.is_empty())
-                .collect()
-        })
-        .iter()
-        .any(|f| f == name)
-}
+pub use crate::teaching::{BROKEN_PROPAGATION, on};
 
 /// Application faults, switched on and off at run time by `socialctl chaos` through the
 /// service's `/chaos/faults` endpoint (operations port only: the gateway does not route
@@ -45,8 +21,6 @@ pub struct AppFaults {
     /// refused), inside their CLIENT span: a `host:port`, or a path prefix (`/api/profiles`,
     /// for calls that go to a service through the gateway).
     pub failing_calls: Vec<String>,
-    /// Teaching faults switched on now, beside those of `SOCIALNET_FAULTS`.
-    pub teaching: Vec<String>,
     /// Only requests whose route starts with this are touched (all when empty).
     pub route_prefix: String,
     /// Seconds until the faults lapse by themselves (0: at once).
@@ -82,11 +56,6 @@ fn with_active<R>(f: impl FnOnce(&AppFaults) -> R) -> Option<R> {
 /// The faults in force now, if any.
 pub fn current() -> Option<AppFaults> {
     with_active(AppFaults::clone)
-}
-
-/// Whether teaching fault `name` is on: at start (`SOCIALNET_FAULTS`) or at run time.
-pub fn on(name: &str) -> bool {
-    enabled(name) || with_active(|f| f.teaching.iter().any(|t| t == name)) == Some(true)
 }
 
 /// What the faults do to one request on `route`: the latency to add, and whether to
@@ -150,7 +119,6 @@ mod tests {
             route_prefix: "/api/chaos-unit".into(),
             failing_calls: vec!["chaos-unit:1".into(), "/api/chaos-unit-callee".into()],
             ttl_secs: 60,
-            ..Default::default()
         }));
         assert_eq!(for_request("/api/chaos-unit/x", || 7000), Some((20, false)));
         assert_eq!(for_request("/api/chaos-unit/x", || 1234), Some((20, true)));

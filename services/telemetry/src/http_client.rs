@@ -45,7 +45,45 @@ impl HttpClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let mut req = request.build()?;
+        let req = request.build()?;
+        if crate::teaching::on(crate::teaching::RETRY_STORM) {
+            return self.retry_storm(req).await;
+        }
+        self.send_once(req).await
+    }
+
+    /// The `retry_storm` teaching fault: a call that failed (a transport error or a 5xx)
+    /// is sent again at once, [`RETRY_STORM_RETRIES`](crate::teaching::RETRY_STORM_RETRIES)
+    /// more times, with no backoff and no budget, whatever its method.
+    ///
+    /// Symptom in the trace: six CLIENT spans of the same call side by side under one
+    /// parent, each with its own failed SERVER span at the callee, when the callee fails;
+    /// a struggling dependency gets six times the load.
+    async fn retry_storm(
+        &self,
+        mut req: reqwest::Request,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut retries = 0;
+        loop {
+            let again = req.try_clone();
+            let result = self.send_once(req).await;
+            let failed = result
+                .as_ref()
+                .map_or(true, |r| r.status().is_server_error());
+            match again {
+                Some(next) if failed && retries < crate::teaching::RETRY_STORM_RETRIES => {
+                    retries += 1;
+                    req = next;
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        mut req: reqwest::Request,
+    ) -> Result<reqwest::Response, reqwest::Error> {
         let span =
             tracing::info_span!("http.client", otel.name = %req.method(), otel.kind = "client");
         span.set_attribute(HTTP_REQUEST_METHOD, req.method().to_string());
@@ -77,7 +115,7 @@ impl HttpClient {
             Ok(res) => {
                 let status = res.status();
                 span.set_attribute(HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
-                if status.is_client_error() || status.is_server_error() {
+                if (status.is_client_error() || status.is_server_error()) && !swallowed() {
                     crate::record_error(&span, status.as_str(), format!("HTTP {status}"));
                 }
             }
@@ -94,6 +132,16 @@ impl HttpClient {
         }
         result
     }
+}
+
+/// The `swallowed_error` teaching fault: an error answer is not recorded on the CLIENT
+/// span that got it (the status code still is, as many hand-written clients do).
+///
+/// Symptom in the trace: `verify-traces` reports `error_not_propagated` (the callee's
+/// SERVER span is a 5xx, the caller's CLIENT span is not an error), and an error search
+/// for the caller finds nothing.
+fn swallowed() -> bool {
+    crate::teaching::on(crate::teaching::SWALLOWED_ERROR)
 }
 
 /// The `broken_propagation` teaching fault: the right trace id, a parent that does not exist.

@@ -56,6 +56,10 @@ pub const UNTRACED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", FAULTS_
 /// The operations endpoint of run-time application faults (`socialctl chaos`).
 pub const FAULTS_PATH: &str = "/chaos/faults";
 
+/// The operations endpoint of the teaching faults (`socialctl fault`): `GET` lists
+/// them, `PUT`/`DELETE` on `/chaos/teaching/{name}` switch one, `DELETE` all.
+pub const TEACHING_PATH: &str = "/chaos/teaching";
+
 /// The `error.type` of a server span whose client went away before the response.
 pub const CANCELLED: &str = "cancelled";
 
@@ -83,7 +87,8 @@ impl Drop for Unanswered {
 
 /// axum middleware: see the module docs.
 pub async fn trace_requests(req: Request, next: Next) -> Response {
-    if UNTRACED_PATHS.contains(&req.uri().path()) {
+    let path = req.uri().path();
+    if UNTRACED_PATHS.contains(&path) || path.starts_with(TEACHING_PATH) {
         return next.run(req).await;
     }
     let route = req

@@ -235,6 +235,7 @@ fn counted_provider(
             inner: processor,
             counters,
         })
+        .with_sampler(crate::sdk_faults::Sampling::from_env())
         .with_resource(resource)
         .build()
 }

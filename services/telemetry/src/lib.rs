@@ -27,6 +27,8 @@ mod logs;
 pub mod messaging;
 pub mod propagation;
 pub mod s3;
+mod sdk_faults;
+pub mod teaching;
 #[cfg(feature = "testing")]
 pub mod testing;
 

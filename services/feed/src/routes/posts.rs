@@ -82,7 +82,9 @@ async fn create(
         .await?;
     // The post is stored; a failed fan-out only delays it in followers' timelines until
     // they are rebuilt (TTL), so it is logged, not returned as an error.
-    if let Err(e) = fan_out(&state, &user, post.id).await {
+    if telemetry::teaching::on(telemetry::teaching::LOST_CONTEXT) {
+        fan_out_detached(&state, &user, post.id);
+    } else if let Err(e) = fan_out(&state, &user, post.id).await {
         tracing::warn!(post_id = post.id, error = %e, "fan-out failed; followers see the post after their timeline is rebuilt");
     }
     Ok((StatusCode::CREATED, Json(post)))
@@ -118,6 +120,26 @@ pub(crate) fn timeline_key(user: uuid::Uuid) -> String {
     format!("tl:{user}")
 }
 
+/// The `lost_context` teaching fault: the fan-out is moved to a background task to answer
+/// sooner, and the task is spawned bare. Inside it there is no current span, so
+/// `feed.fan_out` starts a trace of its own.
+///
+/// Symptom in the trace: the post's trace has no `feed.fan_out` (and no profile call
+/// under it); new traces appear whose root is `feed.fan_out`, with no SERVER span above.
+fn fan_out_detached(state: &AppState, author: &AuthUser, post_id: i64) {
+    let (state, author) = (state.clone(), author.clone());
+    tokio::spawn(
+        async move {
+            if let Err(e) = fan_out(&state, &author, post_id).await {
+                tracing::warn!(post_id, error = %e, "fan-out failed");
+            }
+        }
+        // The bug: nothing here carries the request's span into the task, and `None`
+        // makes sure the task does not inherit one by accident either.
+        .instrument(tracing::Span::none()),
+    );
+}
+
 async fn fan_out(state: &AppState, author: &AuthUser, post_id: i64) -> Result<()> {
     let span = tracing::info_span!(
         "feed.fan_out",
@@ -142,11 +164,13 @@ async fn fan_out(state: &AppState, author: &AuthUser, post_id: i64) -> Result<()
         telemetry::set_current_attribute(attrs::FEED_STRATEGY, "push");
         telemetry::set_current_attribute(attrs::FEED_FANOUT_COUNT, followers.len() as i64);
         let keys: Vec<String> = followers.iter().map(|f| timeline_key(f.id)).collect();
-        state
-            .cache
-            .push_to_existing(&keys, post_id, state.settings.timeline_cap as isize)
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))
+        let cap = state.settings.timeline_cap as isize;
+        let pushed = if telemetry::teaching::on(telemetry::teaching::UNPIPELINED_FANOUT) {
+            state.cache.push_one_by_one(&keys, post_id, cap).await
+        } else {
+            state.cache.push_to_existing(&keys, post_id, cap).await
+        };
+        pushed.map_err(|e| ApiError::Unavailable(e.to_string()))
     }
     .instrument(span)
     .await
@@ -226,6 +250,15 @@ async fn delete(
 const BY_USER: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at, media FROM posts \
      WHERE author_username = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
 
+/// The `missing_index` teaching fault's version of [`BY_USER`]: a case-insensitive match
+/// someone added without an index to serve it. PostgreSQL cannot use
+/// `posts_by_author_username` for `lower(author_username)`, so it reads every post.
+///
+/// Symptom in the trace: this `SELECT posts` span grows with the size of the table, not of
+/// the page; its `db.query.text` shows `lower(`; EXPLAIN shows a sequential scan.
+const BY_USER_UNINDEXED: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at, media FROM posts \
+     WHERE lower(author_username) = lower($1) AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
+
 /// One author's posts, newest first.
 #[utoipa::path(get, path = "/api/feed/users/{username}/posts", tag = "posts",
     params(("username" = String, Path, description = "the author's name"), PageParams),
@@ -241,11 +274,16 @@ async fn user_posts(
 ) -> Result<Json<Page<Post>>> {
     let limit = p.limit()?;
     let db = &state.db;
+    let sql = if telemetry::teaching::on(telemetry::teaching::MISSING_INDEX) {
+        BY_USER_UNINDEXED
+    } else {
+        BY_USER
+    };
     let items: Vec<Post> = db
         .spans
         .run(
-            BY_USER,
-            sqlx::query_as(BY_USER)
+            sql,
+            sqlx::query_as(sql)
                 .bind(&username)
                 .bind(p.cursor)
                 .bind(limit)

@@ -109,6 +109,27 @@ async fn followed_celebrities(state: &AppState, user: &AuthUser) -> Result<Vec<U
     Ok(ids)
 }
 
+const ONE: &str = "SELECT id, author_id, author_username, body, like_count, comment_count, created_at, media FROM posts \
+     WHERE id = $1";
+
+/// The `n_plus_one` teaching fault: the page's posts read one query each, in order,
+/// instead of one `WHERE id = ANY($1)` ([`BY_IDS`]).
+///
+/// Symptom in the trace: a ladder of `SELECT posts` CLIENT spans under
+/// `GET /api/feed/timeline`, one per post on the page, each starting when the last ends.
+async fn one_by_one(state: &AppState, page: &[i64]) -> Result<Vec<Post>> {
+    let db = &state.db;
+    let mut items = Vec::with_capacity(page.len());
+    for id in page {
+        let post: Option<Post> = db
+            .spans
+            .run(ONE, sqlx::query_as(ONE).bind(id).fetch_optional(&db.pool))
+            .await?;
+        items.extend(post);
+    }
+    Ok(items)
+}
+
 /// The caller's home timeline: posts of the people they follow, newest first.
 #[utoipa::path(get, path = "/api/feed/timeline", tag = "timeline",
     security(("bearer" = [])),
@@ -192,6 +213,8 @@ async fn timeline(
     let page: Vec<i64> = merged.into_iter().rev().take(limit as usize).collect();
     let items: Vec<Post> = if page.is_empty() {
         Vec::new()
+    } else if telemetry::teaching::on(telemetry::teaching::N_PLUS_ONE) {
+        one_by_one(&state, &page).await?
     } else {
         let db = &state.db;
         db.spans
