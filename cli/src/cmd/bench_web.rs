@@ -8,9 +8,8 @@
 //! headless Chromium (Navigation Timing), when Debian's `chromium` and `chromium-driver`
 //! are installed.
 
-use std::os::unix::process::CommandExt as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hdrhistogram::Histogram;
@@ -81,79 +80,13 @@ async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Res
     })
 }
 
-/// chromedriver and its browsers, in a process group killed whole when dropped.
-struct Driver(std::process::Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 /// Milliseconds from navigation start to the end of the load event, per load.
 async fn browser_loads(base: &str, user: &str, loads: u32) -> anyhow::Result<Vec<f64>> {
-    if !std::path::Path::new("/usr/bin/chromium").exists() {
-        bail!("Chromium is not installed (apt-get install chromium chromium-driver)");
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let _driver = Driver(
-        std::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .context("chromedriver is not installed (apt-get install chromium-driver)")?,
-    );
-    let profile = tempfile::tempdir()?;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     format!("--user-data-dir={}", profile.path().display())]
-        }),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let b = loop {
-        match fantoccini::ClientBuilder::rustls()?
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(b) => break b,
-            Err(e) if Instant::now() >= deadline => {
-                bail!("no browser session from chromedriver: {e}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
+    let browser = super::browser::Browser::start().await?;
+    let b = &browser.client;
     let result = async {
         // Signed in through the form, as a reader would.
-        b.goto(&format!("{base}/signin")).await?;
-        b.find(fantoccini::Locator::Css("input[name=username]"))
-            .await?
-            .send_keys(user)
-            .await?;
-        b.find(fantoccini::Locator::Css("input[name=password]"))
-            .await?
-            .send_keys(PASSWORD)
-            .await?;
-        b.find(fantoccini::Locator::Css("main form button[type=submit]"))
-            .await?
-            .click()
-            .await?;
-        b.wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(fantoccini::Locator::Css("form.compose"))
-            .await
-            .context("the browser could not sign in")?;
+        browser.sign_in(base, user, PASSWORD).await?;
         let mut out = Vec::new();
         // The first load fills the browser's cache with the script and style, as a
         // returning reader's would be; it is not counted.
@@ -176,7 +109,7 @@ async fn browser_loads(base: &str, user: &str, loads: u32) -> anyhow::Result<Vec
         Ok::<_, anyhow::Error>(out)
     }
     .await;
-    let _ = b.close().await;
+    let _ = b.clone().close().await;
     result
 }
 

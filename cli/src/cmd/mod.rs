@@ -7,6 +7,7 @@ pub mod bench_media;
 pub mod bench_messaging;
 pub mod bench_sink;
 pub mod bench_web;
+pub mod browser;
 pub mod chaos;
 pub mod completions;
 pub mod compose;

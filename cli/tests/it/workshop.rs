@@ -445,11 +445,16 @@ const SYMPTOMS: &[Symptom] = &[
     Symptom {
         fault: t::WRONG_SAMPLER,
         request: POST,
-        // Each post calls profile; the faulty sampler keeps half of profile's spans, so
-        // ten posts all keeping theirs has odds of one in a million.
+        // Each post calls profile twice; the faulty sampler keeps each call's SERVER span
+        // on a coin, so twenty calls all keeping theirs has odds of one in a million.
         repeat: 10,
+        // A call to profile with no SERVER span of profile beneath it.
         shows: |spans| {
-            !calls_to_profile(spans).is_empty() && !spans.iter().any(|s| s.service == "profile")
+            calls_to_profile(spans).iter().any(|c| {
+                !spans
+                    .iter()
+                    .any(|s| s.service == "profile" && s.parent_span_id == c.span_id)
+            })
         },
     },
     Symptom {

@@ -44,6 +44,9 @@ pub enum Check {
     Chaos,
     /// The span in another trace that links to the learner's message.
     Links,
+    /// The page the learner opened in a browser: one trace from the browser's spans
+    /// to PostgreSQL's, and the parent of the browser's `documentLoad`.
+    Browser,
     /// The unnamed fault of `lab oncall`.
     Oncall,
 }
@@ -167,7 +170,13 @@ pub const LABS: &[Lab] = &[
     },
     Lab {
         n: 13,
-        file: "13-on-call",
+        file: "13-browser",
+        title: "From the browser to the database",
+        check: Check::Browser,
+    },
+    Lab {
+        n: 14,
+        file: "14-on-call",
         title: "On call: find the unnamed fault",
         check: Check::Oncall,
     },
@@ -225,7 +234,8 @@ pub async fn check(stack: &StackArgs, n: u32) -> anyhow::Result<ExitCode> {
         }
         Check::Chaos => chaos(stack, n, answer.as_deref(), &mut v).await?,
         Check::Links => links(stack, n, answer.as_deref(), &mut v).await?,
-        Check::Oncall => oncall(stack, &dir, answer.as_deref(), &mut v).await?,
+        Check::Browser => browser(stack, &dir, n, answer.as_deref(), &mut v).await?,
+        Check::Oncall => oncall(stack, &dir, n, answer.as_deref(), &mut v).await?,
     }
     for (ok, line) in &v.0 {
         println!("{} {line}", if *ok { "✓" } else { "✗" });
@@ -587,9 +597,89 @@ async fn links(
     Ok(())
 }
 
+async fn browser(
+    stack: &StackArgs,
+    dir: &std::path::Path,
+    n: u32,
+    answer: Option<&str>,
+    v: &mut Verdict,
+) -> anyhow::Result<()> {
+    let Some(b) = super::read_browsed(dir) else {
+        v.no("no page has been opened yet: step 1's `socialctl lab browse / --as alice`");
+        return Ok(());
+    };
+    let Some(spans) = trace(stack, &b.trace_id).await? else {
+        v.no(format!(
+            "trace {} (of {}) is not in the sink: open the page again",
+            b.trace_id, b.page
+        ));
+        return Ok(());
+    };
+    let from_browser: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.service == super::BROWSER_SERVICE)
+        .collect();
+    let sql = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client)
+        .find(|s| s.attributes.iter().any(|(k, _)| k == "db.query.text"));
+    match (from_browser.is_empty(), sql) {
+        (false, Some(q)) => v.ok(format!(
+            "trace {} of {} runs from the browser ({} spans) to PostgreSQL ({} in {})",
+            b.trace_id,
+            b.page,
+            from_browser.len(),
+            q.name,
+            q.service
+        )),
+        (true, _) => v.no(format!(
+            "trace {} has no span from the browser: open the page with `socialctl lab browse`, or in a browser with JavaScript on",
+            b.trace_id
+        )),
+        (false, None) => v.no(format!(
+            "trace {} reaches no database: open a page that shows posts (`/`, `/u/alice`)",
+            b.trace_id
+        )),
+    }
+    let Some(a) = given(
+        n,
+        answer,
+        "the name of the span that is documentLoad's parent",
+        v,
+    ) else {
+        return Ok(());
+    };
+    let Some(parent) = from_browser
+        .iter()
+        .find(|s| s.name == "documentLoad")
+        .and_then(|d| spans.iter().find(|p| p.span_id == d.parent_span_id))
+    else {
+        v.no("the trace has no documentLoad span with its parent: open the page again and let it load");
+        return Ok(());
+    };
+    if [
+        normal(&parent.name),
+        normal(&format!("{} {}", parent.service, parent.name)),
+    ]
+    .contains(&a)
+    {
+        v.ok(format!(
+            "right: {} {}, the page's SERVER span, is the parent of the browser's documentLoad",
+            parent.service, parent.name
+        ));
+    } else {
+        v.no(format!(
+            "{a:?} is not it: in `socialctl traces {}`, documentLoad is indented under its parent",
+            b.trace_id
+        ));
+    }
+    Ok(())
+}
+
 async fn oncall(
     stack: &StackArgs,
     dir: &std::path::Path,
+    n: u32,
     answer: Option<&str>,
     v: &mut Verdict,
 ) -> anyhow::Result<()> {
@@ -606,7 +696,7 @@ async fn oncall(
     }
     v.ok("an on-call exercise is running");
     let Some(a) = given(
-        13,
+        n,
         answer,
         "the name of the fault (as `socialctl fault list` names it)",
         v,

@@ -39,8 +39,12 @@ pub enum Verb {
     /// Print an access token for USER, registering the account on first use (password
     /// `workshop-password`); tokens are reused while they are valid.
     Token(TokenArgs),
-    /// Start the on-call exercise (lab 13): a teaching fault is switched on at random and
-    /// hidden from `fault list` until `lab check 13` is given its name.
+    /// Open one of the site's pages in a headless Chromium signed in as USER (a real
+    /// browser running the site's tracer, for a machine with no screen; any browser
+    /// does the same by hand), then print the page's trace id.
+    Browse(BrowseArgs),
+    /// Start the on-call exercise (lab 14): a teaching fault is switched on at random and
+    /// hidden from `fault list` until `lab check 14` is given its name.
     Oncall(OncallArgs),
     /// For instructors: print the on-call exercise's fault.
     Reveal(StackOnly),
@@ -76,6 +80,26 @@ pub struct TokenArgs {
     pub stack: super::StackArgs,
     /// The account: 3 to 32 lowercase letters, digits or `_`.
     pub user: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BrowseArgs {
+    #[command(flatten)]
+    pub stack: super::StackArgs,
+    /// The page, as a path on the gateway (`/`, `/u/alice`, `/search?q=a`).
+    #[arg(default_value = "/")]
+    pub page: String,
+    /// Whom to sign in as (the account is made on first use, as `lab token` makes it).
+    #[arg(long = "as", value_name = "USER")]
+    pub user: String,
+}
+
+/// The page `lab browse` opened last, for lab 13's check.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Browsed {
+    pub page: String,
+    pub user: String,
+    pub trace_id: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,6 +167,7 @@ pub async fn run(a: &LabArgs) -> anyhow::Result<ExitCode> {
             println!("{}", token(&t.stack, &t.user).await?);
             Ok(ExitCode::SUCCESS)
         }
+        Verb::Browse(b) => browse(b).await.map(|()| ExitCode::SUCCESS),
         Verb::Oncall(o) => oncall(o).await.map(|()| ExitCode::SUCCESS),
         Verb::Reveal(s) => {
             let dir = lab_dir(&s.stack)?;
@@ -225,7 +250,7 @@ async fn oncall(a: &OncallArgs) -> anyhow::Result<()> {
     let dir = lab_dir(&a.stack)?;
     if read_oncall(&dir).is_some_and(|o| !o.solved) {
         bail!(
-            "an on-call exercise is already running (started earlier, still unsolved); answer it with `socialctl lab answer 13 NAME` and `socialctl lab check 13`, or end it with `socialctl fault off --all` and remove {}",
+            "an on-call exercise is already running (started earlier, still unsolved); answer it with `socialctl lab answer 14 NAME` and `socialctl lab check 14`, or end it with `socialctl fault off --all` and remove {}",
             dir.join("oncall.json").display()
         );
     }
@@ -251,9 +276,96 @@ async fn oncall(a: &OncallArgs) -> anyhow::Result<()> {
         "  drive it (`socialctl load --users 10 --duration 15s --verify`), read its traces (`socialctl traces`, `socialctl verify-traces`),"
     );
     println!(
-        "  then name the fault: `socialctl lab answer 13 NAME` and `socialctl lab check 13` (the names: `socialctl fault list`)"
+        "  then name the fault: `socialctl lab answer 14 NAME` and `socialctl lab check 14` (the names: `socialctl fault list`)"
     );
     Ok(())
+}
+
+/// `lab browse`: the page opened in a real browser, and its trace id once the browser's
+/// own spans (sent as the page is left) have reached the sink.
+async fn browse(a: &BrowseArgs) -> anyhow::Result<()> {
+    if !a.page.starts_with('/') {
+        bail!("the page is a path on the gateway, starting with `/` (`/`, `/u/alice`)");
+    }
+    // The account exists, with the labs' password, before the browser signs in.
+    token(&a.stack, &a.user).await?;
+    let state = recorded(&a.stack)?;
+    let gw = state.addresses.gateway.trim_end_matches('/');
+    let sink = state.addresses.otlp_http.trim_end_matches('/').to_owned();
+    eprintln!(
+        "opening {gw}{} in a headless Chromium, signed in as {}",
+        a.page, a.user
+    );
+    let browser = super::browser::Browser::start().await?;
+    let b = &browser.client;
+    let opened = async {
+        browser.sign_in(gw, &a.user, PASSWORD).await?;
+        b.goto(&format!("{gw}{}", a.page)).await?;
+        let meta = b
+            .find(fantoccini::Locator::Css("meta[name=traceparent]"))
+            .await
+            .context("the page has no <meta name=traceparent>: is it one of the site's pages?")?
+            .attr("content")
+            .await?
+            .unwrap_or_default();
+        // Leaving the page sends what its tracer still holds (sendBeacon on pagehide).
+        b.goto("about:blank").await?;
+        Ok::<_, anyhow::Error>(meta)
+    }
+    .await;
+    let _ = b.clone().close().await;
+    let meta = opened?;
+    let trace_id = meta
+        .split('-')
+        .nth(1)
+        .filter(|t| t.len() == 32)
+        .with_context(|| format!("the page's traceparent {meta:?} is not one"))?
+        .to_owned();
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let from_browser = loop {
+        let spans: Vec<verify::Span> = match client
+            .get(format!("{sink}/api/traces/{trace_id}"))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let n = spans
+            .iter()
+            .filter(|s| s.service == BROWSER_SERVICE)
+            .count();
+        if n > 0 || std::time::Instant::now() >= deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if from_browser == 0 {
+        bail!(
+            "the browser's spans for trace {trace_id} never reached the sink at {sink}: is the gateway's /v1/traces answering?"
+        );
+    }
+    write_json(
+        &lab_dir(&a.stack)?.join("browsed.json"),
+        &Browsed {
+            page: a.page.clone(),
+            user: a.user.clone(),
+            trace_id: trace_id.clone(),
+        },
+    )?;
+    eprintln!(
+        "the page's trace, with {from_browser} span(s) from the browser: `socialctl traces {trace_id}`"
+    );
+    println!("{trace_id}");
+    Ok(())
+}
+
+/// The `service.name` the site's browser tracer reports.
+pub const BROWSER_SERVICE: &str = "socialnet-web";
+
+fn read_browsed(dir: &Path) -> Option<Browsed> {
+    read_json(&dir.join("browsed.json"))
 }
 
 /// An access token for `user`: a valid one kept from before, else a sign-in, else a
