@@ -42,6 +42,7 @@ pub fn http_app(store: Arc<SpanStore>) -> Router {
         .route("/v1/traces", post(ingest))
         .route("/api/traces", get(list))
         .route("/api/traces/{id}", get(one))
+        .route("/api/traces/{id}/linked", get(linked))
         .route("/api/stats", get(stats))
         .route("/api/check", post(check))
         .route("/api/export", get(export))
@@ -242,6 +243,14 @@ async fn one(State(store): State<Arc<SpanStore>>, Path(id): Path<String>) -> Res
         )
             .into_response(),
     }
+}
+
+/// The spans of other traces that link into trace `id` (empty when none do).
+async fn linked(
+    State(store): State<Arc<SpanStore>>,
+    Path(id): Path<String>,
+) -> axum::Json<Vec<Span>> {
+    axum::Json(store.linking_to(&id))
 }
 
 /// Every stored trace with all its spans (what `verify-traces` reads).

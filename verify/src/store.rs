@@ -215,6 +215,26 @@ impl SpanStore {
             .is_some()
     }
 
+    /// The spans of other traces that link to a span of trace `trace_id` (a message's
+    /// consumers, a job's worker), oldest trace first. A scan of the whole store, for
+    /// queries a person makes, not for ingest.
+    pub fn linking_to(&self, trace_id: &str) -> Vec<Span> {
+        let want = trace_id.to_ascii_lowercase();
+        let g = self.lock();
+        g.order
+            .iter()
+            .filter(|id| **id != want)
+            .filter_map(|id| g.traces.get(id))
+            .flat_map(|t| t.spans.iter())
+            .filter(|s| {
+                s.links
+                    .iter()
+                    .any(|l| l.trace_id.eq_ignore_ascii_case(&want))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Every stored trace, oldest first.
     pub fn all(&self) -> Vec<Vec<Span>> {
         let g = self.lock();
@@ -285,6 +305,41 @@ mod tests {
             instance: String::new(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn spans_of_other_traces_that_link_to_a_trace_are_found() {
+        let store = SpanStore::new(1000);
+        let (producer, other) = ("a".repeat(32), "b".repeat(32));
+        let mut consumer = span(&other, "00000000000000c1", "process q");
+        consumer.links.push(crate::model::Link {
+            trace_id: producer.to_ascii_uppercase(),
+            span_id: "00000000000000p1".into(),
+            attributes: Vec::new(),
+        });
+        let mut self_link = span(&producer, "00000000000000p2", "send q");
+        self_link.links.push(crate::model::Link {
+            trace_id: producer.clone(),
+            span_id: "00000000000000p1".into(),
+            attributes: Vec::new(),
+        });
+        store.insert(vec![
+            span(&producer, "00000000000000p1", "send q"),
+            self_link,
+            consumer,
+            span(&other, "00000000000000c2", "unlinked"),
+        ]);
+        let linked: Vec<String> = store
+            .linking_to(&producer)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            linked,
+            ["process q"],
+            "only other traces' spans, only linked ones"
+        );
+        assert!(store.linking_to(&other).is_empty());
     }
 
     #[test]

@@ -591,9 +591,46 @@ pub async fn traces(a: &TracesArgs) -> anyhow::Result<()> {
         if a.resource {
             print!("{}", render_resources(t));
         }
+        // One trace asked for by id: also the work it caused elsewhere, which links
+        // back to it (a message's consumers, an upload's job).
+        if let Some(id) = &a.trace_id {
+            let linking: Vec<Span> = get_json(&client, &format!("{sink}/api/traces/{id}/linked"))
+                .await
+                .unwrap_or_default();
+            print!("{}", render_linked(&linking, id));
+        }
         println!();
     }
     Ok(())
+}
+
+/// The spans of other traces that link into trace `id`, each with the command that
+/// opens its trace; nothing when there are none.
+pub fn render_linked(linking: &[Span], id: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if linking.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "linked from other traces:");
+    for s in linking {
+        let to: Vec<&str> = s
+            .links
+            .iter()
+            .filter(|l| l.trace_id.eq_ignore_ascii_case(id))
+            .map(|l| l.span_id.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} [{}] {:?} links to span {}: socialctl traces {}",
+            s.name,
+            s.service,
+            s.kind,
+            to.join(", "),
+            s.trace_id
+        );
+    }
+    out
 }
 
 /// Each distinct process's resource attributes, one line per attribute.
@@ -741,10 +778,38 @@ pub(crate) async fn drained_sink_json<T: serde::de::DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
+    use super::render_linked;
     use verify::{Event, Link, Span, SpanKind};
 
     /// `socialctl traces` shows a span's events and a link into another trace as the
     /// command that opens that trace.
+    #[test]
+    fn the_spans_that_link_into_a_trace_are_listed_with_the_command_to_open_theirs() {
+        let consumer = Span {
+            trace_id: "c".repeat(32),
+            span_id: "00000000000000c1".into(),
+            name: "process messaging.messages".into(),
+            service: "messaging".into(),
+            kind: SpanKind::Consumer,
+            links: vec![Link {
+                trace_id: "a".repeat(32),
+                span_id: "00000000000000a1".into(),
+                attributes: Vec::new(),
+            }],
+            ..Default::default()
+        };
+        let text = render_linked(std::slice::from_ref(&consumer), &"a".repeat(32));
+        assert!(text.starts_with("linked from other traces:\n"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "process messaging.messages [messaging] Consumer links to span 00000000000000a1: socialctl traces {}",
+                "c".repeat(32)
+            )),
+            "{text}"
+        );
+        assert_eq!(render_linked(&[], "x"), "");
+    }
+
     #[test]
     fn a_tree_shows_events_and_links_as_jumps() {
         let consumer = Span {

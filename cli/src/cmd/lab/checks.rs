@@ -430,6 +430,14 @@ fn walk<'a>(
     path[at].1 = end.saturating_sub(span.start_ns).saturating_sub(covered);
 }
 
+/// How an answer may name a span: alone, or after its service (`auth auth.password_verify`).
+fn names(s: &Span) -> [String; 2] {
+    [
+        normal(&s.name),
+        normal(&format!("{} {}", s.service, s.name)),
+    ]
+}
+
 async fn critical(stack: &StackArgs, answer: Option<&str>, v: &mut Verdict) -> anyhow::Result<()> {
     let Some(spans) = trace(stack, CRITICAL_TRACE).await? else {
         v.no(format!(
@@ -450,13 +458,6 @@ async fn critical(stack: &StackArgs, answer: Option<&str>, v: &mut Verdict) -> a
     let Some((blame, own)) = path.iter().max_by_key(|(_, own)| *own) else {
         v.no("the trace has no root to start a path from");
         return Ok(());
-    };
-    // A span's name, alone or after its service's (`auth auth.password_verify`).
-    let names = |s: &Span| {
-        [
-            normal(&s.name),
-            normal(&format!("{} {}", s.service, s.name)),
-        ]
     };
     if names(blame).contains(&a) {
         v.ok(format!(
@@ -560,11 +561,15 @@ async fn links(
         "your message's trace has its PRODUCER span ({})",
         producers[0].name
     ));
-    let traces = export(stack).await?;
-    let linked: Vec<&Span> = traces
+    let linking: Vec<Span> = super::super::verify::drained_sink_json(
+        stack,
+        &format!("/api/traces/{LINK_TRACE}/linked"),
+        Duration::from_secs(15),
+    )
+    .await?
+    .unwrap_or_default();
+    let linked: Vec<&Span> = linking
         .iter()
-        .flatten()
-        .filter(|s| s.trace_id != LINK_TRACE)
         .filter(|s| {
             s.links.iter().any(|l| {
                 l.trace_id == LINK_TRACE && producers.iter().any(|p| p.span_id == l.span_id)
@@ -657,12 +662,7 @@ async fn browser(
         v.no("the trace has no documentLoad span with its parent: open the page again and let it load");
         return Ok(());
     };
-    if [
-        normal(&parent.name),
-        normal(&format!("{} {}", parent.service, parent.name)),
-    ]
-    .contains(&a)
-    {
+    if names(parent).contains(&a) {
         v.ok(format!(
             "right: {} {}, the page's SERVER span, is the parent of the browser's documentLoad",
             parent.service, parent.name
