@@ -39,6 +39,6 @@ pub struct Config {
     #[arg(long, env = "FEED_TIMELINE_TTL", default_value_t = 3600)]
     pub timeline_ttl_secs: u64,
     /// Database connections in the pool.
-    #[arg(long, env = "FEED_DB_POOL", default_value_t = 16)]
+    #[arg(long, env = "FEED_DB_POOL", default_value_t = 8)]
     pub db_pool: u32,
 }

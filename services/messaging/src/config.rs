@@ -23,7 +23,7 @@ pub struct Config {
     )]
     pub jwks_url: String,
     /// Database connections in the pool.
-    #[arg(long, env = "MESSAGING_DB_POOL", default_value_t = 16)]
+    #[arg(long, env = "MESSAGING_DB_POOL", default_value_t = 8)]
     pub db_pool: u32,
     /// Seconds a user stays online after their last socket's last heartbeat.
     #[arg(long, env = "MESSAGING_PRESENCE_TTL", default_value_t = 30)]

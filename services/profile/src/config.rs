@@ -23,7 +23,7 @@ pub struct Config {
     )]
     pub jwks_url: String,
     /// Database connections in the pool.
-    #[arg(long, env = "PROFILE_DB_POOL", default_value_t = 16)]
+    #[arg(long, env = "PROFILE_DB_POOL", default_value_t = 8)]
     pub db_pool: u32,
     /// Seconds a cached profile lives before it is read from PostgreSQL again.
     #[arg(long, env = "PROFILE_CACHE_TTL", default_value_t = 300)]
