@@ -36,7 +36,9 @@ pub struct LoadArgs {
     /// Virtual users (closed model), or the most requests in flight (with --rate).
     #[arg(long, default_value_t = 50)]
     pub users: usize,
-    /// Length of the run, ramp included: 30s, 2m, 1.5m.
+    /// Length of the measured day: 30s, 2m, 1.5m. It begins once every user has started
+    /// (--ramp) and finished its first sign-in: that sign-in phase is reported as its own
+    /// row, as k6's setup comes before its measured window.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Time to start every user; all of them, however many, are running after it
@@ -410,7 +412,7 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
         .record
         .clone()
         .unwrap_or_else(|| default_record(&a.stack.dir()));
-    let control = Arc::new(Control::new(a.duration));
+    let control = Arc::new(Control::with_sign_in_phase(a.duration, a.users));
     let recorder = Recorder::start(&record_path, control.started())?;
     let pacer = a
         .rate
@@ -519,6 +521,7 @@ pub async fn run(a: &LoadArgs) -> anyhow::Result<ExitCode> {
         seconds: elapsed,
         stopped_by: ending.describe().into(),
         sign_in,
+        sign_in_seconds: control.sign_in_phase().as_secs_f64(),
         endpoints,
         total,
         delivery,

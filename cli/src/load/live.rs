@@ -223,6 +223,23 @@ impl RunView {
         goose::trigger_killswitch("socialctl load: quit");
     }
 
+    /// Where the run is: the sign-in phase so far, or the day's seconds of its length.
+    pub fn clock(&self) -> String {
+        if self.control.day_has_begun() {
+            format!(
+                "{:>4}s/{}s",
+                self.control.day_elapsed().min(self.duration).as_secs(),
+                self.duration.as_secs()
+            )
+        } else {
+            format!(
+                "signing in {}s (the {}s day starts after)",
+                self.control.sign_in_phase().as_secs(),
+                self.duration.as_secs()
+            )
+        }
+    }
+
     /// One progress line: elapsed, users, rate and latency of the last 5 s, errors, traces.
     pub fn progress_line(&self) -> String {
         let st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
@@ -244,9 +261,8 @@ impl RunView {
             (None, None) => "traces: no sink".into(),
         };
         format!(
-            "load: {:>4}s/{}s  users {}/{}  {:>7.1} req/s  p50 {:.1} ms  p99 {:.1} ms  errors {}  total {}  {}{}",
-            now,
-            self.duration.as_secs(),
+            "load: {}  users {}/{}  {:>7.1} req/s  p50 {:.1} ms  p99 {:.1} ms  errors {}  total {}  {}{}",
+            self.clock(),
             st.users_signed_in,
             self.users,
             n as f64 / secs,

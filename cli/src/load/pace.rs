@@ -4,7 +4,7 @@
 //! Everything here runs on Tokio's clock, so tests drive it with a paused (fake) clock.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -14,6 +14,8 @@ use tokio::time::Instant;
 struct State {
     paused: bool,
     stopped: bool,
+    /// The sign-in phase is over: users may begin their day.
+    day: bool,
 }
 
 /// Why a wait ended early.
@@ -32,17 +34,111 @@ pub struct Control {
     deadline: Instant,
     /// Total time spent paused, and when the current pause began.
     pauses: Mutex<(Duration, Option<Instant>)>,
+    /// Users whose first sign-in has not finished yet.
+    signing_in: AtomicUsize,
+    /// When the day began, in nanoseconds after `started`; [`NOT_YET`] before. An atomic,
+    /// as every request asks for the deadline.
+    day_ns: AtomicU64,
 }
 
+const NOT_YET: u64 = u64::MAX;
+
+/// The longest the day waits for the sign-in phase (a sign-in that hangs is cut off by
+/// its request timeout long before; this is a backstop).
+const SIGN_IN_PHASE_LIMIT: Duration = Duration::from_secs(300);
+
 impl Control {
-    /// A run that starts now and lasts `duration`.
+    /// A run that starts now and lasts `duration`, with no sign-in phase.
     pub fn new(duration: Duration) -> Self {
+        let c = Self::with_sign_in_phase(duration, 0);
+        c.open_day();
+        c
+    }
+
+    /// A run whose day of `duration` begins once each of `users` has finished its first
+    /// sign-in ([`Control::first_sign_in_done`]), as k6's `setup` or Locust's `on_start`
+    /// come before the measured window: hundreds of argon2 hashes would otherwise share
+    /// the CPU with the first users' day and set its percentiles.
+    pub fn with_sign_in_phase(duration: Duration, users: usize) -> Self {
         let started = Instant::now();
         Self {
             state: watch::channel(State::default()).0,
             started,
             deadline: started + duration,
             pauses: Mutex::new((Duration::ZERO, None)),
+            signing_in: AtomicUsize::new(users),
+            day_ns: AtomicU64::new(NOT_YET),
+        }
+    }
+
+    /// When the day began, if it has.
+    fn day_start(&self) -> Option<Instant> {
+        match self.day_ns.load(Ordering::Acquire) {
+            NOT_YET => None,
+            ns => Some(self.started + Duration::from_nanos(ns)),
+        }
+    }
+
+    /// Whether the sign-in phase is over.
+    pub fn day_has_begun(&self) -> bool {
+        self.day_start().is_some()
+    }
+
+    /// How long the sign-in phase lasted, or has lasted so far.
+    pub fn sign_in_phase(&self) -> Duration {
+        self.day_start()
+            .map_or_else(|| self.started.elapsed(), |d| d - self.started)
+    }
+
+    /// Time into the day (sign-in phase and pauses left out).
+    pub fn day_elapsed(&self) -> Duration {
+        self.elapsed().saturating_sub(self.paused_total())
+    }
+
+    /// One user's first sign-in has finished (signed in or not); the last one begins the
+    /// day. Later calls (a user signing in again) change nothing.
+    pub fn first_sign_in_done(&self) {
+        let before = self
+            .signing_in
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.open_day();
+        }
+    }
+
+    fn open_day(&self) {
+        let ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(NOT_YET - 1);
+        // The first opening wins (the last sign-in or the backstop).
+        let _ = self
+            .day_ns
+            .compare_exchange(NOT_YET, ns, Ordering::AcqRel, Ordering::Acquire);
+        self.state.send_modify(|st| st.day = true);
+    }
+
+    /// The part of `since..now` that fell in the day (a pause during the sign-in phase
+    /// is already counted as sign-in).
+    fn in_day(&self, since: Instant, now: Instant) -> Duration {
+        self.day_start().map_or(Duration::ZERO, |d| {
+            now.saturating_duration_since(since.max(d))
+        })
+    }
+
+    /// Waits for the day to begin (the sign-in phase over).
+    pub async fn day_begun(&self) -> Result<(), Halt> {
+        let mut rx = self.state.subscribe();
+        let limit = self.started + SIGN_IN_PHASE_LIMIT;
+        loop {
+            let s = *rx.borrow_and_update();
+            if s.stopped {
+                return Err(Halt::Stopped);
+            }
+            if s.day {
+                return Ok(());
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(limit) => self.open_day(),
+                r = rx.changed() => if r.is_err() { return Err(Halt::Stopped) },
+            }
         }
     }
 
@@ -77,7 +173,7 @@ impl Control {
         let now = Instant::now();
         let paused = match p.1.take() {
             Some(since) => {
-                p.0 += now - since;
+                p.0 += self.in_day(since, now);
                 false
             }
             None => {
@@ -89,10 +185,17 @@ impl Control {
         paused
     }
 
-    /// Time spent paused so far, including a pause in progress.
+    /// Time the day was not running so far: the sign-in phase, and time spent paused
+    /// (a pause in progress included). The deadline, the pacer's slots and the report's
+    /// seconds all leave it out.
     pub fn paused_total(&self) -> Duration {
-        let p = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
-        p.0 + p.1.map_or(Duration::ZERO, |since| since.elapsed())
+        let paused = {
+            let p = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+            p.0 + p
+                .1
+                .map_or(Duration::ZERO, |since| self.in_day(since, Instant::now()))
+        };
+        paused + self.sign_in_phase()
     }
 
     /// Waits while paused; returns how long it waited.
@@ -286,6 +389,55 @@ mod tests {
         };
         assert_eq!(waiter.await.unwrap(), Err(Halt::Deadline));
         assert_eq!(Instant::now(), control.started() + Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_day_begins_after_every_first_sign_in_and_keeps_its_length() {
+        let control = Arc::new(Control::with_sign_in_phase(Duration::from_secs(10), 2));
+        let waiter = {
+            let c = control.clone();
+            tokio::spawn(async move { c.day_begun().await })
+        };
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        control.first_sign_in_done();
+        // One user is still signing in: the day has not begun, the deadline moves on.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert!(!waiter.is_finished());
+        assert!(
+            control.may_start().is_ok(),
+            "the sign-in phase is not the day"
+        );
+        control.first_sign_in_done();
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        assert_eq!(control.sign_in_phase(), Duration::from_secs(12));
+        assert_eq!(
+            control.deadline(),
+            control.started() + Duration::from_secs(22)
+        );
+        // A user that signs in during the day does not move it.
+        control.first_sign_in_done();
+        assert_eq!(control.sign_in_phase(), Duration::from_secs(12));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_during_the_sign_in_phase_is_counted_once() {
+        let control = Control::with_sign_in_phase(Duration::from_secs(10), 1);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(control.toggle_pause());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        control.first_sign_in_done();
+        assert!(control.day_has_begun());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // 5 s of sign-in phase (2 of them paused) and 3 s paused in the day.
+        assert_eq!(control.paused_total(), Duration::from_secs(8));
+        assert_eq!(control.day_elapsed(), Duration::ZERO);
+        assert!(!control.toggle_pause());
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(control.day_elapsed(), Duration::from_secs(4));
+        assert_eq!(
+            control.deadline(),
+            control.started() + Duration::from_secs(18)
+        );
     }
 
     #[tokio::test(start_paused = true)]

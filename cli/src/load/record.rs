@@ -456,6 +456,9 @@ pub struct Report {
     /// the measured day.
     #[serde(default)]
     pub sign_in: Option<Row>,
+    /// How long the sign-in phase lasted before the day began.
+    #[serde(default)]
+    pub sign_in_seconds: f64,
     pub endpoints: Vec<Row>,
     pub total: Row,
     /// Messages from one user's socket to another's, send to arrival (not requests: not
@@ -614,6 +617,13 @@ impl Report {
              (coordinated omission corrected); p99 from sending alone: {:.1} ms.\n",
             self.mode, self.users, self.seconds, self.stopped_by, self.total.service_p99_ms
         ));
+        if self.sign_in_seconds > 0.0 {
+            out.push_str(&format!(
+                "The day began after a sign-in phase of {:.1} s (every user's first sign-in: the {} row, \
+                 outside the day's total and thresholds); sign-ins during the day count in it.\n",
+                self.sign_in_seconds, SIGN_IN_ROW
+            ));
+        }
         if let Some(n) = self.unsent.filter(|n| *n > 0) {
             out.push_str(&format!(
                 "{n} arrivals fell due but were never sent: every user was busy. Add --users to keep up with --rate.\n"
@@ -801,6 +811,7 @@ mod tests {
             stopped_by: "duration".into(),
             target: String::new(),
             sign_in: None,
+            sign_in_seconds: 0.0,
             endpoints,
             total,
             delivery: None,

@@ -269,10 +269,21 @@ impl Shared {
         let Some(st) = user.get_session_data_mut::<UserState>() else {
             return halted(Halt::Stopped).await;
         };
-        match self.try_sign_in(st, n, 0).await {
-            Ok(()) => Ok(()),
-            Err(h) => halted(h).await,
+        let tried = self.try_sign_in(st, n, 0).await;
+        // Signed in or not (a failed user tries again during the day), this user's part
+        // of the sign-in phase is over; the day begins when every user's is.
+        self.control.first_sign_in_done();
+        if let Err(h) = tried {
+            return halted(h).await;
         }
+        if let Err(h) = self.control.day_begun().await {
+            return halted(h).await;
+        }
+        // The first think time starts with the day: the wait at the gate is not latency.
+        if let Phase::Signed(s) = &mut st.phase {
+            s.next_at = Instant::now() + self.think(&mut s.rng);
+        }
+        Ok(())
     }
 
     /// Logs in as seeded user `n`, or registers a new account (`register` share). On

@@ -38,9 +38,8 @@ pub fn load_data(v: &RunView, components: &(Vec<InstanceStatus>, Option<String>)
     DashData {
         title: "socialctl load".into(),
         subtitle: format!(
-            "{}s / {}s · users {}/{} · {} · {} requests",
-            now.min(v.duration.as_secs() as usize),
-            v.duration.as_secs(),
+            "{} · users {}/{} · {} · {} requests",
+            v.clock(),
             st.users_signed_in,
             v.users,
             v.mode,
