@@ -360,8 +360,8 @@ impl Runtime for LocalRuntime {
                 health,
                 pid,
                 uptime_secs: pid.and(uptime.map(|u| u.as_secs())),
-                memory_bytes: pid.and_then(process::rss_bytes),
-                cpu_seconds: pid.and_then(process::cpu_seconds),
+                memory_bytes: pid.and_then(process::tree_memory_bytes),
+                cpu_seconds: pid.and_then(process::tree_cpu_seconds),
                 restarts: None,
             });
         }

@@ -92,9 +92,73 @@ pub fn stop(pid: u32, sig: &str, grace: Duration) -> anyhow::Result<()> {
 /// Resident memory of a process in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    kib_field(&status, "VmRSS:")
+}
+
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// A process and all its descendants (PostgreSQL's backends, a wrapper's child), from
+/// /proc.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            // After the command's closing parenthesis: state, then the parent's pid.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u32>().ok());
+            if let Some(pp) = ppid {
+                parent_of.push((p, pp));
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+/// The memory of a process and its descendants in bytes, as a container's would be
+/// counted without its page cache: each process's proportional set size (shared pages,
+/// such as PostgreSQL's shared buffers, split among the processes that map them), or
+/// its resident size where the kernel gives no PSS. None when `pid` is gone.
+pub fn tree_memory_bytes(pid: u32) -> Option<u64> {
+    let own = rss_bytes(pid)?;
+    let pss = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
+            .ok()
+            .and_then(|t| kib_field(&t, "Pss:"))
+            .or_else(|| rss_bytes(p))
+    };
+    let children: u64 = tree(pid).into_iter().skip(1).filter_map(pss).sum();
+    Some(pss(pid).unwrap_or(own) + children)
+}
+
+/// CPU time (user + system) of a process and its descendants, in seconds.
+pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let own = cpu_seconds(pid)?;
+    Some(
+        own + tree(pid)
+            .into_iter()
+            .skip(1)
+            .filter_map(cpu_seconds)
+            .sum::<f64>(),
+    )
 }
 
 /// CPU time (user + system) a process has used, in seconds.
@@ -156,5 +220,40 @@ pub async fn print_log(path: &Path, follow: bool, tail_lines: usize) -> anyhow::
         } else if len < offset {
             offset = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_tree_counts_its_childrens_memory() {
+        // A shell whose child holds 64 MiB of its own (PostgreSQL's backends are such
+        // children): the tree's memory must count it, the shell's own RSS does not.
+        let mut sh = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "python3 -c 'import time; b = bytearray(64 << 20); time.sleep(60)' & wait",
+            ])
+            .spawn()
+            .expect("sh runs");
+        let pid = sh.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = 0;
+        while Instant::now() < deadline {
+            seen = tree_memory_bytes(pid).unwrap_or(0);
+            if tree(pid).len() >= 2 && seen > 64 << 20 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let own = rss_bytes(pid).unwrap_or(0);
+        for p in tree(pid).into_iter().rev() {
+            let _ = signal(p, "KILL", false);
+        }
+        let _ = sh.wait();
+        assert!(own < 32 << 20, "the shell alone is small: {own}");
+        assert!(seen > 64 << 20, "the tree holds the child's 64 MiB: {seen}");
     }
 }
