@@ -17,8 +17,11 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 
 use super::StackArgs;
+use crate::load::conn::{Conn, Outgoing};
 use crate::runtime::{AnyRuntime, Runtime as _};
 use crate::stack::{Stack, StackConfig};
+
+const TIMELINE: &str = "/api/feed/timeline";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -122,20 +125,25 @@ async fn login(
         .context("login answered without an access token")
 }
 
+/// The closed loop: `concurrency` workers, each on one kept-alive connection of its own
+/// (the load generator's lean HTTP/1.1 client, not reqwest's pool, so the client takes as
+/// little of the machine's two cores as it can), reading random users' timelines back to
+/// back until `secs` have passed.
 async fn load(
-    client: &reqwest::Client,
-    url: &str,
+    base: &str,
     tokens: &Arc<Vec<String>>,
     concurrency: usize,
     secs: u64,
-) -> (Histogram<u64>, u64, u64, f64) {
+) -> anyhow::Result<(Histogram<u64>, u64, u64, f64)> {
+    let url = reqwest::Url::parse(base).with_context(|| format!("bad gateway address {base}"))?;
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
     let stop = Instant::now() + Duration::from_secs(secs);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let client = client.clone();
         let tokens = tokens.clone();
-        let url = url.to_owned();
+        let mut conn = Conn::new(&host, port, Duration::from_secs(30))?;
         tasks.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
                 .expect("valid histogram bounds");
@@ -143,17 +151,20 @@ async fn load(
             while Instant::now() < stop {
                 let token = &tokens[rand::rng().random_range(0..tokens.len())];
                 let t = Instant::now();
-                let res = client.get(&url).bearer_auth(token).send().await;
-                let good = match res {
-                    Ok(r) => {
-                        let s = r.status().is_success();
-                        let _ = r.bytes().await;
-                        s
-                    }
-                    Err(_) => false,
-                };
+                let res = conn
+                    .send(Outgoing {
+                        method: http::Method::GET,
+                        path: TIMELINE,
+                        bearer: Some(token),
+                        body: None,
+                        traceparent: None,
+                    })
+                    .await;
                 let _ = h.record(t.elapsed().as_micros() as u64);
-                if good { ok += 1 } else { err += 1 }
+                match res {
+                    Ok(r) if (200..300).contains(&r.status) => ok += 1,
+                    _ => err += 1,
+                }
             }
             (h, ok, err)
         }));
@@ -168,7 +179,7 @@ async fn load(
             err += e;
         }
     }
-    (all, ok, err, t0.elapsed().as_secs_f64())
+    Ok((all, ok, err, t0.elapsed().as_secs_f64()))
 }
 
 fn figures(mode: &'static str, h: &Histogram<u64>, ok: u64, err: u64, secs: f64) -> Figures {
@@ -261,7 +272,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let mut users: Vec<usize> = (0..a.seed.users).collect();
     users.shuffle(&mut rand::rng());
     users.truncate(a.sample_users);
-    let url = format!("{base}/api/feed/timeline");
+    let url = format!("{base}{TIMELINE}");
     let prepare = |tracing: bool| {
         let (client, url, users) = (client.clone(), url.clone(), users.clone());
         let (rt, recorded) = (&rt, &recorded);
@@ -279,7 +290,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
                 let _ = client.get(&url).bearer_auth(t).send().await;
             }
             let tokens = Arc::new(tokens);
-            load(&client, &url, &tokens, a.concurrency, a.warmup).await;
+            load(base, &tokens, a.concurrency, a.warmup).await?;
             anyhow::Ok(tokens)
         }
     };
@@ -298,7 +309,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
             let mode = if tracing { "tracing on" } else { "tracing off" };
             crate::say!("bench: round {}/{}: {mode}", round + 1, a.rounds);
             let tokens = prepare(tracing).await?;
-            let (h, ok, err, secs) = load(&client, &url, &tokens, a.concurrency, a.duration).await;
+            let (h, ok, err, secs) = load(base, &tokens, a.concurrency, a.duration).await?;
             let f = figures(mode, &h, ok, err, secs);
             crate::say!(
                 "       {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",

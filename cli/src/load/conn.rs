@@ -52,7 +52,8 @@ pub struct Outgoing<'a> {
     pub bearer: Option<&'a str>,
     /// The body and its content type.
     pub body: Option<(&'static str, Bytes)>,
-    pub traceparent: &'a str,
+    /// The W3C trace context to send, when the request has a span.
+    pub traceparent: Option<&'a str>,
 }
 
 impl Conn {
@@ -112,8 +113,10 @@ impl Conn {
         let mut req = Request::builder()
             .method(out.method.clone())
             .uri(out.path)
-            .header(HOST, authority)
-            .header("traceparent", out.traceparent);
+            .header(HOST, authority);
+        if let Some(tp) = out.traceparent {
+            req = req.header("traceparent", tp);
+        }
         if let Some(t) = out.bearer {
             req = req.header(AUTHORIZATION, format!("Bearer {t}"));
         }

@@ -213,7 +213,7 @@ impl Shared {
             path,
             bearer: token,
             body,
-            traceparent: &traceparent,
+            traceparent: Some(&traceparent),
         };
         let reply = match conn.send(out).await {
             Ok(r) => Reply {
