@@ -121,6 +121,36 @@ cmd_test() {
 # CPU seconds (user + system) a command used, from GNU time's output file.
 cpu_of() { awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.2f", u+s}' "$1"; }
 
+# The stack's memory, sampled every 5 s into $1 (one status JSON per line) until
+# stopped with `kill "$SAMPLER"`; at most $2 samples, so it always ends by itself.
+sample_memory() {
+    local file=$1 count=$2; shift 2
+    ( for _ in $(seq 1 "$count"); do sleep 5; "$ctl" status "$@" --json |
+        python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))'; done ) > "$file" 2>/dev/null &
+    SAMPLER=$!
+}
+
+# One GET, no think time, $2 users for $3 seconds: socialctl load, Locust (installed from
+# PyPI into a throwaway virtualenv) and wrk, each under GNU time, all aimed at $4 (where
+# `load` aimed); outputs one-get.*, locust.* and wrk.* in $1. The rest is the stack.
+compare_generators() {
+    local dir=$1 users=$2 secs=$3 aim=$4; shift 4
+    say "one GET, $users users, ${secs}s, no think time: socialctl load"
+    /usr/bin/time -v -o "$dir/one-get.time" "$ctl" load "$@" --users "$users" --duration "${secs}s" \
+        --workload scenarios/load/one-get.workload --json --record "$dir/one-get.jsonl" > "$dir/one-get.json" || true
+    if [ ! -x "$RUN_DIR/locust/bin/locust" ]; then
+        say "installing Locust from PyPI into $RUN_DIR/locust"
+        python3 -m venv "$RUN_DIR/locust" && "$RUN_DIR/locust/bin/pip" install -q locust
+    fi
+    say "one GET, $users users, ${secs}s, no wait time: Locust FastHttpUser"
+    /usr/bin/time -v -o "$dir/locust.time" "$RUN_DIR/locust/bin/locust" -f scenarios/load/locustfile.py --headless \
+        -u "$users" -r "$users" -t "${secs}s" --host "$aim" --only-summary \
+        --csv "$dir/locust" > "$dir/locust.txt" 2>&1 || true
+    say "one GET, $users connections, ${secs}s: wrk (the physical limit: no spans, no bookkeeping)"
+    /usr/bin/time -v -o "$dir/wrk.time" wrk -t1 -c"$users" -d"${secs}s" \
+        "$aim/api/profiles/user00001" > "$dir/wrk.txt" 2>&1 || true
+}
+
 bench_load() {
     ensure_packages
     command -v /usr/bin/time >/dev/null || { say "installing GNU time"; apt-get install -y -qq time >/dev/null; }
@@ -148,9 +178,8 @@ bench_load() {
         for i in $(seq 1 "$runs"); do
             say "$rt runtime, run $i of $runs: socialctl load --users $users --duration ${secs}s, then verify-traces --sent"
             # The stack's memory, sampled every 5 s while the run lasts.
-            ( while sleep 5; do "$ctl" status "${stack[@]}" --json |
-                python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))'; done ) > "$out/$rt-$i.status.jsonl" 2>/dev/null &
-            local sampler=$! rc=0
+            sample_memory "$out/$rt-$i.status.jsonl" $(( (secs + 300) / 5 )) "${stack[@]}"
+            local sampler=$SAMPLER rc=0
             /usr/bin/time -v -o "$out/$rt-$i.time" "$ctl" load "${stack[@]}" --users "$users" --duration "${secs}s" \
                 --json --record "$out/$rt-$i.jsonl" > "$out/$rt-$i.json" || rc=$?
             kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
@@ -165,20 +194,7 @@ bench_load() {
     # Locust and wrk aim where `load` aimed (on Docker, the gateway's container address).
     local aim
     aim=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["target"].split(" ")[0])' "$out/$last-1.json")
-    say "one GET, $cmp_users users, ${cmp_secs}s, no think time: socialctl load"
-    /usr/bin/time -v -o "$out/one-get.time" "$ctl" load "${stack[@]}" --users "$cmp_users" --duration "${cmp_secs}s" \
-        --workload scenarios/load/one-get.workload --json --record "$out/one-get.jsonl" > "$out/one-get.json" || true
-    if [ ! -x "$RUN_DIR/locust/bin/locust" ]; then
-        say "installing Locust from PyPI into $RUN_DIR/locust"
-        python3 -m venv "$RUN_DIR/locust" && "$RUN_DIR/locust/bin/pip" install -q locust
-    fi
-    say "one GET, $cmp_users users, ${cmp_secs}s, no wait time: Locust FastHttpUser"
-    /usr/bin/time -v -o "$out/locust.time" "$RUN_DIR/locust/bin/locust" -f scenarios/load/locustfile.py --headless \
-        -u "$cmp_users" -r "$cmp_users" -t "${cmp_secs}s" --host "$aim" --only-summary \
-        --csv "$out/locust" > "$out/locust.txt" 2>&1 || true
-    say "one GET, $cmp_users connections, ${cmp_secs}s: wrk (the physical limit: no spans, no bookkeeping)"
-    /usr/bin/time -v -o "$out/wrk.time" wrk -t1 -c"$cmp_users" -d"${cmp_secs}s" \
-        "$aim/api/profiles/user00001" > "$out/wrk.txt" 2>&1 || true
+    compare_generators "$out" "$cmp_users" "$cmp_secs" "$aim" "${stack[@]}"
     "$ctl" down "${stack[@]}" --volumes > /dev/null
     python3 - "$out" "$runtimes" "$runs" <<'PY'
 import csv, glob, json, os, re, sys
@@ -269,26 +285,16 @@ bench_all() {
     "$ctl" bench "${stack[@]}" --json > "$out/bench.json"
     say "socialctl load --users 500 --duration 60s, then verify-traces --sent (fresh data set)"
     "$ctl" seed "${stack[@]}" --reset > "$out/seed.txt"
-    ( for _ in $(seq 1 14); do sleep 5; "$ctl" status "${stack[@]}" --json |
-        python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))'; done ) > "$out/loaded.status.jsonl" 2>/dev/null &
-    local sampler=$!
+    sample_memory "$out/loaded.status.jsonl" 14 "${stack[@]}"
+    local sampler=$SAMPLER
     /usr/bin/time -v -o "$out/load.time" "$ctl" load "${stack[@]}" --users 500 --duration 60s \
         --json --record "$out/load.jsonl" > "$out/load.json" || true
     wait "$sampler" || true
     "$ctl" verify-traces "${stack[@]}" --sent "$out/load.jsonl" --json > "$out/verify.json" || true
-    say "one GET, 50 users, 30 s: socialctl load, Locust and wrk, per CPU-second"
     # Locust and wrk aim where `load` aimed (on Docker, the gateway's container address).
     local aim
     aim=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["target"].split(" ")[0])' "$out/load.json" 2>/dev/null || echo "$gw")
-    /usr/bin/time -v -o "$out/one-get.time" "$ctl" load "${stack[@]}" --users 50 --duration 30s \
-        --workload scenarios/load/one-get.workload --json --record "$out/one-get.jsonl" > "$out/one-get.json" || true
-    if [ ! -x "$RUN_DIR/locust/bin/locust" ]; then
-        say "installing Locust from PyPI into $RUN_DIR/locust"
-        python3 -m venv "$RUN_DIR/locust" && "$RUN_DIR/locust/bin/pip" install -q locust
-    fi
-    /usr/bin/time -v -o "$out/locust.time" "$RUN_DIR/locust/bin/locust" -f scenarios/load/locustfile.py --headless \
-        -u 50 -r 50 -t 30s --host "$aim" --only-summary --csv "$out/locust" > "$out/locust.txt" 2>&1 || true
-    /usr/bin/time -v -o "$out/wrk.time" wrk -t1 -c50 -d30s "$aim/api/profiles/user00001" > "$out/wrk.txt" 2>&1 || true
+    compare_generators "$out" 50 30 "$aim" "${stack[@]}"
     say "socialctl bench-web: the home page at 100 req/s for 20 s, its weight, 5 loads in Chromium"
     "$ctl" bench-web "${stack[@]}" --rate 100 --duration 20s --json > "$out/web.json" || true
     say "socialctl bench-messaging: two messaging replicas, 1,000 sockets, 2,000 messages/s"

@@ -100,11 +100,16 @@ fn pg_settings(ephemeral: bool) -> Vec<String> {
     // cache anyway, and under `load --users 500` the default's 128 MiB, counted again in
     // the container's memory beside that cache, took PostgreSQL to 318 MiB and the stack
     // past its 512 MiB budget.
-    let mut s = vec!["max_connections=400", "shared_buffers=32MB"];
+    // max_connections sizes shared memory that is all counted in PostgreSQL's share:
+    // a stack opens 32 connections (8 feed, 8 profile, 4 for each of the others) and each
+    // replica its own pool, so 100 leaves room for a scaled stack and a psql or two.
+    let mut s = vec!["shared_buffers=32MB"];
     if ephemeral {
         // A test cluster: losing it on a crash is fine, and CREATE DATABASE per test
-        // would otherwise wait on fsync.
-        s.extend(["fsync=off", "full_page_writes=off"]);
+        // would otherwise wait on fsync. Tests run many stacks' pools against it at once.
+        s.extend(["max_connections=400", "fsync=off", "full_page_writes=off"]);
+    } else {
+        s.push("max_connections=100");
     }
     s.into_iter()
         .flat_map(|v| ["-c".to_owned(), v.to_owned()])
