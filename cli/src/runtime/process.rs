@@ -32,15 +32,30 @@ pub fn spawn_detached(mut cmd: Command, log: &Path) -> anyhow::Result<u32> {
     Ok(child.id())
 }
 
-/// Whether `pid` names a live (not zombie) process.
+/// The state letter of a process or thread from its `stat` file (`R`, `S`, `Z`, …).
+fn state(stat_path: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // The state is the first field after the parenthesised command name.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().next().map(str::to_owned)
+}
+
+/// Whether `pid` names a live process: not gone, and not a zombie whose threads have all
+/// exited. The main thread of a multi-threaded program can be a zombie while its other
+/// threads are still exiting and still hold its files (a listening socket among them):
+/// that process is not gone yet, and its port is not free.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state is the first field after the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|s| s != "Z" && s != "X"),
-        Err(_) => false,
+    match state(&format!("/proc/{pid}/stat")).as_deref() {
+        None | Some("X") => false,
+        Some("Z") => std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| {
+                let path = format!("/proc/{pid}/task/{}/stat", t.file_name().to_string_lossy());
+                !matches!(state(&path).as_deref(), None | Some("Z" | "X"))
+            }),
+        Some(_) => true,
     }
 }
 
@@ -85,6 +100,12 @@ pub fn stop(pid: u32, sig: &str, grace: Duration) -> anyhow::Result<()> {
     }
     if alive(pid) {
         signal(pid, "KILL", true)?;
+        // Killed is not yet gone: a large process takes a moment to exit, and holds its
+        // ports until it has.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     Ok(())
 }
@@ -226,6 +247,38 @@ pub async fn print_log(path: &Path, follow: bool, tail_lines: usize) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_whose_main_thread_exited_is_alive_while_another_thread_runs() {
+        // The main thread ends (pthread_exit) while a second thread still runs, as a
+        // multi-threaded server's does while it shuts down: the process still holds its
+        // files, so it is not gone; once the last thread ends, it is.
+        let script = "import ctypes, threading, time\n\
+                      threading.Thread(target=lambda: time.sleep(1.5)).start()\n\
+                      ctypes.CDLL(None).pthread_exit(None)\n";
+        let mut py = std::process::Command::new("python3")
+            .args(["-c", script])
+            .spawn()
+            .expect("python3 runs");
+        let pid = py.id();
+        let leader = format!("/proc/{pid}/stat");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state(&leader).as_deref() != Some("Z") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            state(&leader).as_deref(),
+            Some("Z"),
+            "the main thread has exited"
+        );
+        assert!(alive(pid), "its other thread still runs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(pid), "gone once its last thread ends");
+        let _ = py.wait();
+    }
 
     #[test]
     fn a_process_tree_counts_its_childrens_memory() {
