@@ -354,14 +354,15 @@ impl Runtime for LocalRuntime {
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.elapsed().ok());
+            let usage = pid.and_then(process::tree_usage);
             out.push(InstanceStatus {
                 name: inst,
                 state: if pid.is_some() { "running" } else { "exited" },
                 health,
                 pid,
                 uptime_secs: pid.and(uptime.map(|u| u.as_secs())),
-                memory_bytes: pid.and_then(process::tree_memory_bytes),
-                cpu_seconds: pid.and_then(process::tree_cpu_seconds),
+                memory_bytes: usage.map(|(mem, _)| mem),
+                cpu_seconds: usage.map(|(_, cpu)| cpu),
                 restarts: None,
             });
         }

@@ -32,12 +32,20 @@ pub fn spawn_detached(mut cmd: Command, log: &Path) -> anyhow::Result<u32> {
     Ok(child.id())
 }
 
+/// A process's or thread's `stat` file after its parenthesised command name (which may
+/// hold spaces): the state (field 3) first, then the parent's pid, and so on.
+fn stat_rest(stat_path: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.to_owned())
+}
+
 /// The state letter of a process or thread from its `stat` file (`R`, `S`, `Z`, …).
 fn state(stat_path: &str) -> Option<String> {
-    let stat = std::fs::read_to_string(stat_path).ok()?;
-    // The state is the first field after the parenthesised command name.
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().next().map(str::to_owned)
+    stat_rest(stat_path)?
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
 }
 
 /// Whether `pid` names a live process: not gone, and not a zombie whose threads have all
@@ -82,8 +90,7 @@ pub fn signal(pid: u32, sig: &str, group: bool) -> anyhow::Result<()> {
 /// When a process started, in clock ticks since boot (field 22 of its stat): with the
 /// pid, it names one process for good, even after the pid is reused.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
+    let rest = stat_rest(&format!("/proc/{pid}/stat"))?;
     // Field 22 is the 20th after the state field (field 3).
     rest.split_whitespace().nth(19)?.parse().ok()
 }
@@ -131,14 +138,9 @@ pub fn tree(pid: u32) -> Vec<u32> {
             let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-                continue;
-            };
-            // After the command's closing parenthesis: state, then the parent's pid.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u32>().ok());
+            // The parent's pid follows the state.
+            let ppid = stat_rest(&format!("/proc/{p}/stat"))
+                .and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
             if let Some(pp) = ppid {
                 parent_of.push((p, pp));
             }
@@ -154,38 +156,33 @@ pub fn tree(pid: u32) -> Vec<u32> {
     out
 }
 
-/// The memory of a process and its descendants in bytes, as a container's would be
-/// counted without its page cache: each process's proportional set size (shared pages,
-/// such as PostgreSQL's shared buffers, split among the processes that map them), or
-/// its resident size where the kernel gives no PSS. None when `pid` is gone.
-pub fn tree_memory_bytes(pid: u32) -> Option<u64> {
-    let own = rss_bytes(pid)?;
-    let pss = |p: u32| {
-        std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
-            .ok()
-            .and_then(|t| kib_field(&t, "Pss:"))
-            .or_else(|| rss_bytes(p))
-    };
-    let children: u64 = tree(pid).into_iter().skip(1).filter_map(pss).sum();
-    Some(pss(pid).unwrap_or(own) + children)
+/// A process's proportional set size in bytes (shared pages, such as PostgreSQL's
+/// shared buffers, split among the processes that map them), or its resident size
+/// where the kernel gives no PSS.
+fn pss_bytes(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|t| kib_field(&t, "Pss:"))
+        .or_else(|| rss_bytes(pid))
 }
 
-/// CPU time (user + system) of a process and its descendants, in seconds.
-pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
-    let own = cpu_seconds(pid)?;
-    Some(
-        own + tree(pid)
-            .into_iter()
-            .skip(1)
-            .filter_map(cpu_seconds)
-            .sum::<f64>(),
-    )
+/// The memory in bytes (as a container's would be counted without its page cache: the
+/// sum of PSS) and the CPU seconds (user + system) of a process and its descendants,
+/// from one walk of /proc. None when `pid` is gone.
+pub fn tree_usage(pid: u32) -> Option<(u64, f64)> {
+    let own = (pss_bytes(pid)?, cpu_seconds(pid)?);
+    let children = tree(pid).into_iter().skip(1);
+    Some(children.fold(own, |(mem, cpu), p| {
+        (
+            mem + pss_bytes(p).unwrap_or(0),
+            cpu + cpu_seconds(p).unwrap_or(0.0),
+        )
+    }))
 }
 
 /// CPU time (user + system) a process has used, in seconds.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
+    let rest = stat_rest(&format!("/proc/{pid}/stat"))?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the state field.
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
@@ -295,7 +292,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut seen = 0;
         while Instant::now() < deadline {
-            seen = tree_memory_bytes(pid).unwrap_or(0);
+            seen = tree_usage(pid).map_or(0, |(mem, _)| mem);
             if tree(pid).len() >= 2 && seen > 64 << 20 {
                 break;
             }

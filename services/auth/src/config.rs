@@ -68,9 +68,7 @@ pub struct Config {
     /// Google OAuth client secret.
     #[arg(long, env = "AUTH_GOOGLE_CLIENT_SECRET", hide_env_values = true)]
     pub google_client_secret: Option<String>,
-    /// Database connections in the pool, all opened at start. Four: this service's
-    /// queries are few and short, and every connection is a PostgreSQL backend of ~2 MiB
-    /// that counts in the stack's memory (feed and profile, the busy ones, keep 8).
-    #[arg(long, env = "AUTH_DB_POOL", default_value_t = 4)]
+    /// Database connections in the pool, all opened at start.
+    #[arg(long, env = "AUTH_DB_POOL", default_value_t = common::db::QUIET_POOL)]
     pub db_pool: u32,
 }

@@ -167,7 +167,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn hashes_agree_with_the_standard_phc_path_and_a_burst_keeps_nothing_after() {
         agrees_with_the_standard_phc_path();
-        a_burst_passes_working_memory_on_and_gives_it_back_when_done().await;
+        a_burst_hashes_right_and_holds_no_memory_after().await;
     }
 
     fn agrees_with_the_standard_phc_path() {
@@ -185,7 +185,7 @@ mod tests {
                 .is_err()
         );
         // Made by the crate (as seeded users' and existing accounts' hashes were),
-        // checked here, with working memory already used by the hash above.
+        // checked here.
         let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
         let theirs = Argon2::default()
             .hash_password(b"correct horse", &salt)
@@ -209,7 +209,7 @@ mod tests {
         assert!(!matches(b"pw", DECOY));
     }
 
-    async fn a_burst_passes_working_memory_on_and_gives_it_back_when_done() {
+    async fn a_burst_hashes_right_and_holds_no_memory_after() {
         // Ten sign-ins at once, two hashing at a time: each is right, and when the burst
         // is over no working memory is held.
         let hashes: Vec<_> = (0..10)

@@ -11,6 +11,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 use telemetry::db::SqlSpans;
 
+/// Pool size of a service whose queries are few and short (auth, media, messaging,
+/// web): every connection is opened at start and is a PostgreSQL backend of ~2 MiB that
+/// counts in the stack's memory; feed and profile, the busy ones, keep 8.
+pub const QUIET_POOL: u32 = 4;
+
 /// A pool and the span facts for every query made through it.
 #[derive(Debug, Clone)]
 pub struct Db {

@@ -22,10 +22,8 @@ pub struct Config {
         default_value = "http://127.0.0.1:8081/api/auth/jwks"
     )]
     pub jwks_url: String,
-    /// Database connections in the pool, all opened at start. Four: this service's
-    /// queries are few and short, and every connection is a PostgreSQL backend of ~2 MiB
-    /// that counts in the stack's memory (feed and profile, the busy ones, keep 8).
-    #[arg(long, env = "MESSAGING_DB_POOL", default_value_t = 4)]
+    /// Database connections in the pool, all opened at start.
+    #[arg(long, env = "MESSAGING_DB_POOL", default_value_t = common::db::QUIET_POOL)]
     pub db_pool: u32,
     /// Seconds a user stays online after their last socket's last heartbeat.
     #[arg(long, env = "MESSAGING_PRESENCE_TTL", default_value_t = 30)]

@@ -22,10 +22,8 @@ pub struct Config {
     /// `{public}/oauth/callback`.
     #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,
-    /// Database connections in the pool, all opened at start. Four: this service's
-    /// queries are few and short, and every connection is a PostgreSQL backend of ~2 MiB
-    /// that counts in the stack's memory (feed and profile, the busy ones, keep 8).
-    #[arg(long, env = "WEB_DB_POOL", default_value_t = 4)]
+    /// Database connections in the pool, all opened at start.
+    #[arg(long, env = "WEB_DB_POOL", default_value_t = common::db::QUIET_POOL)]
     pub db_pool: u32,
     /// Mark the session cookie `Secure` (serve over TLS then).
     #[arg(long, env = "WEB_SECURE_COOKIES")]
